@@ -1,0 +1,243 @@
+// Who is the client? The TCP peer, or an address a trusted proxy vouched for.
+//
+//   grayroute::client_ip_resolver resolver({
+//       /*trusted_proxies=*/{"10.0.0.0/8"}, /*headers=*/{"X-Real-IP", "X-Forwarded-For"}});
+//   grayroute::client_ip who = resolver.resolve(peer, headers);   // who.address, who.source_name
+//
+// Trust model (nginx's realip module, made strict):
+//   - Headers count only when the peer is inside trusted_proxies. With none
+//     configured, only the peer counts, whatever the client sends.
+//   - Headers are tried in the configured order; the first one present decides.
+//   - A list header (X-Forwarded-For, Forwarded) is walked from the right: with
+//     `recursive`, the first hop that is not trusted is the client; an invalid or
+//     obfuscated hop stops the walk and the last trusted hop is used; when every
+//     hop is trusted the leftmost wins. Without `recursive`, the last hop is used.
+//   - Any other header (X-Real-IP, CF-Connecting-IP, ...) must hold exactly one
+//     address on one line; a list, a repeat or garbage means the peer is used.
+// Results are unmapped: a client seen as ::ffff:10.1.2.3 is reported as 10.1.2.3.
+#ifndef GRAYROUTE_CLIENT_IP_HPP
+#define GRAYROUTE_CLIENT_IP_HPP
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config_error.hpp"
+#include "detail/ascii.hpp"
+#include "forwarded.hpp"
+#include "headers.hpp"
+#include "ip.hpp"
+#include "version.hpp"
+
+GRAYROUTE_NAMESPACE_BEGIN
+
+/// How a header carries an address; inferred from the header name.
+enum class header_format : std::uint8_t {
+  single_address,   // X-Real-IP and any other custom header: exactly one address
+  x_forwarded_for,  // comma-separated addresses, possibly over several lines
+  forwarded,        // RFC 7239
+};
+
+constexpr header_format format_of_header(std::string_view name) noexcept {
+  if (detail::iequals(name, "X-Forwarded-For")) return header_format::x_forwarded_for;
+  if (detail::iequals(name, "Forwarded")) return header_format::forwarded;
+  return header_format::single_address;
+}
+
+struct resolver_config {
+  /// Peers whose forwarded headers are believed ("10.0.0.0/8", "::1"). Empty: trust
+  /// no one. The seed's behaviour (trust anyone) needs "0.0.0.0/0" and "::/0" here.
+  std::vector<std::string> trusted_proxies;
+  /// Headers to read, in order of preference.
+  std::vector<std::string> headers{"X-Real-IP", "X-Forwarded-For"};
+  /// Walk list headers past trusted hops (nginx `real_ip_recursive on`).
+  bool recursive = true;
+};
+
+/// The resolved client address and where it came from.
+struct client_ip {
+  ip_address address;
+  int source = -1;                     // index into resolver_config::headers; -1: the TCP peer
+  std::string_view source_name = "peer";  // the header's configured name, or "peer"
+
+  bool from_header() const noexcept { return source >= 0; }
+};
+
+namespace detail {
+
+// A trusted network, unmapped and with its masks precomputed so a hop check is two ANDs.
+struct masked_network {
+  std::uint64_t high, low, high_mask, low_mask;
+  bool v4;
+
+  static masked_network from(const ip_network& network) noexcept {
+    const ip_network n = network.unmapped();
+    const unsigned bits = n.address().is_v4() ? n.prefix_length() + 96 : n.prefix_length();
+    const std::uint64_t high_mask = bits >= 64 ? ~0ull : (bits == 0 ? 0ull : ~0ull << (64 - bits));
+    const std::uint64_t low_mask = bits <= 64 ? 0ull : (bits == 128 ? ~0ull : ~0ull << (128 - bits));
+    return {n.address().v6_high(), n.address().v6_low(), high_mask, low_mask, n.address().is_v4()};
+  }
+
+  bool contains_unmapped(const ip_address& a) const noexcept {
+    return a.is_v4() == v4 && (a.v6_high() & high_mask) == high && (a.v6_low() & low_mask) == low;
+  }
+};
+
+}  // namespace detail
+
+class client_ip_resolver {
+ public:
+  /// At most this many headers can be configured (the request path keeps one small state each).
+  static constexpr std::size_t kMaxHeaders = 8;
+
+  /// Validates the configuration; throws config_error naming a bad network or header.
+  explicit client_ip_resolver(const resolver_config& config = {}) : recursive_(config.recursive) {
+    for (const auto& text : config.trusted_proxies) {
+      const auto network = parse_network(text);
+      if (!network) {
+        detail::throw_config_error("trusted proxy " + detail::quoted(text) +
+                                   ": not an address or network (a network must have no host bits set)");
+      }
+      trusted_.push_back(detail::masked_network::from(*network));
+    }
+    if (config.headers.size() > kMaxHeaders) {
+      detail::throw_config_error("too many client-IP headers (" + std::to_string(config.headers.size()) +
+                                 "; at most " + std::to_string(kMaxHeaders) + ")");
+    }
+    for (const auto& name : config.headers) {
+      if (name.empty()) detail::throw_config_error("client-IP header name is empty");
+      for (char c : name) {
+        if (!detail::is_tchar(c)) detail::throw_config_error("client-IP header name " + detail::quoted(name) + " is not a token");
+      }
+      for (const auto& seen : names_) {
+        if (detail::iequals(seen, name)) detail::throw_config_error("client-IP header " + detail::quoted(name) + " is listed twice");
+      }
+      names_.push_back(name);
+      formats_.push_back(format_of_header(name));
+    }
+  }
+
+  /// True when `address` (unmapped) lies in a trusted-proxy network.
+  bool is_trusted(const ip_address& address) const noexcept {
+    const ip_address a = address.unmapped();
+    for (const auto& n : trusted_) {
+      if (n.contains_unmapped(a)) return true;
+    }
+    return false;
+  }
+
+  const std::vector<std::string>& header_names() const noexcept { return names_; }
+
+  /// Walks the headers once and keeps per-header state; for callers that read
+  /// other headers in the same pass (the router does).
+  class scan {
+   public:
+    scan(const client_ip_resolver& resolver, const ip_address& peer) noexcept
+        : resolver_(&resolver), peer_(peer.unmapped()), trusted_peer_(resolver.is_trusted(peer_)) {}
+
+    /// Offers one header line; true when it is one of the configured headers.
+    bool feed(std::string_view name, std::string_view value) noexcept {
+      if (!trusted_peer_) return false;
+      const auto& names = resolver_->names_;
+      for (std::size_t i = 0; i < names.size(); ++i) {
+        if (!detail::iequals(name, names[i])) continue;
+        feed_line(i, value);
+        return true;
+      }
+      return false;
+    }
+
+    client_ip finish() const noexcept {
+      const auto& names = resolver_->names_;
+      for (std::size_t i = 0; i < names.size(); ++i) {
+        const walk& w = walks_[i];
+        if (!w.present) continue;
+        if (w.broken || !w.has_candidate) break;
+        return client_ip{w.candidate, static_cast<int>(i), names[i]};
+      }
+      return client_ip{peer_, -1, "peer"};
+    }
+
+   private:
+    // One forward pass gives the same answer as walking from the right: the answer is
+    // the rightmost untrusted hop, or the hop just after the rightmost invalid one,
+    // or the leftmost when all are trusted. So no hop list is ever stored.
+    struct walk {
+      ip_address candidate;
+      bool has_candidate = false;
+      bool present = false;
+      bool broken = false;  // a single-address header that was not one address
+    };
+
+    void feed_line(std::size_t i, std::string_view value) noexcept {
+      walk& w = walks_[i];
+      const bool recursive = resolver_->recursive_;
+      auto on_hop = [&](const std::optional<ip_address>& hop) {
+        w.present = true;
+        if (!hop) {
+          w.has_candidate = false;
+          return;
+        }
+        const ip_address a = hop->unmapped();
+        // Not recursive: the last hop wins. Recursive: an untrusted hop is the newest
+        // answer, and a trusted one only fills an empty slot (the leftmost hop, or the
+        // one just after an invalid hop).
+        if (recursive && w.has_candidate && resolver_->is_trusted(a)) return;
+        w.candidate = a;
+        w.has_candidate = true;
+      };
+      switch (resolver_->formats_[i]) {
+        case header_format::x_forwarded_for:
+          for_each_x_forwarded_for(value, on_hop);
+          break;
+        case header_format::forwarded:
+          for_each_forwarded_for(value, on_hop);
+          break;
+        case header_format::single_address: {
+          const std::string_view text = detail::trim_ows(value);
+          if (text.empty()) break;
+          if (w.present) {
+            w.broken = true;  // a repeated single-address header is not believed
+            break;
+          }
+          w.present = true;
+          const auto a = parse_ip(text);
+          if (!a) {
+            w.broken = true;
+            break;
+          }
+          w.candidate = a->unmapped();
+          w.has_candidate = true;
+          break;
+        }
+      }
+    }
+
+    const client_ip_resolver* resolver_;
+    ip_address peer_;
+    bool trusted_peer_;
+    walk walks_[kMaxHeaders];
+  };
+
+  /// The client address for a request from `peer` carrying `headers` (see headers.hpp).
+  template <class Headers>
+  client_ip resolve(const ip_address& peer, const Headers& headers) const noexcept {
+    scan s(*this, peer);
+    if (!trusted_.empty()) {
+      for (const auto& h : headers) s.feed(detail::header_name(h), detail::header_value(h));
+    }
+    return s.finish();
+  }
+
+ private:
+  std::vector<detail::masked_network> trusted_;
+  std::vector<std::string> names_;
+  std::vector<header_format> formats_;
+  bool recursive_;
+};
+
+GRAYROUTE_NAMESPACE_END
+
+#endif  // GRAYROUTE_CLIENT_IP_HPP

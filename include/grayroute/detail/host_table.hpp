@@ -1,0 +1,298 @@
+// Flat open-addressing tables for exact addresses, read lock-free while one writer
+// updates them in place, plus the bloom filter that answers "not listed" first.
+//
+// Layout choices, for 1M IPv4 entries on the lookup hot path:
+//   - gray_v4_table: the common case (an IPv4 host on the gray route) stores only
+//     the 4-byte key, so 1M entries take 8 MiB at load factor <= 0.7 after growth
+//     (about 8.4 bytes per entry). 0.0.0.0 and 255.255.255.255 are its empty and
+//     tombstone markers; those two keys live in a tagged_table instead.
+//   - tagged_table<W>: key words + a 32-bit meta (route, tombstone bit). Keys are
+//     written once per slot and never rewritten, so a reader comparing a 128-bit
+//     key can never see half of one; an erased slot keeps its key as a tombstone
+//     and is revived only for the same key.
+//   - Linear probing from a Fibonacci/murmur-mixed hash: one cache line per probe
+//     in the usual case. The writer rebuilds into a fresh table (published through
+//     the store's reader_gate) when live + tombstones exceed 70%, so probes stay
+//     short and every probe sequence ends at an empty slot.
+//   - bloom_filter: 64-bit blocks, 3 bits per key, about 8 bits per entry; most
+//     requests come from unlisted clients, and the filter answers them from a table
+//     8x smaller than the hash table. Erasing leaves bits set; the store rebuilds it
+//     once erases pile up.
+#ifndef GRAYROUTE_DETAIL_HOST_TABLE_HPP
+#define GRAYROUTE_DETAIL_HOST_TABLE_HPP
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <optional>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+#include "../store.hpp"
+#include "../version.hpp"
+
+GRAYROUTE_NAMESPACE_BEGIN
+namespace detail {
+
+/// murmur3's 64-bit finaliser: every input bit moves every output bit.
+constexpr std::uint64_t mix64(std::uint64_t x) noexcept {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 33;
+  return x;
+}
+
+/// An array of zeroed atomics; large ones are asked for on 2 MiB pages, because the
+/// tables are probed at random and TLB misses would otherwise dominate.
+template <class T>
+class atomic_array {
+ public:
+  explicit atomic_array(std::size_t count) : count_(count) {
+    const std::size_t bytes = count * sizeof(std::atomic<T>);
+    data_ = static_cast<std::atomic<T>*>(::operator new(bytes, std::align_val_t(kAlignment(bytes))));
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (bytes >= kHugePage) ::madvise(static_cast<void*>(data_), bytes, MADV_HUGEPAGE);
+#endif
+    for (std::size_t i = 0; i < count; ++i) new (&data_[i]) std::atomic<T>(T{});
+  }
+  atomic_array(const atomic_array&) = delete;
+  atomic_array& operator=(const atomic_array&) = delete;
+  ~atomic_array() {
+    ::operator delete(static_cast<void*>(data_), std::align_val_t(kAlignment(count_ * sizeof(std::atomic<T>))));
+  }
+
+  std::atomic<T>& operator[](std::size_t i) noexcept { return data_[i]; }
+  const std::atomic<T>& operator[](std::size_t i) const noexcept { return data_[i]; }
+  std::size_t size() const noexcept { return count_; }
+  std::size_t bytes() const noexcept { return count_ * sizeof(std::atomic<T>); }
+
+ private:
+  static constexpr std::size_t kHugePage = std::size_t{2} << 20;
+  static constexpr std::size_t kAlignment(std::size_t bytes) { return bytes >= kHugePage ? kHugePage : 64; }
+
+  std::atomic<T>* data_;
+  std::size_t count_;
+};
+
+/// Smallest power-of-two exponent whose table keeps `entries` at or under half full.
+inline unsigned table_bits_for(std::size_t entries) noexcept {
+  unsigned bits = 4;
+  while ((std::size_t{1} << bits) < entries * 2) ++bits;
+  return bits;
+}
+
+class gray_v4_table {
+ public:
+  static constexpr std::uint32_t kEmpty = 0;
+  static constexpr std::uint32_t kTombstone = 0xffffffffu;
+
+  /// Keys that can live here; the two markers go to a tagged_table.
+  static constexpr bool storable(std::uint32_t key) noexcept { return key != kEmpty && key != kTombstone; }
+
+  explicit gray_v4_table(unsigned bits) : slots_(std::size_t{1} << bits), shift_(64 - bits) {}
+
+  bool find(std::uint32_t key, std::uint64_t hash) const noexcept {
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = hash >> shift_;; i = (i + 1) & mask) {
+      const std::uint32_t v = slots_[i].load(std::memory_order_acquire);
+      if (v == key) return true;
+      if (v == kEmpty) return false;
+    }
+  }
+
+  // Writer side: one thread at a time (the store's mutex).
+  bool insert(std::uint32_t key, std::uint64_t hash) noexcept {
+    const std::size_t mask = slots_.size() - 1;
+    std::size_t reuse = SIZE_MAX;
+    std::size_t i = hash >> shift_;
+    for (;; i = (i + 1) & mask) {
+      const std::uint32_t v = slots_[i].load(std::memory_order_relaxed);
+      if (v == key) return false;
+      if (v == kEmpty) break;
+      if (v == kTombstone && reuse == SIZE_MAX) reuse = i;
+    }
+    if (reuse != SIZE_MAX) {
+      i = reuse;
+      --tombstones_;
+    } else {
+      ++used_;
+    }
+    slots_[i].store(key, std::memory_order_release);
+    ++live_;
+    return true;
+  }
+
+  bool erase(std::uint32_t key, std::uint64_t hash) noexcept {
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = hash >> shift_;; i = (i + 1) & mask) {
+      const std::uint32_t v = slots_[i].load(std::memory_order_relaxed);
+      if (v == kEmpty) return false;
+      if (v != key) continue;
+      // A tombstone, not an empty slot: readers probing past it must keep going.
+      slots_[i].store(kTombstone, std::memory_order_release);
+      --live_;
+      ++tombstones_;
+      return true;
+    }
+  }
+
+  /// True when one more insert would pass 70% occupancy (live + tombstones).
+  bool full() const noexcept { return (used_ + 1) * 10 > slots_.size() * 7; }
+  std::size_t live() const noexcept { return live_; }
+  std::size_t bytes() const noexcept { return slots_.bytes(); }
+  unsigned bits() const noexcept { return 64 - shift_; }
+
+  template <class F>
+  void for_each(F&& f) const {
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      const std::uint32_t v = slots_[i].load(std::memory_order_relaxed);
+      if (storable(v)) f(v);
+    }
+  }
+
+ private:
+  atomic_array<std::uint32_t> slots_;
+  unsigned shift_;
+  std::size_t live_ = 0;
+  std::size_t used_ = 0;  // non-empty slots: live + tombstones
+  std::size_t tombstones_ = 0;
+};
+
+/// Exact keys of W 64-bit words (1: IPv4, 2: IPv6) with a route each.
+template <int W>
+class tagged_table {
+ public:
+  using key_type = std::array<std::uint64_t, W>;
+
+  explicit tagged_table(unsigned bits) : slots_(new slot[std::size_t{1} << bits]), mask_((std::size_t{1} << bits) - 1), shift_(64 - bits) {}
+
+  std::optional<route_id> find(const key_type& key, std::uint64_t hash) const noexcept {
+    for (std::size_t i = hash >> shift_;; i = (i + 1) & mask_) {
+      const slot& s = slots_[i];
+      const std::uint32_t meta = s.meta.load(std::memory_order_acquire);
+      if (meta == 0) return std::nullopt;
+      if (!s.matches(key)) continue;
+      if (meta & kTombstoneBit) return std::nullopt;
+      return static_cast<route_id>(meta & 0xffff);
+    }
+  }
+
+  enum class change { added, updated, unchanged };
+
+  change insert(const key_type& key, std::uint64_t hash, route_id route) noexcept {
+    const std::uint32_t meta = kUsedBit | route;
+    for (std::size_t i = hash >> shift_;; i = (i + 1) & mask_) {
+      slot& s = slots_[i];
+      const std::uint32_t old = s.meta.load(std::memory_order_relaxed);
+      if (old == 0) {
+        for (int w = 0; w < W; ++w) s.words[w].store(key[w], std::memory_order_relaxed);
+        s.meta.store(meta, std::memory_order_release);
+        ++used_;
+        ++live_;
+        return change::added;
+      }
+      if (!s.matches(key)) continue;
+      if (old == meta) return change::unchanged;
+      s.meta.store(meta, std::memory_order_release);
+      if (old & kTombstoneBit) {
+        --tombstones_;
+        ++live_;
+        return change::added;
+      }
+      return change::updated;
+    }
+  }
+
+  bool erase(const key_type& key, std::uint64_t hash) noexcept {
+    for (std::size_t i = hash >> shift_;; i = (i + 1) & mask_) {
+      slot& s = slots_[i];
+      const std::uint32_t old = s.meta.load(std::memory_order_relaxed);
+      if (old == 0) return false;
+      if (!s.matches(key)) continue;
+      if (old & kTombstoneBit) return false;
+      s.meta.store(old | kTombstoneBit, std::memory_order_release);
+      --live_;
+      ++tombstones_;
+      return true;
+    }
+  }
+
+  bool full() const noexcept { return (used_ + 1) * 10 > (mask_ + 1) * 7; }
+  std::size_t live() const noexcept { return live_; }
+  std::size_t bytes() const noexcept { return (mask_ + 1) * sizeof(slot); }
+
+  template <class F>
+  void for_each(F&& f) const {
+    for (std::size_t i = 0; i <= mask_; ++i) {
+      const slot& s = slots_[i];
+      const std::uint32_t meta = s.meta.load(std::memory_order_relaxed);
+      if (meta == 0 || (meta & kTombstoneBit)) continue;
+      key_type key;
+      for (int w = 0; w < W; ++w) key[w] = s.words[w].load(std::memory_order_relaxed);
+      f(key, static_cast<route_id>(meta & 0xffff));
+    }
+  }
+
+ private:
+  static constexpr std::uint32_t kUsedBit = 1u << 30;
+  static constexpr std::uint32_t kTombstoneBit = 1u << 31;
+
+  struct slot {
+    std::atomic<std::uint64_t> words[W] = {};
+    std::atomic<std::uint32_t> meta{0};
+
+    bool matches(const key_type& key) const noexcept {
+      for (int w = 0; w < W; ++w) {
+        if (words[w].load(std::memory_order_relaxed) != key[w]) return false;
+      }
+      return true;
+    }
+  };
+
+  std::unique_ptr<slot[]> slots_;
+  std::size_t mask_;
+  unsigned shift_;
+  std::size_t live_ = 0;
+  std::size_t used_ = 0;
+  std::size_t tombstones_ = 0;
+};
+
+class bloom_filter {
+ public:
+  /// About 8 bits per entry for a table of 2^table_bits slots at <= 50% load.
+  explicit bloom_filter(unsigned table_bits)
+      : words_(std::size_t{1} << (table_bits > 4 ? table_bits - 4 : 0)), shift_(64 - (table_bits > 4 ? table_bits - 4 : 0)) {}
+
+  bool may_contain(std::uint64_t hash) const noexcept {
+    const std::uint64_t m = bits(hash);
+    return (words_[index(hash)].load(std::memory_order_acquire) & m) == m;
+  }
+
+  void add(std::uint64_t hash) noexcept { words_[index(hash)].fetch_or(bits(hash), std::memory_order_release); }
+
+  std::size_t bytes() const noexcept { return words_.bytes(); }
+
+ private:
+  // The word comes from the hash's top bits (like the table's slot), the three bit
+  // positions from its low 18 bits, so they are independent.
+  std::size_t index(std::uint64_t hash) const noexcept { return shift_ == 64 ? 0 : static_cast<std::size_t>(hash >> shift_); }
+  static std::uint64_t bits(std::uint64_t hash) noexcept {
+    return (1ull << (hash & 63)) | (1ull << ((hash >> 6) & 63)) | (1ull << ((hash >> 12) & 63));
+  }
+
+  atomic_array<std::uint64_t> words_;
+  unsigned shift_;
+};
+
+}  // namespace detail
+GRAYROUTE_NAMESPACE_END
+
+#endif  // GRAYROUTE_DETAIL_HOST_TABLE_HPP

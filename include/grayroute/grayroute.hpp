@@ -1,0 +1,19 @@
+// grayroute: gray release (canary) routing for C++ gateways. The whole core, in
+// one include; Redis support is separate (grayroute/redis_store.hpp).
+#ifndef GRAYROUTE_GRAYROUTE_HPP
+#define GRAYROUTE_GRAYROUTE_HPP
+
+#include "client_ip.hpp"
+#include "config_error.hpp"
+#include "cookie.hpp"
+#include "forwarded.hpp"
+#include "headers.hpp"
+#include "ip.hpp"
+#include "list_file.hpp"
+#include "memory_store.hpp"
+#include "rollout.hpp"
+#include "router.hpp"
+#include "store.hpp"
+#include "version.hpp"
+
+#endif  // GRAYROUTE_GRAYROUTE_HPP

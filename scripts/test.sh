@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Builds and runs every test: unit tests, the tests against real redis-server / nginx /
+# grayroute-proxy on loopback, the package-consumer test, the ASan+UBSan build, the
+# TSan build of the concurrency tests, and short libFuzzer runs.
+#   GRAYROUTE_FUZZ_SECONDS=30 (per target)   GRAYROUTE_SKIP="asan tsan fuzz" to skip stages
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+ensure_packages "${GRAYROUTE_BUILD_PACKAGES[@]}" "${GRAYROUTE_TEST_PACKAGES[@]}" "${GRAYROUTE_BENCH_PACKAGES[@]}"
+
+skip() { [[ " ${GRAYROUTE_SKIP:-} " == *" $1 "* ]]; }
+stage() { echo; echo "==> $*"; }
+
+stage "release build and all tests"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$(jobs)"
+(cd build && ctest --output-on-failure -j "$(jobs)")
+
+if ! skip asan; then
+  stage "AddressSanitizer + UndefinedBehaviorSanitizer"
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DGRAYROUTE_BUILD_BENCHMARKS=OFF \
+    -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" >/dev/null
+  cmake --build build-asan -j "$(jobs)"
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$(jobs)" -LE no-sanitizer)
+fi
+
+if ! skip tsan; then
+  stage "ThreadSanitizer (tests labelled concurrency)"
+  cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRAYROUTE_BUILD_BENCHMARKS=OFF \
+    -DGRAYROUTE_BUILD_EXAMPLES=OFF -DCMAKE_CXX_FLAGS="-fsanitize=thread" >/dev/null
+  cmake --build build-tsan -j "$(jobs)"
+  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -L concurrency)
+fi
+
+if ! skip fuzz; then
+  stage "libFuzzer, ${GRAYROUTE_FUZZ_SECONDS:-20} s per target"
+  cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DGRAYROUTE_BUILD_FUZZERS=ON -DGRAYROUTE_BUILD_BENCHMARKS=OFF -DGRAYROUTE_BUILD_EXAMPLES=OFF >/dev/null
+  cmake --build build-fuzz -j "$(jobs)" --target grayroute_fuzzers
+  for target in build-fuzz/tests/fuzz/fuzz_*; do
+    name=$(basename "$target")
+    corpus=$(mktemp -d)
+    echo "--- $name"
+    "$target" -max_total_time="${GRAYROUTE_FUZZ_SECONDS:-20}" -print_final_stats=1 \
+      -dict="tests/fuzz/${name#fuzz_}.dict" "$corpus" 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY" || true
+    rm -rf "$corpus"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "fuzzer $name failed"; exit 1; }
+  done
+fi
+
+echo
+echo "all test stages passed"
