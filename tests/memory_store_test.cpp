@@ -1,0 +1,235 @@
+// memory_store: longest-prefix match, updates, bulk replace, and readers racing writers.
+#include <grayroute/memory_store.hpp>
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <random>
+#include <set>
+#include <thread>
+#include <vector>
+
+using grayroute::ip_address;
+using grayroute::kGray;
+using grayroute::kProduction;
+using grayroute::memory_store;
+using grayroute::parse_ip;
+using grayroute::parse_network;
+using grayroute::route_id;
+
+namespace {
+grayroute::ip_network net(const char* text) {
+  const auto n = parse_network(text);
+  REQUIRE_MESSAGE(n.has_value(), text);
+  return *n;
+}
+std::optional<route_id> lookup(const memory_store& s, const char* ip) { return s.lookup(*parse_ip(ip)); }
+}  // namespace
+
+TEST_SUITE("memory_store") {
+  TEST_CASE("exact addresses and networks, both families") {
+    memory_store s;
+    s.insert(net("10.1.2.3"));
+    s.insert(net("192.168.116.0/24"));
+    s.insert(net("2001:db8::1"));
+    s.insert(net("2001:db8:7::/48"));
+    CHECK(s.size() == 4);
+    CHECK(s.contains(*parse_ip("10.1.2.3")));
+    CHECK_FALSE(s.contains(*parse_ip("10.1.2.4")));
+    CHECK(s.contains(*parse_ip("192.168.116.255")));
+    CHECK_FALSE(s.contains(*parse_ip("192.168.117.0")));
+    CHECK(s.contains(*parse_ip("2001:db8::1")));
+    CHECK_FALSE(s.contains(*parse_ip("2001:db8::2")));
+    CHECK(s.contains(*parse_ip("2001:db8:7:ffff::1")));
+    CHECK_FALSE(s.contains(*parse_ip("2001:db8:8::1")));
+  }
+
+  TEST_CASE("longest prefix wins, so an exception can carve a hole") {
+    memory_store s;
+    s.insert(net("10.0.0.0/8"));
+    s.insert(net("10.1.0.0/16"), kProduction);
+    s.insert(net("10.1.2.0/24"), 2);
+    s.insert(net("10.1.2.3"), kProduction);
+    CHECK(lookup(s, "10.9.9.9") == kGray);
+    CHECK(lookup(s, "10.1.9.9") == kProduction);
+    CHECK(lookup(s, "10.1.2.9") == route_id{2});
+    CHECK(lookup(s, "10.1.2.3") == kProduction);
+    CHECK_FALSE(lookup(s, "11.0.0.1").has_value());
+    s.erase(net("10.1.0.0/16"));
+    CHECK(lookup(s, "10.1.9.9") == kGray);
+    CHECK(lookup(s, "10.1.2.9") == route_id{2});
+  }
+
+  TEST_CASE("v4-mapped addresses and entries are their IPv4 selves") {
+    memory_store s;
+    s.insert(net("::ffff:10.0.0.0/104"));
+    s.insert(net("::ffff:1.2.3.4"));
+    CHECK(s.contains(*parse_ip("10.200.1.1")));
+    CHECK(s.contains(*parse_ip("::ffff:10.200.1.1")));
+    CHECK(s.contains(*parse_ip("1.2.3.4")));
+    CHECK(s.erase(net("1.2.3.4")));
+    CHECK_FALSE(s.contains(*parse_ip("::ffff:1.2.3.4")));
+  }
+
+  TEST_CASE("the marker keys 0.0.0.0 and 255.255.255.255 are ordinary entries") {
+    memory_store s;
+    CHECK_FALSE(s.contains(*parse_ip("0.0.0.0")));
+    s.insert(net("0.0.0.0"));
+    s.insert(net("255.255.255.255"));
+    CHECK(s.contains(*parse_ip("0.0.0.0")));
+    CHECK(s.contains(*parse_ip("255.255.255.255")));
+    CHECK(s.size() == 2);
+    CHECK(s.erase(net("0.0.0.0")));
+    CHECK_FALSE(s.contains(*parse_ip("0.0.0.0")));
+    CHECK(s.contains(*parse_ip("255.255.255.255")));
+  }
+
+  TEST_CASE("insert replaces the route, erase removes exactly what was listed") {
+    memory_store s;
+    s.insert(net("1.2.3.4"));
+    s.insert(net("1.2.3.4"), 3);
+    CHECK(s.size() == 1);
+    CHECK(lookup(s, "1.2.3.4") == route_id{3});
+    s.insert(net("1.2.3.4"));
+    CHECK(s.size() == 1);
+    CHECK(lookup(s, "1.2.3.4") == kGray);
+    s.insert(net("1.2.0.0/16"));
+    CHECK_FALSE(s.erase(net("1.2.0.0/17")));
+    CHECK(s.erase(net("1.2.3.4")));
+    CHECK_FALSE(s.erase(net("1.2.3.4")));
+    CHECK(s.contains(*parse_ip("1.2.3.4")));  // still inside 1.2.0.0/16
+    CHECK(s.size() == 1);
+  }
+
+  TEST_CASE("the store agrees with a plain model under random churn") {
+    std::mt19937 rng(7);
+    memory_store s;
+    std::set<std::uint32_t> model;
+    for (int i = 0; i < 200000; ++i) {
+      const std::uint32_t key = rng() % 50000;  // dense enough to revisit keys and tombstones
+      const ip_address a = ip_address::v4(key);
+      if (rng() % 3 == 0) {
+        CHECK(s.erase(grayroute::ip_network::host(a)) == (model.erase(key) == 1));
+      } else {
+        s.insert(grayroute::ip_network::host(a));
+        model.insert(key);
+      }
+    }
+    CHECK(s.size() == model.size());
+    std::size_t mismatches = 0;
+    for (std::uint32_t key = 0; key < 50000; ++key) {
+      mismatches += s.contains(ip_address::v4(key)) != (model.count(key) == 1);
+    }
+    CHECK(mismatches == 0);
+    CHECK(s.entries().size() == model.size());
+  }
+
+  TEST_CASE("IPv6 hosts grow and survive erase/re-insert") {
+    memory_store s;
+    for (std::uint64_t i = 0; i < 5000; ++i) s.insert(grayroute::ip_network::host(ip_address::v6(0x20010db8ull << 32, i)));
+    for (std::uint64_t i = 0; i < 5000; i += 2) CHECK(s.erase(grayroute::ip_network::host(ip_address::v6(0x20010db8ull << 32, i))));
+    for (std::uint64_t i = 0; i < 5000; i += 4) s.insert(grayroute::ip_network::host(ip_address::v6(0x20010db8ull << 32, i)));
+    std::size_t listed = 0;
+    for (std::uint64_t i = 0; i < 5000; ++i) listed += s.contains(ip_address::v6(0x20010db8ull << 32, i));
+    CHECK(listed == 2500 + 1250);
+    CHECK(s.size() == 3750);
+  }
+
+  TEST_CASE("replace swaps the whole list and later duplicates win") {
+    memory_store s;
+    s.insert(net("1.1.1.1"));
+    s.replace({{net("2.2.2.2"), kGray}, {net("3.0.0.0/8"), kGray}, {net("2.2.2.2"), 4}});
+    CHECK_FALSE(s.contains(*parse_ip("1.1.1.1")));
+    CHECK(lookup(s, "2.2.2.2") == route_id{4});
+    CHECK(s.contains(*parse_ip("3.3.3.3")));
+    CHECK(s.size() == 2);
+    s.clear();
+    CHECK(s.empty());
+    CHECK_FALSE(s.contains(*parse_ip("3.3.3.3")));
+  }
+
+  TEST_CASE("a million IPv4 hosts plus 10,000 networks load and stay compact") {
+    std::vector<grayroute::store_entry> entries;
+    entries.reserve(1010000);
+    std::mt19937 rng(1);
+    std::set<std::uint32_t> seen;
+    while (seen.size() < 1000000) seen.insert(static_cast<std::uint32_t>(rng()) | 1u);
+    for (auto key : seen) entries.push_back({grayroute::ip_network::host(ip_address::v4(key)), kGray});
+    for (std::uint32_t i = 0; i < 10000; ++i) {
+      entries.push_back({*grayroute::ip_network::make(ip_address::v4((i * 2u + 1) << 8), 24), kGray});
+    }
+    memory_store s(entries);
+    CHECK(s.size() == 1010000);
+    // Hash table + filter for the hosts must stay under 12 bytes per host.
+    CHECK(s.memory_bytes() < 12 * 1000000 + 2 * 1024 * 1024);
+    CHECK(s.contains(ip_address::v4(*seen.begin())));
+    CHECK(s.contains(ip_address::v4((5u * 2 + 1) << 8 | 77)));
+  }
+
+  TEST_CASE("readers racing a writer never see a half-applied replace") {
+    // Both lists carry 10.0.0.0/8 (on different routes), so a reader that ever finds
+    // it missing saw a half-applied replace or an index being rebuilt under it.
+    memory_store s;
+    std::vector<grayroute::store_entry> even, odd;
+    for (std::uint32_t k = 0; k < 2000; k += 2) even.push_back({grayroute::ip_network::host(ip_address::v4(k + 1000)), kGray});
+    for (std::uint32_t k = 1; k < 2000; k += 2) odd.push_back({grayroute::ip_network::host(ip_address::v4(k + 1000)), kGray});
+    even.push_back({net("10.0.0.0/8"), kGray});
+    odd.push_back({net("10.0.0.0/8"), kProduction});
+    s.replace(even);
+    std::atomic<bool> stop{false};
+    std::atomic<long> lookups{0}, violations{0};
+    std::vector<std::thread> readers;
+    for (int t = 0; t < 3; ++t) {
+      readers.emplace_back([&, t] {
+        std::uint32_t k = static_cast<std::uint32_t>(t);
+        while (!stop.load(std::memory_order_relaxed)) {
+          k = (k + 7) % 2000;
+          (void)s.contains(ip_address::v4(k + 1000));
+          if (!s.lookup(*parse_ip("10.1.1.1"))) violations.fetch_add(1);
+          lookups.fetch_add(1, std::memory_order_relaxed);
+        }
+      });
+    }
+    for (int round = 0; round < 200; ++round) {
+      s.replace(round % 2 ? even : odd);
+      s.insert(grayroute::ip_network::host(ip_address::v4(50000 + static_cast<std::uint32_t>(round))));
+      s.insert(net("172.16.0.0/12"));
+      s.erase(net("172.16.0.0/12"));
+    }
+    stop = true;
+    for (auto& r : readers) r.join();
+    CHECK(violations.load() == 0);
+    CHECK(lookups.load() > 0);
+    CHECK(s.size() == 1000 + 1 + 1);  // the last list (even) + one host from round 199
+  }
+
+  TEST_CASE("a host inserted by one thread is seen by lookups that start after it returns") {
+    memory_store s;
+    std::atomic<int> published{-1};
+    std::atomic<long> missed{0};
+    std::thread reader([&] {
+      int last = -1;
+      while (last < 4999) {
+        const int p = published.load(std::memory_order_acquire);
+        if (p > last) {
+          for (int i = last + 1; i <= p; ++i) {
+            if (!s.contains(ip_address::v4(0x0a000000u + static_cast<std::uint32_t>(i)))) missed.fetch_add(1);
+          }
+          last = p;
+        }
+      }
+    });
+    for (int i = 0; i < 5000; ++i) {
+      s.insert(grayroute::ip_network::host(ip_address::v4(0x0a000000u + static_cast<std::uint32_t>(i))));
+      published.store(i, std::memory_order_release);
+    }
+    reader.join();
+    CHECK(missed.load() == 0);
+  }
+}
+
+static_assert(grayroute::is_store_v<memory_store>);
+struct not_a_store {
+  bool lookup(const ip_address&) const { return false; }
+};
+static_assert(!grayroute::is_store_v<not_a_store>);
