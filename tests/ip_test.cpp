@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <random>
 #include <unordered_set>
 
 using grayroute::ip_address;
@@ -108,4 +109,68 @@ TEST_SUITE("ip") {
     std::unordered_set<ip_address> set{a, b, *parse_ip("1.2.3.4")};
     CHECK(set.size() == 2);
   }
+}
+
+namespace {
+
+// Addresses, near-addresses and noise: every parser path must agree on all of them.
+std::string random_candidate(std::mt19937& rng) {
+  static const std::string alphabet = "0123456789abcdefABCDEF:.:.%[] /x0";
+  std::string text;
+  switch (rng() % 4) {
+    case 0: {  // noise
+      const std::size_t n = rng() % 48;
+      for (std::size_t i = 0; i < n; ++i) text += alphabet[rng() % alphabet.size()];
+      return text;
+    }
+    case 1:
+      text = ip_address::v4(static_cast<std::uint32_t>(rng() >> (rng() % 32))).to_string();
+      break;
+    default: {
+      const std::uint64_t high = (static_cast<std::uint64_t>(rng()) << 32 | rng()) & (rng() % 2 ? ~0ull : 0xffff0000ffffull);
+      const std::uint64_t low = (static_cast<std::uint64_t>(rng()) << 32 | rng()) & (rng() % 2 ? ~0ull : 0xffffull);
+      text = ip_address::v6(high, rng() % 5 == 0 ? (0xffffull << 32 | (low & 0xffffffff)) : low).to_string();
+      break;
+    }
+  }
+  // Mutate some: drop, duplicate or replace a byte.
+  if (!text.empty() && rng() % 2) {
+    const std::size_t at = rng() % text.size();
+    switch (rng() % 3) {
+      case 0: text.erase(at, 1); break;
+      case 1: text.insert(at, 1, text[at]); break;
+      default: text[at] = alphabet[rng() % alphabet.size()]; break;
+    }
+  }
+  return text;
+}
+
+}  // namespace
+
+TEST_CASE("ip: the fast parsers agree with the reference parser") {
+  std::mt19937 rng(20261121);
+  std::size_t valid = 0, mismatches = 0;
+  for (int i = 0; i < 300000; ++i) {
+    const std::string text = random_candidate(rng);
+    const auto reference = grayroute::detail::parse_ip_reference(text);
+    const auto fast = grayroute::parse_ip(text);  // SIMD where the CPU has it
+    std::optional<ip_address> scalar;
+    std::uint32_t v4 = 0;
+    std::uint64_t high = 0, low = 0;
+    if (text.find(':') == std::string::npos) {
+      if (grayroute::detail::parse_v4_fast(text.data(), text.size(), v4)) scalar = ip_address::v4(v4);
+    } else if (grayroute::detail::parse_v6_fast(text.data(), text.size(), high, low)) {
+      scalar = ip_address::v6(high, low);
+    }
+    valid += reference.has_value();
+    if (reference != fast || reference != scalar) {
+      ++mismatches;
+      if (mismatches < 10) MESSAGE("disagreement on \"", text, "\"");
+    }
+    if (reference) {
+      CHECK(parse_ip(reference->to_string()) == reference);  // canonical text round-trips
+    }
+  }
+  CHECK(mismatches == 0);
+  CHECK(valid > 100000);  // the generator really exercises the accepting paths
 }

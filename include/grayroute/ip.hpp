@@ -21,6 +21,8 @@
 #include <string>
 #include <string_view>
 
+#include "detail/ip_parse_fast.hpp"
+#include "detail/ip_parse_simd.hpp"
 #include "version.hpp"
 
 GRAYROUTE_NAMESPACE_BEGIN
@@ -362,9 +364,11 @@ inline std::size_t ip_address::format(char* out) const noexcept {
   return n;
 }
 
-/// Parses an IPv4 dotted quad or any RFC 4291 IPv6 form. Rejects leading zeros in
-/// IPv4 octets, zone ids ("fe80::1%eth0"), brackets and surrounding whitespace.
-[[nodiscard]] constexpr std::optional<ip_address> parse_ip(std::string_view text) noexcept {
+namespace detail {
+
+/// The plain reading of the grammar, one branch per byte: usable in constant
+/// expressions, and the reference the fast parsers are tested against.
+constexpr std::optional<ip_address> parse_ip_reference(std::string_view text) noexcept {
   const char* p = text.data();
   const char* end = p + text.size();
   if (text.size() > ip_address::kMaxTextLength) return std::nullopt;
@@ -377,12 +381,51 @@ inline std::size_t ip_address::format(char* out) const noexcept {
   }
   if (!has_colon) {
     std::uint32_t v4 = 0;
-    if (!detail::parse_v4(p, end, v4)) return std::nullopt;
+    if (!parse_v4(p, end, v4)) return std::nullopt;
     return ip_address::v4(v4);
   }
   std::uint64_t high = 0, low = 0;
-  if (!detail::parse_v6(p, end, high, low)) return std::nullopt;
+  if (!parse_v6(p, end, high, low)) return std::nullopt;
   return ip_address::v6(high, low);
+}
+
+inline std::optional<ip_address> parse_ip_fast(std::string_view text) noexcept {
+  const char* p = text.data();
+  const std::size_t n = text.size();
+  // An IPv4 address is at least 7 bytes and has no colon; an IPv6 address has one
+  // within its first 5 bytes (a group is at most 4 digits).
+  const bool v6 = n < 7 || p[0] == ':' || p[1] == ':' || p[2] == ':' || p[3] == ':' || p[4] == ':';
+  if (!v6) {
+    std::uint32_t v4 = 0;
+#if GRAYROUTE_HAS_SSSE3_PATH
+    if (n >= 8 && cpu_has_ssse3()) {
+      if (!parse_v4_ssse3(p, n, v4)) return std::nullopt;
+      return ip_address::v4(v4);
+    }
+#endif
+    if (!parse_v4_fast(p, n, v4)) return std::nullopt;
+    return ip_address::v4(v4);
+  }
+  std::uint64_t high = 0, low = 0;
+#if GRAYROUTE_HAS_SSSE3_PATH
+  if (cpu_has_ssse3()) {
+    if (!parse_v6_ssse3(p, n, high, low)) return std::nullopt;
+    return ip_address::v6(high, low);
+  }
+#endif
+  if (!parse_v6_fast(p, n, high, low)) return std::nullopt;
+  return ip_address::v6(high, low);
+}
+
+}  // namespace detail
+
+/// Parses an IPv4 dotted quad or any RFC 4291 IPv6 form. Rejects leading zeros in
+/// IPv4 octets, zone ids ("fe80::1%eth0"), brackets and surrounding whitespace.
+[[nodiscard]] constexpr std::optional<ip_address> parse_ip(std::string_view text) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  if (!__builtin_is_constant_evaluated()) return detail::parse_ip_fast(text);
+#endif
+  return detail::parse_ip_reference(text);
 }
 
 /// Parses "address/prefix" or a bare address (a /32 or /128). The prefix is decimal

@@ -1,0 +1,162 @@
+// Client-IP resolution and the full decision, against what a gateway writes by hand:
+// split the header into strings, inet_pton each hop, look the text up in a hash set.
+#include <arpa/inet.h>
+#include <benchmark/benchmark.h>
+#include <grayroute/grayroute.hpp>
+
+#include <memory>
+#include <sstream>
+#include <string>
+#include <unordered_set>
+
+#include "inputs.hpp"
+
+namespace {
+
+using grayroute::header;
+using grayroute::ip_address;
+using grayroute::bench::kTableSize;
+
+constexpr std::size_t kHosts = 1000000;
+
+// One request as a gateway sees it: a few ordinary headers and X-Forwarded-For with
+// three hops, the client first and two of our proxies after it.
+struct request {
+  std::string xff;
+  std::vector<header> headers;
+};
+
+struct fixture {
+  std::vector<std::uint32_t> listed = grayroute::bench::distinct_v4(kHosts, 21);
+  std::vector<std::uint32_t> unlisted =
+      grayroute::bench::distinct_v4(kHosts, 22, std::unordered_set<std::uint32_t>(listed.begin(), listed.end()));
+  grayroute::memory_store store{[this] {
+    std::vector<grayroute::store_entry> e;
+    for (auto v : listed) e.push_back({grayroute::ip_network::host(ip_address::v4(v)), grayroute::kGray});
+    return e;
+  }()};
+  std::unordered_set<std::string> listed_text = [this] {
+    std::unordered_set<std::string> s;
+    for (auto v : listed) s.insert(ip_address::v4(v).to_string());
+    return s;
+  }();
+  ip_address peer = *grayroute::parse_ip("10.0.0.3");
+
+  std::vector<request> requests(double hit_share, std::uint32_t seed) const {
+    std::vector<request> out(kTableSize);
+    const auto clients = grayroute::bench::queries(listed, unlisted, hit_share, kTableSize, seed);
+    for (std::size_t i = 0; i < kTableSize; ++i) {
+      out[i].xff = ip_address::v4(clients[i]).to_string() + ", 10.0.0." + std::to_string(1 + i % 200) + ", 10.0.0.2";
+    }
+    for (auto& r : out) {
+      r.headers = {{"Host", "shop.example.com"},
+                   {"User-Agent", "Mozilla/5.0 (X11; Linux x86_64)"},
+                   {"Accept", "text/html,application/xhtml+xml"},
+                   {"Accept-Encoding", "gzip, deflate, br"},
+                   {"X-Forwarded-For", r.xff},
+                   {"Cookie", "session=7d1f0c; theme=dark"}};
+    }
+    return out;
+  }
+};
+
+const fixture& data() {
+  static const fixture f;
+  return f;
+}
+const std::vector<request>& half_listed() {
+  static const auto r = data().requests(0.5, 23);
+  return r;
+}
+const std::vector<request>& one_pct_listed() {
+  static const auto r = data().requests(0.01, 24);
+  return r;
+}
+
+grayroute::router_config config() {
+  grayroute::router_config c;
+  c.client_ip.trusted_proxies = {"10.0.0.0/8"};
+  c.client_ip.headers = {"X-Real-IP", "X-Forwarded-For"};
+  c.percent = 5;
+  return c;
+}
+
+// The hand-written way: find the header, split it into strings, walk from the right
+// with inet_pton and a trusted-prefix check, then look the text up.
+std::string naive_client(const request& r) {
+  std::string value;
+  for (const auto& [name, v] : r.headers) {
+    if (name == "X-Forwarded-For") value = std::string(v);
+  }
+  std::vector<std::string> hops;
+  std::stringstream in(value);
+  for (std::string hop; std::getline(in, hop, ',');) {
+    hop.erase(0, hop.find_first_not_of(' '));
+    hops.push_back(hop);
+  }
+  for (auto it = hops.rbegin(); it != hops.rend(); ++it) {
+    in_addr a;
+    if (inet_pton(AF_INET, it->c_str(), &a) != 1) break;
+    if ((ntohl(a.s_addr) >> 24) != 10) return *it;
+  }
+  return "10.0.0.3";
+}
+
+void BM_Resolve_Xff3Hops(benchmark::State& state) {
+  const grayroute::client_ip_resolver resolver(config().client_ip);
+  const auto& requests = half_listed();
+  const ip_address peer = data().peer;
+  std::size_t i = 0;
+  for (auto _ : state) {
+    auto who = resolver.resolve(peer, requests[i++ & (kTableSize - 1)].headers);
+    benchmark::DoNotOptimize(who);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_Resolve_Xff3Hops_Naive(benchmark::State& state) {
+  const auto& requests = half_listed();
+  std::size_t i = 0;
+  for (auto _ : state) {
+    auto who = naive_client(requests[i++ & (kTableSize - 1)]);
+    benchmark::DoNotOptimize(who);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void run_decide(benchmark::State& state, const std::vector<request>& requests) {
+  const grayroute::router<grayroute::memory_store> router(data().store, config());
+  const ip_address peer = data().peer;
+  std::size_t i = 0, gray = 0;
+  for (auto _ : state) {
+    gray += router.decide(peer, requests[i++ & (kTableSize - 1)].headers).route;
+  }
+  benchmark::DoNotOptimize(gray);
+  state.SetItemsProcessed(state.iterations());
+}
+
+void run_decide_naive(benchmark::State& state, const std::vector<request>& requests) {
+  const auto& listed = data().listed_text;
+  std::size_t i = 0, gray = 0;
+  for (auto _ : state) {
+    gray += listed.count(naive_client(requests[i++ & (kTableSize - 1)]));
+  }
+  benchmark::DoNotOptimize(gray);
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_Decide_HalfListed(benchmark::State& state) { run_decide(state, half_listed()); }
+void BM_Decide_HalfListed_Naive(benchmark::State& state) { run_decide_naive(state, half_listed()); }
+void BM_Decide_1PctListed(benchmark::State& state) { run_decide(state, one_pct_listed()); }
+void BM_Decide_1PctListed_Naive(benchmark::State& state) { run_decide_naive(state, one_pct_listed()); }
+
+BENCHMARK(BM_Resolve_Xff3Hops);
+BENCHMARK(BM_Resolve_Xff3Hops_Naive);
+BENCHMARK(BM_Decide_HalfListed);
+BENCHMARK(BM_Decide_HalfListed_Naive);
+BENCHMARK(BM_Decide_1PctListed);
+BENCHMARK(BM_Decide_1PctListed_Naive);
+
+}  // namespace
+
+BENCHMARK_MAIN();
