@@ -46,14 +46,11 @@ std::size_t heap_in_use() {
   return info.uordblks + info.hblkhd;
 }
 
-const grayroute::memory_store& store() {
-  static const auto s = std::make_unique<grayroute::memory_store>(data().entries);
-  return *s;
-}
-
-const std::unordered_set<std::uint32_t>& baseline_set() {
-  static const std::unordered_set<std::uint32_t> s(data().listed.begin(), data().listed.end());
-  return s;
+// Each lookup benchmark builds its own structure and drops it afterwards, so the
+// store and the baseline never share the caches during a run.
+std::unique_ptr<grayroute::memory_store> make_store() { return std::make_unique<grayroute::memory_store>(data().entries); }
+std::unique_ptr<std::unordered_set<std::uint32_t>> make_baseline() {
+  return std::make_unique<std::unordered_set<std::uint32_t>>(data().listed.begin(), data().listed.end());
 }
 
 template <class Lookup>
@@ -67,23 +64,23 @@ void run_lookups(benchmark::State& state, const std::vector<std::uint32_t>& quer
 }
 
 void BM_Store_Contains_HalfListed(benchmark::State& state) {
-  const auto& s = store();
-  run_lookups(state, data().mixed, [&](std::uint32_t v) { return s.contains(ip_address::v4(v)); });
+  const auto s = make_store();
+  run_lookups(state, data().mixed, [&](std::uint32_t v) { return s->contains(ip_address::v4(v)); });
 }
 
 void BM_UnorderedSet_Contains_HalfListed(benchmark::State& state) {
-  const auto& s = baseline_set();
-  run_lookups(state, data().mixed, [&](std::uint32_t v) { return s.count(v) != 0; });
+  const auto s = make_baseline();
+  run_lookups(state, data().mixed, [&](std::uint32_t v) { return s->count(v) != 0; });
 }
 
 void BM_Store_Contains_1PctListed(benchmark::State& state) {
-  const auto& s = store();
-  run_lookups(state, data().mostly_misses, [&](std::uint32_t v) { return s.contains(ip_address::v4(v)); });
+  const auto s = make_store();
+  run_lookups(state, data().mostly_misses, [&](std::uint32_t v) { return s->contains(ip_address::v4(v)); });
 }
 
 void BM_UnorderedSet_Contains_1PctListed(benchmark::State& state) {
-  const auto& s = baseline_set();
-  run_lookups(state, data().mostly_misses, [&](std::uint32_t v) { return s.count(v) != 0; });
+  const auto s = make_baseline();
+  run_lookups(state, data().mostly_misses, [&](std::uint32_t v) { return s->count(v) != 0; });
 }
 
 // Loading and memory: build a fresh structure per iteration, and report heap bytes per

@@ -19,6 +19,7 @@
 #define GRAYROUTE_CLIENT_IP_HPP
 
 #include <cstdint>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -116,6 +117,7 @@ class client_ip_resolver {
       }
       names_.push_back(name);
       formats_.push_back(format_of_header(name));
+      lengths_.add(name.size());
     }
   }
 
@@ -129,6 +131,8 @@ class client_ip_resolver {
   }
 
   const std::vector<std::string>& header_names() const noexcept { return names_; }
+  /// The lengths of the configured names, for callers that pre-filter headers.
+  const detail::name_lengths& header_name_lengths() const noexcept { return lengths_; }
 
   /// Walks the headers once and keeps per-header state; for callers that read
   /// other headers in the same pass (the router does).
@@ -139,7 +143,7 @@ class client_ip_resolver {
 
     /// Offers one header line; true when it is one of the configured headers.
     bool feed(std::string_view name, std::string_view value) noexcept {
-      if (!trusted_peer_) return false;
+      if (!trusted_peer_ || !resolver_->lengths_.may_match(name.size())) return false;
       const auto& names = resolver_->names_;
       for (std::size_t i = 0; i < names.size(); ++i) {
         if (!detail::iequals(name, names[i])) continue;
@@ -152,8 +156,8 @@ class client_ip_resolver {
     client_ip finish() const noexcept {
       const auto& names = resolver_->names_;
       for (std::size_t i = 0; i < names.size(); ++i) {
-        const walk& w = walks_[i];
-        if (!w.present) continue;
+        if (!(present_ >> i & 1)) continue;
+        const walk& w = walks()[i];
         if (w.broken || !w.has_candidate) break;
         return client_ip{w.candidate, static_cast<int>(i), names[i]};
       }
@@ -166,16 +170,21 @@ class client_ip_resolver {
     // or the leftmost when all are trusted. So no hop list is ever stored.
     struct walk {
       ip_address candidate;
-      bool has_candidate = false;
-      bool present = false;
-      bool broken = false;  // a single-address header that was not one address
+      bool has_candidate;
+      bool broken;  // a single-address header that was not one address
     };
 
+    // Walks live in raw storage and are constructed when their header first shows
+    // up: most requests carry one of the configured headers, or none.
+    walk* walks() noexcept { return std::launder(reinterpret_cast<walk*>(storage_)); }
+    const walk* walks() const noexcept { return std::launder(reinterpret_cast<const walk*>(storage_)); }
+
     void feed_line(std::size_t i, std::string_view value) noexcept {
-      walk& w = walks_[i];
+      if (!(present_ >> i & 1)) new (&storage_[i * sizeof(walk)]) walk{ip_address(), false, false};
+      walk& w = walks()[i];
       const bool recursive = resolver_->recursive_;
       auto on_hop = [&](const std::optional<ip_address>& hop) {
-        w.present = true;
+        present_ |= static_cast<std::uint8_t>(1u << i);
         if (!hop) {
           w.has_candidate = false;
           return;
@@ -198,11 +207,11 @@ class client_ip_resolver {
         case header_format::single_address: {
           const std::string_view text = detail::trim_ows(value);
           if (text.empty()) break;
-          if (w.present) {
+          if (present_ >> i & 1) {
             w.broken = true;  // a repeated single-address header is not believed
             break;
           }
-          w.present = true;
+          present_ |= static_cast<std::uint8_t>(1u << i);
           const auto a = parse_ip(text);
           if (!a) {
             w.broken = true;
@@ -218,7 +227,8 @@ class client_ip_resolver {
     const client_ip_resolver* resolver_;
     ip_address peer_;
     bool trusted_peer_;
-    walk walks_[kMaxHeaders];
+    std::uint8_t present_ = 0;  // bit i: header i carried at least one hop or address
+    alignas(walk) unsigned char storage_[sizeof(walk) * kMaxHeaders];
   };
 
   /// The client address for a request from `peer` carrying `headers` (see headers.hpp).
@@ -235,6 +245,7 @@ class client_ip_resolver {
   std::vector<detail::masked_network> trusted_;
   std::vector<std::string> names_;
   std::vector<header_format> formats_;
+  detail::name_lengths lengths_;
   bool recursive_;
 };
 

@@ -12,7 +12,7 @@
 // pointers; exact-address tables are updated in place with atomic slot writes, and
 // anything rebuilt (a grown table, the network index, a whole new list) is a new
 // snapshot, published with one atomic store and freed after detail::reader_gate
-// says no reader still holds the old one. An insert or erase is visible to every
+// (userspace RCU over membarrier) says no reader still holds the old one. An insert or erase is visible to every
 // lookup that starts after it returns.
 //
 // Costs: inserting or erasing an exact address is amortised O(1) (a table grows by
@@ -68,21 +68,12 @@ class memory_store {
   /// The route of the longest listed network containing `address`, or nullopt.
   /// A v4-mapped IPv6 address is looked up as the IPv4 address it carries.
   std::optional<route_id> lookup(const ip_address& address) const noexcept {
-    const auto guard = gate_.enter();
-    const snapshot* s = current_.load(std::memory_order_seq_cst);
-    const ip_address a = address.unmapped();
-    if (a.is_v4()) {
-      const std::uint32_t key = a.v4_value();
-      const std::uint64_t hash = detail::mix64(key);
-      if (s->v4_filter->may_contain(hash)) {
-        if (detail::gray_v4_table::storable(key) && s->v4_gray->find(key, hash)) return kGray;
-        if (auto r = s->v4_tagged->find({key}, hash)) return r;
-      }
-      return s->v4_networks ? s->v4_networks->lookup(key) : std::nullopt;
-    }
-    const v6_key key{a.v6_high(), a.v6_low()};
-    if (auto r = s->v6_hosts->find(key, hash_v6(key))) return r;
-    return s->v6_networks ? s->v6_networks->lookup({key[0], key[1]}) : std::nullopt;
+    // Read the fields one by one rather than copying the address: a wide load of
+    // a just-stored argument cannot be forwarded from the store buffer, and that
+    // stall would serialise the cache misses of consecutive lookups.
+    if (address.is_v4()) return lookup_v4(address.v4_value());
+    if (address.is_v4_mapped()) return lookup_v4(static_cast<std::uint32_t>(address.v6_low()));
+    return lookup_v6(address.v6_high(), address.v6_low());
   }
 
   /// True when `address` is listed, on any route.
@@ -208,9 +199,9 @@ class memory_store {
 
   // What readers see: plain pointers, immutable once published.
   struct snapshot {
-    const detail::gray_v4_table* v4_gray;
+    detail::gray_v4_table::view v4_gray;
+    detail::bloom_filter::view v4_filter;
     const detail::tagged_table<1>* v4_tagged;
-    const detail::bloom_filter* v4_filter;
     const v4_prefix_index* v4_networks;  // null when there are none
     const detail::tagged_table<2>* v6_hosts;
     const v6_prefix_index* v6_networks;
@@ -226,6 +217,28 @@ class memory_store {
     std::unique_ptr<v4_prefix_index> v4_index;
     std::unique_ptr<v6_prefix_index> v6_index;
   };
+
+  std::optional<route_id> lookup_v4(std::uint32_t key) const noexcept {
+    const auto guard = detail::reader_gate::enter();
+    const snapshot* s = current_.load(std::memory_order_seq_cst);
+    const std::uint64_t hash = detail::mix64(key);
+    // Start the table's cache miss now, so a listed client waits for one miss
+    // (filter and table in parallel) instead of two in a row.
+    __builtin_prefetch(s->v4_gray.home(hash));
+    if (s->v4_filter.may_contain(hash)) {
+      if (detail::gray_v4_table::storable(key) && s->v4_gray.find(key, hash)) return kGray;
+      if (auto r = s->v4_tagged->find({key}, hash)) return r;
+    }
+    return s->v4_networks ? s->v4_networks->lookup(key) : std::nullopt;
+  }
+
+  std::optional<route_id> lookup_v6(std::uint64_t high, std::uint64_t low) const noexcept {
+    const auto guard = detail::reader_gate::enter();
+    const snapshot* s = current_.load(std::memory_order_seq_cst);
+    const v6_key key{high, low};
+    if (auto r = s->v6_hosts->find(key, hash_v6(key))) return r;
+    return s->v6_networks ? s->v6_networks->lookup({high, low}) : std::nullopt;
+  }
 
   static std::uint64_t hash_v6(const v6_key& k) noexcept { return detail::mix64(k[0] ^ detail::mix64(k[1])); }
 
@@ -306,8 +319,8 @@ class memory_store {
     writer_ = std::move(t);
     size_.store(count(writer_), std::memory_order_relaxed);
     stale_filter_bits_ = 0;
-    return new snapshot{writer_.v4_gray.get(),  writer_.v4_tagged.get(), writer_.v4_filter.get(),
-                        writer_.v4_index.get(), writer_.v6_hosts.get(),  writer_.v6_index.get()};
+    return new snapshot{writer_.v4_gray->reader_view(), writer_.v4_filter->reader_view(), writer_.v4_tagged.get(),
+                        writer_.v4_index.get(),         writer_.v6_hosts.get(),               writer_.v6_index.get()};
   }
 
   // Publishes `t` as the new list and frees the old one once no reader holds it.
@@ -316,7 +329,7 @@ class memory_store {
     tables old = std::move(writer_);
     snapshot* fresh = adopt(std::move(t));
     snapshot* previous = current_.exchange(fresh, std::memory_order_seq_cst);
-    gate_.synchronize();
+    detail::reader_gate::synchronize();
     delete previous;
     // `old` and its tables die here, after the grace period.
   }
@@ -356,11 +369,10 @@ class memory_store {
       fresh->v6_networks = writer_.v6_index.get();
     }
     snapshot* previous = current_.exchange(fresh, std::memory_order_seq_cst);
-    gate_.synchronize();
+    detail::reader_gate::synchronize();
     delete previous;
   }
 
-  mutable detail::reader_gate gate_;
   std::atomic<snapshot*> current_{nullptr};
   std::atomic<std::size_t> size_{0};
   mutable std::mutex write_mutex_;

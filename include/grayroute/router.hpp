@@ -101,6 +101,11 @@ class router {
         if (routes_[i] == routes_[j]) detail::throw_config_error("route " + detail::quoted(routes_[i]) + " is listed twice");
       }
     }
+    interesting_ = resolver_.header_name_lengths();
+    for (const auto* name : {&force_header_, &percent_key_header_}) {
+      if (!name->empty()) interesting_.add(name->size());
+    }
+    if (!force_cookie_.empty() || !percent_key_cookie_.empty()) interesting_.add(std::string_view("Cookie").size());
     force_route_ = require_route(config.force_route, "force_route");
     percent_route_ = require_route(config.percent_route, "percent_route");
     default_route_ = require_route(config.default_route, "default_route");
@@ -114,6 +119,7 @@ class router {
     std::optional<std::string_view> key_header, key_cookie;
     for (const auto& h : headers) {
       const std::string_view name = detail::header_name(h);
+      if (!interesting_.may_match(name.size())) continue;
       const std::string_view value = detail::header_value(h);
       if (scan.feed(name, value)) continue;
       if (!force_header_.empty() && !by_header && detail::iequals(name, force_header_)) {
@@ -184,6 +190,7 @@ class router {
   std::vector<std::string> routes_;
   std::string force_header_, force_cookie_, percent_key_header_, percent_key_cookie_;
   percentage_rollout rollout_;
+  detail::name_lengths interesting_;  // lengths of every header name decide() reads
   route_id force_route_ = kGray, percent_route_ = kGray, default_route_ = kProduction;
 };
 

@@ -99,14 +99,26 @@ class gray_v4_table {
 
   explicit gray_v4_table(unsigned bits) : slots_(std::size_t{1} << bits), shift_(64 - bits) {}
 
-  bool find(std::uint32_t key, std::uint64_t hash) const noexcept {
-    const std::size_t mask = slots_.size() - 1;
-    for (std::size_t i = hash >> shift_;; i = (i + 1) & mask) {
-      const std::uint32_t v = slots_[i].load(std::memory_order_acquire);
-      if (v == key) return true;
-      if (v == kEmpty) return false;
+  /// What a reader needs, copied into the store's snapshot so a lookup follows no
+  /// pointer chain: the slot array stays put for the table's whole life.
+  struct view {
+    const std::atomic<std::uint32_t>* slots;
+    std::size_t mask;
+    unsigned shift;
+
+    const std::atomic<std::uint32_t>* home(std::uint64_t hash) const noexcept { return slots + (hash >> shift); }
+
+    bool find(std::uint32_t key, std::uint64_t hash) const noexcept {
+      for (std::size_t i = hash >> shift;; i = (i + 1) & mask) {
+        const std::uint32_t v = slots[i].load(std::memory_order_acquire);
+        if (v == key) return true;
+        if (v == kEmpty) return false;
+      }
     }
-  }
+  };
+
+  view reader_view() const noexcept { return {&slots_[0], slots_.size() - 1, shift_}; }
+  bool find(std::uint32_t key, std::uint64_t hash) const noexcept { return reader_view().find(key, hash); }
 
   // Writer side: one thread at a time (the store's mutex).
   bool insert(std::uint32_t key, std::uint64_t hash) noexcept {
@@ -271,10 +283,19 @@ class bloom_filter {
   explicit bloom_filter(unsigned table_bits)
       : words_(std::size_t{1} << (table_bits > 4 ? table_bits - 4 : 0)), shift_(64 - (table_bits > 4 ? table_bits - 4 : 0)) {}
 
-  bool may_contain(std::uint64_t hash) const noexcept {
-    const std::uint64_t m = bits(hash);
-    return (words_[index(hash)].load(std::memory_order_acquire) & m) == m;
-  }
+  struct view {
+    const std::atomic<std::uint64_t>* words;
+    unsigned shift;
+
+    bool may_contain(std::uint64_t hash) const noexcept {
+      const std::uint64_t m = bits(hash);
+      const std::size_t i = shift == 64 ? 0 : static_cast<std::size_t>(hash >> shift);
+      return (words[i].load(std::memory_order_acquire) & m) == m;
+    }
+  };
+
+  view reader_view() const noexcept { return {&words_[0], shift_}; }
+  bool may_contain(std::uint64_t hash) const noexcept { return reader_view().may_contain(hash); }
 
   void add(std::uint64_t hash) noexcept { words_[index(hash)].fetch_or(bits(hash), std::memory_order_release); }
 
@@ -284,7 +305,7 @@ class bloom_filter {
   // The word comes from the hash's top bits (like the table's slot), the three bit
   // positions from its low 18 bits, so they are independent.
   std::size_t index(std::uint64_t hash) const noexcept { return shift_ == 64 ? 0 : static_cast<std::size_t>(hash >> shift_); }
-  static std::uint64_t bits(std::uint64_t hash) noexcept {
+  static constexpr std::uint64_t bits(std::uint64_t hash) noexcept {
     return (1ull << (hash & 63)) | (1ull << ((hash >> 6) & 63)) | (1ull << ((hash >> 12) & 63));
   }
 

@@ -1,20 +1,33 @@
 // Safe reclamation for snapshots that readers use while a writer replaces them.
 //
-// A userspace-RCU scheme in the style of liburcu's "memb" flavour: readers bump a
-// counter of the current epoch parity on entry and drop it on exit; a writer that
-// has published a new snapshot calls synchronize(), which flips the epoch twice and
-// waits for each parity's readers to drain, after which nobody can still hold the
-// old snapshot and it may be freed. Readers never wait, never retry, never take a
-// lock; a writer waits only for readers already inside (a few hundred ns each).
-// Counters are sharded per thread on separate cache lines so readers on different
-// cores do not bounce one line between them.
+// Userspace RCU in the style of liburcu's "memb" flavour. Each reading thread owns
+// a record; entering a read section stores the current epoch in it and leaving
+// stores 0. Those are plain stores, with no fence and no read-modify-write: a
+// locked instruction per lookup would serialise the cache misses of consecutive
+// lookups and cost more than the lookup itself. The writer pays instead: after
+// publishing a new snapshot it bumps the epoch, runs membarrier(2), which makes
+// every running thread of the process execute a full barrier, and then waits until
+// no record still shows an older epoch. After that no reader can hold the old
+// snapshot and it may be freed. Where membarrier is unavailable, readers fall back
+// to a seq_cst fence on entry.
+//
+// One domain serves the whole process (every store), like liburcu's default.
+// Records are never freed, only reused by later threads, so their number is
+// bounded by the peak number of reading threads.
 #ifndef GRAYROUTE_DETAIL_READER_GATE_HPP
 #define GRAYROUTE_DETAIL_READER_GATE_HPP
 
 #include <atomic>
-#include <cstddef>
+#include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <thread>
+
+#if defined(__linux__)
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include "../version.hpp"
 
@@ -22,58 +35,126 @@ GRAYROUTE_NAMESPACE_BEGIN
 namespace detail {
 
 class reader_gate {
- public:
-  static constexpr std::size_t kShards = 16;
-
-  class guard {
-   public:
-    explicit guard(std::atomic<std::uint32_t>* counter) noexcept : counter_(counter) {}
-    guard(const guard&) = delete;
-    guard& operator=(const guard&) = delete;
-    ~guard() { counter_->fetch_sub(1, std::memory_order_release); }
-
-   private:
-    std::atomic<std::uint32_t>* counter_;
+ private:
+  struct alignas(64) record {
+    std::atomic<std::uint64_t> epoch{0};  // 0: not reading
+    int depth = 0;                        // touched only by the owning thread
+    std::atomic<bool> in_use{true};
+    record* next = nullptr;
   };
 
-  /// Marks the calling thread as reading until the guard dies. Load the published
-  /// pointer after this, with seq_cst (a plain load on x86).
-  [[nodiscard]] guard enter() const noexcept {
-    shard& s = shards_[this_thread_shard()];
-    const std::uint32_t parity = epoch_.load(std::memory_order_seq_cst) & 1u;
-    std::atomic<std::uint32_t>* counter = &s.readers[parity];
-    counter->fetch_add(1, std::memory_order_seq_cst);
-    return guard(counter);
+ public:
+  class guard {
+   public:
+    explicit guard(record* r) noexcept : record_(r) {}
+    guard(const guard&) = delete;
+    guard& operator=(const guard&) = delete;
+    ~guard() {
+      if (--record_->depth == 0) record_->epoch.store(0, std::memory_order_release);
+    }
+
+   private:
+    record* record_;
+  };
+
+  /// Marks the calling thread as reading until the guard dies; nests. Load the
+  /// published pointer after this.
+  [[nodiscard]] static guard enter() noexcept {
+    record* r = this_thread_record();
+    if (r->depth++ == 0) {
+      domain& d = the_domain();
+      r->epoch.store(d.epoch.load(std::memory_order_relaxed), std::memory_order_relaxed);
+      if (d.fence_readers.load(std::memory_order_relaxed)) {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+      } else {
+        std::atomic_signal_fence(std::memory_order_seq_cst);  // the compiler must not sink the store
+      }
+    }
+    return guard(r);
   }
 
-  /// Returns once no reader can hold a pointer loaded before the caller's last
-  /// seq_cst publish. Writers must serialise their calls (they hold the store lock).
-  void synchronize() noexcept {
-    // Two flips: a reader that read the old epoch but registered late sits in the
-    // parity the second flip waits for.
-    for (int phase = 0; phase < 2; ++phase) {
-      const std::uint32_t parity = epoch_.fetch_add(1, std::memory_order_seq_cst) & 1u;
-      for (auto& s : shards_) {
-        for (int spins = 0; s.readers[parity].load(std::memory_order_seq_cst) != 0; ++spins) {
-          if (spins > 64) std::this_thread::yield();
-        }
+  /// Returns once no reader can still hold a pointer loaded before the caller's
+  /// last publish (a seq_cst store). Called by writers only; may block briefly.
+  static void synchronize() noexcept {
+    domain& d = the_domain();
+    std::lock_guard<std::mutex> lock(d.mutex);
+    const std::uint64_t now = d.epoch.fetch_add(1, std::memory_order_seq_cst) + 1;
+    heavy_barrier(d);
+    for (record* r = d.head.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+      for (int spins = 0;; ++spins) {
+        const std::uint64_t seen = r->epoch.load(std::memory_order_acquire);
+        if (seen == 0 || seen >= now) break;
+        if (spins > 64) std::this_thread::yield();
       }
     }
   }
 
  private:
-  struct alignas(64) shard {
-    std::atomic<std::uint32_t> readers[2] = {};
+  struct domain {
+    std::atomic<std::uint64_t> epoch{1};
+    std::atomic<record*> head{nullptr};
+    std::atomic<bool> fence_readers{false};
+    bool membarrier_ready = false;
+    std::mutex mutex;  // serialises synchronize()
+
+    domain() {
+#if defined(__linux__) && defined(__NR_membarrier)
+      const long supported = ::syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+      membarrier_ready = supported > 0 && (supported & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+                         ::syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+#endif
+      fence_readers.store(!membarrier_ready, std::memory_order_relaxed);
+    }
   };
 
-  static std::size_t this_thread_shard() noexcept {
-    static std::atomic<std::size_t> next{0};
-    thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed) % kShards;
-    return mine;
+  // Leaked on purpose: threads may still leave read sections during static destruction.
+  static domain& the_domain() noexcept {
+    static domain* d = new domain;
+    return *d;
   }
 
-  mutable shard shards_[kShards];
-  std::atomic<std::uint32_t> epoch_{0};
+  static void heavy_barrier(domain& d) noexcept {
+#if defined(__linux__) && defined(__NR_membarrier)
+    if (d.membarrier_ready && ::syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return;
+#endif
+    // Without membarrier the readers fence themselves; this fence pairs with theirs.
+    // If membarrier failed only now, readers already inside entered unfenced: give
+    // their store buffers time to drain (they do within nanoseconds).
+    const bool was_fenced = d.fence_readers.exchange(true, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!was_fenced) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+
+  // The calling thread's record: claimed on first use, released at thread exit.
+  struct owner {
+    record* r = nullptr;
+    ~owner() {
+      if (r) r->in_use.store(false, std::memory_order_release);
+    }
+  };
+
+  static record* this_thread_record() noexcept {
+    thread_local owner mine;
+    if (mine.r == nullptr) mine.r = claim_record();
+    return mine.r;
+  }
+
+  static record* claim_record() noexcept {
+    domain& d = the_domain();
+    for (record* r = d.head.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+      bool free = false;
+      if (!r->in_use.load(std::memory_order_relaxed) &&
+          r->in_use.compare_exchange_strong(free, true, std::memory_order_acquire)) {
+        return r;
+      }
+    }
+    // A lock-free push, so a thread's first lookup never waits for a writer.
+    record* r = new record;
+    r->next = d.head.load(std::memory_order_relaxed);
+    while (!d.head.compare_exchange_weak(r->next, r, std::memory_order_release, std::memory_order_relaxed)) {
+    }
+    return r;
+  }
 };
 
 }  // namespace detail
