@@ -41,11 +41,16 @@ if ! skip fuzz; then
   for target in build-fuzz/tests/fuzz/fuzz_*; do
     name=$(basename "$target")
     corpus=$(mktemp -d)
+    log=$(mktemp)
     echo "--- $name"
-    "$target" -max_total_time="${GRAYROUTE_FUZZ_SECONDS:-20}" -print_final_stats=1 \
-      -dict="tests/fuzz/${name#fuzz_}.dict" "$corpus" 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY" || true
-    rm -rf "$corpus"
-    [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "fuzzer $name failed"; exit 1; }
+    if ! "$target" -max_total_time="${GRAYROUTE_FUZZ_SECONDS:-20}" -print_final_stats=1 \
+        -dict="tests/fuzz/${name#fuzz_}.dict" -artifact_prefix="build-fuzz/$name-" "$corpus" >"$log" 2>&1; then
+      tail -n 40 "$log"
+      echo "fuzzer $name failed; the crashing input is in build-fuzz/"
+      exit 1
+    fi
+    grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$log" || true
+    rm -rf "$corpus" "$log"
   done
 fi
 

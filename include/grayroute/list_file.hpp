@@ -36,7 +36,7 @@ struct list_error {
 };
 
 struct parsed_list {
-  std::vector<store_entry> entries;
+  std::vector<store_entry> entries;  ///< empty when there is an error
   std::optional<list_error> error;
 
   explicit operator bool() const noexcept { return !error; }
@@ -65,6 +65,7 @@ struct parsed_list {
     if (!network) {
       out.error = list_error{number, detail::quoted(network_text) +
                                          " is not an address or network (a network must have no host bits set)"};
+      out.entries.clear();
       return out;
     }
     route_id route = kGray;
@@ -73,6 +74,7 @@ struct parsed_list {
       while (i < routes.size() && routes[i] != route_text) ++i;
       if (i == routes.size()) {
         out.error = list_error{number, "unknown route " + detail::quoted(route_text)};
+        out.entries.clear();
         return out;
       }
       route = static_cast<route_id>(i);

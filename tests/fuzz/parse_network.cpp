@@ -1,0 +1,18 @@
+// parse_network: accepted networks have no host bits, contain their own address,
+// and round-trip through to_string.
+#include <grayroute/ip.hpp>
+
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  const auto network = grayroute::parse_network(text);
+  if (!network) return 0;
+  if (network->prefix_length() > (network->address().is_v4() ? 32u : 128u)) std::abort();
+  if (!network->contains(network->address())) std::abort();
+  if (grayroute::ip_network::make(network->address(), network->prefix_length()) != network) std::abort();
+  if (grayroute::parse_network(network->to_string()) != network) std::abort();
+  return 0;
+}
