@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Runs every benchmark and prints medians with the ratio to each baseline.
+#   ./scripts/bench.sh             core benchmarks (parse, store, decide) + any area benchmarks present
+#   ./scripts/bench.sh core        only the core ones
+#   GRAYROUTE_BENCH_REPS=5         repetitions per benchmark (medians are reported)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+ensure_packages "${GRAYROUTE_BUILD_PACKAGES[@]}" "${GRAYROUTE_BENCH_PACKAGES[@]}"
+
+reps=${GRAYROUTE_BENCH_REPS:-5}
+# The default -O2 build a distribution would ship, with symbols for profiling.
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRAYROUTE_BUILD_TESTS=OFF >/dev/null
+cmake --build build-bench -j "$(jobs)"
+
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# Prints "| benchmark | median ns | items/s | baseline | ratio |" for one binary; a
+# benchmark's baseline is the one named in the pairs below.
+run_core() {
+  local binary=$1
+  shift
+  local out
+  out=$("build-bench/bench/$binary" --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
+        --benchmark_min_time=0.5 "$@" 2>/dev/null | grep '_median')
+  echo
+  echo "### $binary (median of $reps, CPU time)"
+  echo
+  echo "| benchmark | ns/op | baseline | baseline ns/op | speed-up |"
+  echo "|---|---:|---|---:|---:|"
+  echo "$out" | awk '
+    { name=$1; sub(/_median$/, "", name); sub(/\/iterations:[0-9]+/, "", name)
+      t=$4; unit=$5; if (unit=="ms") t*=1e6; else if (unit=="us") t*=1e3; cpu[name]=t; order[++n]=name }
+    END {
+      base["BM_ParseIp_V4"]="BM_InetPton_V4"; base["BM_ParseIp_V6"]="BM_InetPton_V6"
+      base["BM_Store_Contains_HalfListed"]="BM_UnorderedSet_Contains_HalfListed"
+      base["BM_Store_Contains_1PctListed"]="BM_UnorderedSet_Contains_1PctListed"
+      base["BM_Store_Load1M"]="BM_UnorderedSet_Load1M"
+      base["BM_Resolve_Xff3Hops"]="BM_Resolve_Xff3Hops_Naive"
+      base["BM_Decide_HalfListed"]="BM_Decide_HalfListed_Naive"
+      base["BM_Decide_1PctListed"]="BM_Decide_1PctListed_Naive"
+      for (i=1; i<=n; i++) { k=order[i]; if (k ~ /(InetPton|UnorderedSet|Naive)/) continue
+        b=base[k]; if (b!="" && (b in cpu)) printf "| %s | %.1f | %s | %.1f | %.2fx |\n", k, cpu[k], b, cpu[b], cpu[b]/cpu[k]
+        else printf "| %s | %.1f | | | |\n", k, cpu[k] } }'
+  # Memory counters, when the binary reports them.
+  echo "$out" | grep -oE '^BM_[A-Za-z0-9_]+Load1M[^ ]*|[a-z_]+_per_host=[0-9.]+' | paste -sd' ' | sed 's/^/memory: /' || true
+}
+
+run_core bench_parse
+run_core bench_store
+run_core bench_decide
+
+[ "${1:-}" = core ] && exit 0
+# Area benchmarks (Redis store, nginx module, proxy) bring their own drivers.
+for extra in bench/redis.sh bench/nginx_wrk.sh bench/proxy_wrk.sh; do
+  if [ -x "$extra" ]; then
+    echo
+    echo "### $extra"
+    "$extra"
+  fi
+done
