@@ -294,19 +294,7 @@ constexpr bool parse_v6(const char* p, const char* end, std::uint64_t& high, std
       ++p;
     }
   }
-  if (gap >= 0) {
-    if (count > 7) return false;
-    const int zeros = 8 - count;
-    for (int i = count - 1; i >= gap; --i) groups[i + zeros] = groups[i];
-    for (int i = gap; i < gap + zeros; ++i) groups[i] = 0;
-  } else if (count != 8) {
-    return false;
-  }
-  high = 0;
-  low = 0;
-  for (int i = 0; i < 4; ++i) high = high << 16 | groups[i];
-  for (int i = 4; i < 8; ++i) low = low << 16 | groups[i];
-  return true;
+  return pack_v6_groups(groups, count, gap, high, low);
 }
 
 inline std::size_t format_v4(std::uint32_t v, char* out) noexcept {

@@ -36,6 +36,26 @@ constexpr std::uint32_t select(std::uint32_t take, std::uint32_t a, std::uint32_
   return a ^ ((a ^ b) & (0u - take));
 }
 
+/// Expands the "::" standing at group `gap` (-1: none) and packs eight groups into
+/// two 64-bit halves; false when the group count does not make 128 bits.
+template <class Group>
+constexpr bool pack_v6_groups(Group (&groups)[8], int count, int gap, std::uint64_t& high,
+                              std::uint64_t& low) noexcept {
+  if (gap >= 0) {
+    if (count > 7) return false;
+    const int zeros = 8 - count;
+    for (int i = count - 1; i >= gap; --i) groups[i + zeros] = groups[i];
+    for (int i = gap; i < gap + zeros; ++i) groups[i] = 0;
+  } else if (count != 8) {
+    return false;
+  }
+  high = 0;
+  low = 0;
+  for (int i = 0; i < 4; ++i) high = high << 16 | groups[i];
+  for (int i = 4; i < 8; ++i) low = low << 16 | groups[i];
+  return true;
+}
+
 // Copies 7..16 bytes with two fixed-size, overlapping 8-byte moves instead of a
 // variable-length memcpy call.
 inline void copy_short(unsigned char* out, const char* text, std::size_t length) noexcept {
@@ -133,19 +153,7 @@ inline bool parse_v6_fast(const char* text, std::size_t length, std::uint64_t& h
     }
   }
   if (bad) return false;
-  if (gap >= 0) {
-    if (count > 7) return false;
-    const int zeros = 8 - count;
-    for (int i = count - 1; i >= gap; --i) groups[i + zeros] = groups[i];
-    for (int i = gap; i < gap + zeros; ++i) groups[i] = 0;
-  } else if (count != 8) {
-    return false;
-  }
-  high = static_cast<std::uint64_t>(groups[0]) << 48 | static_cast<std::uint64_t>(groups[1]) << 32 |
-         static_cast<std::uint64_t>(groups[2]) << 16 | groups[3];
-  low = static_cast<std::uint64_t>(groups[4]) << 48 | static_cast<std::uint64_t>(groups[5]) << 32 |
-        static_cast<std::uint64_t>(groups[6]) << 16 | groups[7];
-  return true;
+  return pack_v6_groups(groups, count, gap, high, low);
 }
 
 }  // namespace detail

@@ -218,19 +218,7 @@ __attribute__((target("ssse3"))) inline bool parse_v6_ssse3(const char* text, st
     groups[count++] = tail >> 16;
     groups[count++] = tail & 0xffff;
   }
-  if (gap >= 0) {
-    if (count > 7) return false;
-    const int zeros = 8 - count;
-    for (int i = count - 1; i >= gap; --i) groups[i + zeros] = groups[i];
-    for (int i = gap; i < gap + zeros; ++i) groups[i] = 0;
-  } else if (count != 8) {
-    return false;
-  }
-  high = static_cast<std::uint64_t>(groups[0]) << 48 | static_cast<std::uint64_t>(groups[1]) << 32 |
-         static_cast<std::uint64_t>(groups[2]) << 16 | groups[3];
-  low = static_cast<std::uint64_t>(groups[4]) << 48 | static_cast<std::uint64_t>(groups[5]) << 32 |
-        static_cast<std::uint64_t>(groups[6]) << 16 | groups[7];
-  return true;
+  return pack_v6_groups(groups, count, gap, high, low);
 }
 
 inline bool cpu_has_ssse3() noexcept {
