@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <random>
 #include <set>
@@ -152,8 +153,12 @@ TEST_SUITE("memory_store") {
     std::vector<grayroute::store_entry> entries;
     entries.reserve(1010000);
     std::mt19937 rng(1);
-    std::set<std::uint32_t> seen;
-    while (seen.size() < 1000000) seen.insert(static_cast<std::uint32_t>(rng()) | 1u);
+    std::vector<std::uint32_t> seen(1100000);
+    for (auto& key : seen) key = static_cast<std::uint32_t>(rng()) | 1u;
+    std::sort(seen.begin(), seen.end());
+    seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+    REQUIRE(seen.size() >= 1000000);
+    seen.resize(1000000);
     for (auto key : seen) entries.push_back({grayroute::ip_network::host(ip_address::v4(key)), kGray});
     for (std::uint32_t i = 0; i < 10000; ++i) {
       entries.push_back({*grayroute::ip_network::make(ip_address::v4((i * 2u + 1) << 8), 24), kGray});

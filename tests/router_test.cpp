@@ -168,3 +168,31 @@ TEST_CASE("router: a user-defined store") {
   router<everyone_gray> r(store, {});
   CHECK(r.decide(*parse_ip("1.2.3.4"), std::vector<header>{}).route == grayroute::kGray);
 }
+
+TEST_CASE("router: a rollout key from the caller outranks header and cookie") {
+  memory_store store;
+  router_config c;
+  c.percent = 50;
+  c.percent_key_header = "X-User-Id";
+  router<memory_store> r(store, c);
+  int agree = 0;
+  for (int i = 0; i < 200; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    const auto d = r.decide(*parse_ip("198.51.100.1"), std::vector<header>{{"X-User-Id", "ignored"}}, key);
+    const bool expected = grayroute::percentage_rollout(50, 0).includes(key);
+    agree += (d.reason == route_reason::percentage) == expected;
+  }
+  CHECK(agree == 200);
+}
+
+TEST_CASE("router: empty route names mean the first and second routes") {
+  memory_store store;
+  store.insert(*parse_network("10.0.0.0/8"));
+  router_config c;
+  c.routes = {"stable", "canary"};
+  c.force_header = "X-Canary";
+  router<memory_store> r(store, c);
+  CHECK(decide(r, "10.1.1.1") == "canary/list");
+  CHECK(decide(r, "11.1.1.1") == "stable/default");
+  CHECK(decide(r, "11.1.1.1", {{"X-Canary", "always"}}) == "canary/header");
+}

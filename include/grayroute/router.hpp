@@ -57,17 +57,19 @@ struct router_config {
   std::vector<std::string> routes{"production", "gray"};
   resolver_config client_ip;
 
+  // Route names below may be left empty: "" means the second route for force_route
+  // and percent_route, the first for default_route, whatever the routes are called.
   std::string force_header;          ///< e.g. "X-Canary"; empty: off
   std::string force_cookie;          ///< e.g. "canary"; empty: off
-  std::string force_route = "gray";  ///< where "always" sends
+  std::string force_route;           ///< where "always" sends
 
   double percent = 0;                ///< 0..100, step 0.01
-  std::string percent_route = "gray";
+  std::string percent_route;
   std::string percent_key_header;    ///< e.g. "X-User-Id"; falls back to the cookie, then the client IP
   std::string percent_key_cookie;    ///< e.g. "uid"
   std::uint32_t percent_seed = 0;    ///< another seed picks an independent set of clients
 
-  std::string default_route = "production";
+  std::string default_route;
 };
 
 struct decision {
@@ -106,14 +108,21 @@ class router {
       if (!name->empty()) interesting_.add(name->size());
     }
     if (!force_cookie_.empty() || !percent_key_cookie_.empty()) interesting_.add(std::string_view("Cookie").size());
-    force_route_ = require_route(config.force_route, "force_route");
-    percent_route_ = require_route(config.percent_route, "percent_route");
-    default_route_ = require_route(config.default_route, "default_route");
+    force_route_ = require_route(config.force_route, kGray, "force_route");
+    percent_route_ = require_route(config.percent_route, kGray, "percent_route");
+    default_route_ = require_route(config.default_route, kProduction, "default_route");
   }
 
   /// Decides where the request from `peer` with `headers` goes. Never throws.
   template <class Headers>
   decision decide(const ip_address& peer, const Headers& headers) const noexcept {
+    return decide(peer, headers, std::string_view());
+  }
+
+  /// The same, with the percentage key supplied by the caller (an nginx variable,
+  /// a session id the gateway already parsed); empty: read it as configured.
+  template <class Headers>
+  decision decide(const ip_address& peer, const Headers& headers, std::string_view rollout_key) const noexcept {
     typename client_ip_resolver::scan scan(resolver_, peer);
     std::optional<route_id> by_header, by_cookie;
     std::optional<std::string_view> key_header, key_cookie;
@@ -144,7 +153,8 @@ class router {
       return d.route = *listed, d.reason = route_reason::list, d;
     }
     if (rollout_.basis_points() != 0) {
-      const bool in = key_header ? rollout_.includes(*key_header)
+      const bool in = !rollout_key.empty() ? rollout_.includes(rollout_key)
+                      : key_header ? rollout_.includes(*key_header)
                       : key_cookie ? rollout_.includes(*key_cookie)
                                    : rollout_.includes(d.client.address);
       if (in) return d.route = percent_route_, d.reason = route_reason::percentage, d;
@@ -172,7 +182,8 @@ class router {
   const Store& store() const noexcept { return *store_; }
 
  private:
-  route_id require_route(const std::string& name, const char* option) const {
+  route_id require_route(const std::string& name, route_id fallback, const char* option) const {
+    if (name.empty()) return fallback;
     const auto id = find_route(name);
     if (!id) detail::throw_config_error(std::string(option) + ": unknown route " + detail::quoted(name));
     return *id;

@@ -31,6 +31,19 @@
 
 #include "../version.hpp"
 
+// ThreadSanitizer models neither membarrier nor fences: under it, readers take the
+// portable path with a seq_cst read-modify-write, which it does understand.
+#if defined(__SANITIZE_THREAD__)
+#define GRAYROUTE_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GRAYROUTE_TSAN 1
+#endif
+#endif
+#ifndef GRAYROUTE_TSAN
+#define GRAYROUTE_TSAN 0
+#endif
+
 GRAYROUTE_NAMESPACE_BEGIN
 namespace detail {
 
@@ -63,10 +76,11 @@ class reader_gate {
     record* r = this_thread_record();
     if (r->depth++ == 0) {
       domain& d = the_domain();
-      r->epoch.store(d.epoch.load(std::memory_order_relaxed), std::memory_order_relaxed);
+      const std::uint64_t now = d.epoch.load(std::memory_order_relaxed);
       if (d.fence_readers.load(std::memory_order_relaxed)) {
-        std::atomic_thread_fence(std::memory_order_seq_cst);
+        r->epoch.exchange(now, std::memory_order_seq_cst);  // a full barrier, portable
       } else {
+        r->epoch.store(now, std::memory_order_relaxed);
         std::atomic_signal_fence(std::memory_order_seq_cst);  // the compiler must not sink the store
       }
     }
@@ -82,7 +96,7 @@ class reader_gate {
     heavy_barrier(d);
     for (record* r = d.head.load(std::memory_order_acquire); r != nullptr; r = r->next) {
       for (int spins = 0;; ++spins) {
-        const std::uint64_t seen = r->epoch.load(std::memory_order_acquire);
+        const std::uint64_t seen = r->epoch.load(std::memory_order_seq_cst);
         if (seen == 0 || seen >= now) break;
         if (spins > 64) std::this_thread::yield();
       }
@@ -98,7 +112,7 @@ class reader_gate {
     std::mutex mutex;  // serialises synchronize()
 
     domain() {
-#if defined(__linux__) && defined(__NR_membarrier)
+#if defined(__linux__) && defined(__NR_membarrier) && !GRAYROUTE_TSAN
       const long supported = ::syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
       membarrier_ready = supported > 0 && (supported & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
                          ::syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
@@ -117,11 +131,11 @@ class reader_gate {
 #if defined(__linux__) && defined(__NR_membarrier)
     if (d.membarrier_ready && ::syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return;
 #endif
-    // Without membarrier the readers fence themselves; this fence pairs with theirs.
-    // If membarrier failed only now, readers already inside entered unfenced: give
-    // their store buffers time to drain (they do within nanoseconds).
+    // Without membarrier the readers fence themselves (their seq_cst exchange pairs
+    // with the writer's seq_cst epoch bump and loads). If membarrier failed only now,
+    // readers already inside entered unfenced: give their store buffers time to
+    // drain (they do within nanoseconds).
     const bool was_fenced = d.fence_readers.exchange(true, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
     if (!was_fenced) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
 
