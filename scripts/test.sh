@@ -12,17 +12,37 @@ ensure_packages "${GRAYROUTE_BUILD_PACKAGES[@]}" "${GRAYROUTE_TEST_PACKAGES[@]}"
 skip() { [[ " ${GRAYROUTE_SKIP:-} " == *" $1 "* ]]; }
 stage() { echo; echo "==> $*"; }
 
+# Runs ctest in a build dir and adds its counts to the totals printed at the end.
+passed=0
+failed=0
+run_ctest() {
+  local dir=$1
+  shift
+  local log
+  log=$(mktemp)
+  local rc=0
+  (cd "$dir" && ctest --output-on-failure "$@") 2>&1 | tee "$log" || rc=$?
+  local summary
+  summary=$(grep -E "tests passed, [0-9]+ tests? failed out of [0-9]+" "$log" | tail -n 1)
+  rm -f "$log"
+  if [[ $summary =~ ([0-9]+)\ tests?\ failed\ out\ of\ ([0-9]+) ]]; then
+    failed=$((failed + BASH_REMATCH[1]))
+    passed=$((passed + BASH_REMATCH[2] - BASH_REMATCH[1]))
+  fi
+  return $rc
+}
+
 stage "release build and all tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(jobs)"
-(cd build && ctest --output-on-failure -j "$(jobs)")
+run_ctest build -j "$(jobs)"
 
 if ! skip asan; then
   stage "AddressSanitizer + UndefinedBehaviorSanitizer"
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DGRAYROUTE_BUILD_BENCHMARKS=OFF \
     -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" >/dev/null
   cmake --build build-asan -j "$(jobs)"
-  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$(jobs)" -LE no-sanitizer)
+  ASAN_OPTIONS=detect_leaks=1 run_ctest build-asan -j "$(jobs)" -LE no-sanitizer
 fi
 
 if ! skip tsan; then
@@ -30,7 +50,7 @@ if ! skip tsan; then
   cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRAYROUTE_BUILD_BENCHMARKS=OFF \
     -DGRAYROUTE_BUILD_EXAMPLES=OFF -DCMAKE_CXX_FLAGS="-fsanitize=thread" >/dev/null
   cmake --build build-tsan -j "$(jobs)"
-  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -L concurrency)
+  TSAN_OPTIONS=halt_on_error=1 run_ctest build-tsan -L concurrency
 fi
 
 if ! skip fuzz; then
@@ -56,3 +76,4 @@ fi
 
 echo
 echo "all test stages passed"
+echo "tests: $passed passed, $failed failed"
