@@ -37,7 +37,8 @@ case "$step" in
     cat >grayroute.mk <<'MK'
 objs/addon/nginx/ngx_http_grayroute_module.o: CFLAGS += -std=c++17 -fvisibility=hidden -fvisibility-inlines-hidden
 MK
-    make -s -f objs/Makefile -f grayroute.mk modules
+    # Run as a plain make, not as a sub-make of the caller (CMake's jobserver is not ours).
+    env -u MAKEFLAGS -u MFLAGS make -s -f objs/Makefile -f grayroute.mk modules
     cp objs/ngx_http_grayroute_module.so "$build_dir/ngx_http_grayroute_module.so"
     ;;
   *)

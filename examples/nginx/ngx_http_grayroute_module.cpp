@@ -552,7 +552,15 @@ char* init_main_conf(ngx_conf_t* cf, void* conf) {
       m.store.set_static_list(m.static_list.get());
     }
 #if GRAYROUTE_NGINX_REDIS
-    if (m.redis) m.redis->routes = m.routes;
+    if (m.redis) {
+      m.redis->routes = m.routes;
+      // The store itself starts in the workers; its configuration is checked here so
+      // `nginx -t` catches every mistake.
+      grayroute::detail::validate(*m.redis);
+      if (m.redis->mode == grayroute::redis_mode::direct && m.redis->schema != grayroute::redis_schema::seed) {
+        return conf_error(cf, "grayroute_redis: mode=direct reads the seed schema only");
+      }
+    }
 #endif
     return NGX_CONF_OK;
   });
@@ -845,7 +853,7 @@ ngx_command_t kCommands[] = {
 #if GRAYROUTE_NGINX_REDIS
     {ngx_string("grayroute_redis"), kHttpMain | NGX_CONF_1MORE, set_redis, NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
 #endif
-    {ngx_string("grayroute_route"), kAnyLevel | NGX_CONF_2MORE, set_route, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("grayroute_route"), kAnyLevel | NGX_CONF_1MORE, set_route, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("grayroute_percent"), kAnyLevel | NGX_CONF_1MORE, set_percent, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("grayroute_force"), kAnyLevel | NGX_CONF_1MORE, set_force, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("grayroute_status"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, set_status, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
