@@ -39,7 +39,9 @@ objs/addon/nginx/ngx_http_grayroute_module.o: CFLAGS += -std=c++17 -fvisibility=
 MK
     # Run as a plain make, not as a sub-make of the caller (CMake's jobserver is not ours).
     env -u MAKEFLAGS -u MFLAGS make -s -f objs/Makefile -f grayroute.mk modules
-    cp objs/ngx_http_grayroute_module.so "$build_dir/ngx_http_grayroute_module.so"
+    # Copied only when it changed, so its timestamp means something to dependants.
+    cmp -s objs/ngx_http_grayroute_module.so "$build_dir/ngx_http_grayroute_module.so" \
+      || cp objs/ngx_http_grayroute_module.so "$build_dir/ngx_http_grayroute_module.so"
     ;;
   *)
     echo "unknown step: $step" >&2

@@ -1,19 +1,13 @@
 # Tests of the nginx module: stock nginx (/usr/sbin/nginx) loading the module built by
 # examples/nginx, with real backends and redis-server on loopback. nginx is not built
 # with the sanitizers, hence `no-sanitizer`.
-if(EXISTS "/usr/share/nginx/src/conf_flags")
-  set(_grayroute_nginx_dev ON)
-else()
-  set(_grayroute_nginx_dev OFF)
-endif()
-option(GRAYROUTE_BUILD_NGINX_MODULE "Build the nginx dynamic module (needs Debian's nginx-dev)" ${_grayroute_nginx_dev})
+include(GrayrouteNginx)
 find_program(GRAYROUTE_NGINX_BINARY nginx PATHS /usr/sbin)
 
 if(GRAYROUTE_BUILD_EXAMPLES AND GRAYROUTE_BUILD_NGINX_MODULE AND GRAYROUTE_NGINX_BINARY)
   find_package(Threads REQUIRED)
-  # examples/nginx/CMakeLists.txt builds it there (and decides about Redis the same way).
-  set(_module "${PROJECT_BINARY_DIR}/examples/nginx/ngx_http_grayroute_module.so")
-  if(GRAYROUTE_HAS_REDIS AND EXISTS "${PROJECT_SOURCE_DIR}/include/grayroute/redis_store.hpp")
+  set(_module "${GRAYROUTE_NGINX_MODULE_FILE}")
+  if(GRAYROUTE_NGINX_WITH_REDIS)
     set(_module_redis 1)
   else()
     set(_module_redis 0)
