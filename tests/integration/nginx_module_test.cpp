@@ -150,7 +150,7 @@ TEST_SUITE("nginx module") {
             grayroute_route client1 client2;
             proxy_pass http://$grayroute_upstream;
         })",
-                       nginx_server::options{{"8080", "8090"}, 1, true});
+                       nginx_server::options{{"this 8080", "this 8090"}, 1, true});
     const auto get = [&](const std::string& path, std::vector<std::pair<std::string, std::string>> headers,
                          const std::string& source = "") {
       return http_get(nginx.port(), path, headers, std::chrono::seconds(5), source);
@@ -173,7 +173,7 @@ TEST_SUITE("nginx module") {
             grayroute_route production=client1 gray=client2 beta=client3;
             proxy_pass http://$grayroute_upstream;
         })",
-                       nginx_server::options{{"8080", "8090", "8100"}, 1, true});
+                       nginx_server::options{{"this 8080", "this 8090", "this 8100"}, 1, true});
     const auto from = [&](const std::string& source) {
       return http_get(nginx.port(), "/", {}, std::chrono::seconds(5), source).body;
     };
@@ -232,7 +232,7 @@ TEST_SUITE("nginx module") {
       CAPTURE(std::string(c.what));
       temp_dir dir;
       dir.write("gray.list", "10.1.2.3\n10.1.2.300\n");
-      nginx_server nginx(dir, c.http, c.location, nginx_server::options{{"8080", "8090"}, 1, false});
+      nginx_server nginx(dir, c.http, c.location, nginx_server::options{{"this 8080", "this 8090"}, 1, false});
       const auto [status, output] = nginx.test_config();
       CAPTURE(output);
       CHECK(status != 0);

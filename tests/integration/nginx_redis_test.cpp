@@ -48,13 +48,14 @@ TEST_SUITE("nginx module with redis") {
   TEST_CASE("seed parity: set and del in Redis move 127.0.0.1 between 8080 and 8090") {
     temp_dir dir;
     redis_server redis(dir, {"foobared"});
-    nginx_server nginx(dir, redis_directive(redis), kSeedLocation);
+    // The seed's backends: production says "this 8080", pre-release "8090".
+    nginx_server nginx(dir, redis_directive(redis), kSeedLocation, nginx_server::options{{"this 8080", "8090"}, 2, true});
 
     CHECK(http_get(nginx.port(), "/test/index.html").body == "this 8080\n");
 
     CHECK(redis.cli({"set", "127.0.0.1", "127.0.0.1"}) == "OK");
     const auto set_at = std::chrono::steady_clock::now();
-    REQUIRE(eventually([&] { return consistently(nginx.port(), "this 8090\n"); }, std::chrono::seconds(2)));
+    REQUIRE(eventually([&] { return consistently(nginx.port(), "8090\n"); }, std::chrono::seconds(2)));
     MESSAGE("propagation (set): ", std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - set_at).count(), " ms");
 
     CHECK(redis.cli({"del", "127.0.0.1"}) == "1");
@@ -152,7 +153,7 @@ TEST_SUITE("nginx module with redis") {
             grayroute_route client1 client2 client3;
             proxy_pass http://$grayroute_upstream;
         })",
-                       nginx_server::options{{"8080", "8090", "8100"}, 2, true});
+                       nginx_server::options{{"this 8080", "this 8090", "this 8100"}, 2, true});
     CHECK(redis.cli({"HSET", "grayroute:list", "127.0.0.2", "beta", "127.0.0.0/29", "gray"}) == "2");
     CHECK(eventually([&] { return consistently(nginx.port(), "this 8100\n", "127.0.0.2"); }, std::chrono::seconds(2)));
     CHECK(consistently(nginx.port(), "this 8090\n", "127.0.0.3"));
