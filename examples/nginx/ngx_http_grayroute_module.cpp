@@ -143,6 +143,9 @@ struct main_state {
   std::vector<grayroute::store_entry> static_entries;
   std::unique_ptr<grayroute::memory_store> static_list;
   module_store store;
+  // Upstream names grayroute_route refers to, checked against the upstream{} blocks
+  // once the whole http block is known.
+  std::vector<std::pair<std::string, conf_place>> named_upstreams;
 #if GRAYROUTE_NGINX_REDIS
   std::optional<grayroute::redis_config> redis;
   std::unique_ptr<grayroute::redis_store> redis_store;  // in a worker only
@@ -444,6 +447,7 @@ char* set_route(ngx_conf_t* cf, ngx_command_t*, void* conf) {
     }
     l.upstreams = std::move(upstreams);
     l.route_place = conf_place::of(cf);
+    for (const auto& u : l.upstreams) m.named_upstreams.emplace_back(to_string(u), l.route_place);
     return NGX_CONF_OK;
   });
 }
@@ -708,6 +712,30 @@ ngx_http_variable_t kVariables[] = {
     {ngx_string("grayroute_client_ip"), nullptr, get_variable, var_client_ip, NGX_HTTP_VAR_NOCACHEABLE, 0},
 };
 
+// proxy_pass http://$grayroute_upstream finds an upstream{} block by name; a name
+// without one is resolved as a host name at request time, which needs a resolver and
+// is almost always a typo.
+ngx_int_t postconfiguration(ngx_conf_t* cf) {
+  try {
+    const main_state& m = main_of(cf);
+    const auto* umcf = static_cast<ngx_http_upstream_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module));
+    const auto* upstreams = static_cast<ngx_http_upstream_srv_conf_t**>(umcf->upstreams.elts);
+    for (const auto& [name, place] : m.named_upstreams) {
+      bool found = false;
+      for (ngx_uint_t i = 0; i < umcf->upstreams.nelts && !found; ++i) {
+        found = to_view(upstreams[i]->host) == name;
+      }
+      if (!found) {
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0, "grayroute_route: no upstream block named \"%s\"%s", name.c_str(),
+                      place.suffix().c_str());
+      }
+    }
+  } catch (const std::exception&) {
+    return NGX_ERROR;
+  }
+  return NGX_OK;
+}
+
 ngx_int_t preconfiguration(ngx_conf_t* cf) {
   for (auto& variable : kVariables) {
     ngx_http_variable_t* v = ngx_http_add_variable(cf, &variable.name, variable.flags);
@@ -861,8 +889,8 @@ ngx_command_t kCommands[] = {
 };
 
 ngx_http_module_t kModuleContext = {
-    preconfiguration,  // preconfiguration
-    nullptr,           // postconfiguration
+    preconfiguration,   // preconfiguration
+    postconfiguration,  // postconfiguration
     create_main_conf,  // create main configuration
     init_main_conf,    // init main configuration
     nullptr,           // create server configuration

@@ -201,6 +201,20 @@ TEST_SUITE("nginx module") {
     CHECK(http_get(nginx.port(), "/").body == "[][]");
   }
 
+  TEST_CASE("nginx -t warns about a route to an upstream that has no block") {
+    temp_dir dir;
+    nginx_server nginx(dir, "", "location / { grayroute_route client1 clinet2; proxy_pass http://$grayroute_upstream; }",
+                       nginx_server::options{{"this 8080", "this 8090"}, 1, false});
+    const auto result = nginx.test_config();
+    const int status = result.first;
+    const std::string& output = result.second;
+    CAPTURE(output);
+    CHECK(status == 0);
+    CHECK(output.find("[warn]") != std::string::npos);
+    CHECK(output.find("no upstream block named \"clinet2\"") != std::string::npos);
+    CHECK(output.find("no upstream block named \"client1\"") == std::string::npos);
+  }
+
   TEST_CASE("nginx -t names the bad value and its line") {
     struct bad_config {
       const char* what;
@@ -233,7 +247,9 @@ TEST_SUITE("nginx module") {
       temp_dir dir;
       dir.write("gray.list", "10.1.2.3\n10.1.2.300\n");
       nginx_server nginx(dir, c.http, c.location, nginx_server::options{{"this 8080", "this 8090"}, 1, false});
-      const auto [status, output] = nginx.test_config();
+      const auto result = nginx.test_config();
+      const int status = result.first;
+      const std::string& output = result.second;
       CAPTURE(output);
       CHECK(status != 0);
       CHECK(output.find(c.expected) != std::string::npos);
