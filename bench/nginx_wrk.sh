@@ -16,7 +16,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 module="$here/../build/examples/nginx/ngx_http_grayroute_module.so"
-runs=5
+runs=7
 duration=3
 connections=32
 while [ $# -gt 0 ]; do

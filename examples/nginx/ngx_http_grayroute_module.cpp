@@ -247,8 +247,8 @@ char* set_list(ngx_conf_t* cf, ngx_command_t*, void* conf) {
   return guarded(cf, [&]() -> char* {
     main_state& m = *static_cast<main_conf*>(conf)->state;
     const auto* args = static_cast<ngx_str_t*>(cf->args->elts);
-    route_id route = grayroute::kGray;
-    ngx_uint_t listed = 0;
+    route_id route = grayroute::kGray;  // route= applies to every entry of the directive
+    std::vector<grayroute::ip_network> networks;
     for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
       const option o = split_option(args[i]);
       if (o.has_value) {
@@ -264,9 +264,10 @@ char* set_list(ngx_conf_t* cf, ngx_command_t*, void* conf) {
         return conf_error(cf, "grayroute_list: " + quoted(o.value) +
                                   " is not an address or network (a network must have no host bits set)");
       }
-      m.static_entries.push_back({*network, route});
-      ++listed;
+      networks.push_back(*network);
     }
+    for (const auto& network : networks) m.static_entries.push_back({network, route});
+    const std::size_t listed = networks.size();
     if (listed == 0) return conf_error(cf, "grayroute_list: no address or network given");
     return NGX_CONF_OK;
   });

@@ -167,7 +167,8 @@ TEST_SUITE("nginx module") {
     dir.write("gray.list", "# testers\n127.0.0.2\n127.0.0.3 beta\n127.0.0.0/24 production\n");
     nginx_server nginx(dir,
                        "grayroute_routes production gray beta;\n"
-                       "grayroute_list_file " + dir.file("gray.list") + ";",
+                       "grayroute_list_file " + dir.file("gray.list") + ";\n"
+                       "grayroute_list 127.0.2.0/24 route=beta;",
                        R"(
         location / {
             grayroute_route production=client1 gray=client2 beta=client3;
@@ -180,6 +181,7 @@ TEST_SUITE("nginx module") {
     CHECK(from("127.0.0.2") == "this 8090\n");
     CHECK(from("127.0.0.3") == "this 8100\n");
     CHECK(from("127.0.0.4") == "this 8080\n");
+    CHECK(from("127.0.2.9") == "this 8100\n");  // grayroute_list route=beta
   }
 
   TEST_CASE("the status handler reports the worker's state as JSON") {
