@@ -451,19 +451,23 @@ TEST_SUITE("redis failures") {
     auto store = std::make_unique<redis_store>(config_for(server));
     REQUIRE(store->wait_until_synced(5s));
     server.pause();
+    // Lookups never wait on Redis: none is anywhere near command_timeout, and all but
+    // scheduler hiccups on a busy machine stay far under a millisecond.
     double worst_us = 0;
+    long n = 0, slow = 0, wrong = 0;
     const auto until = std::chrono::steady_clock::now() + 800ms;
-    long n = 0;
     while (std::chrono::steady_clock::now() < until) {
       const auto t0 = std::chrono::steady_clock::now();
-      const bool ok = gray(*store, "10.0.0.1");
-      worst_us = std::max(worst_us, std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
-      CHECK_UNARY(ok);
-      if (!ok) break;
+      if (!gray(*store, "10.0.0.1")) ++wrong;
+      const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+      worst_us = std::max(worst_us, us);
+      slow += us > 1000;
       ++n;
     }
-    MESSAGE(n << " lookups while blackholed, slowest " << worst_us << " us");
-    CHECK(worst_us < 50000);  // a scheduler hiccup at most, never a Redis timeout
+    MESSAGE(n << " lookups while blackholed, " << slow << " over 1 ms, slowest " << worst_us << " us");
+    CHECK(wrong == 0);
+    CHECK(slow * 1000 <= n);
+    CHECK(worst_us < 250000);  // command_timeout is 300 ms
     CHECK(eventually([&] { return !store->status().connected; }, 3s));
     const auto t0 = std::chrono::steady_clock::now();
     store.reset();
