@@ -12,6 +12,7 @@
 #include <grayroute/redis_store.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -113,6 +114,21 @@ std::vector<grayroute::ip_address> probe_table() {
   return out;
 }
 
+// Microseconds Redis itself spent in the commands a full load uses (INFO commandstats):
+// how much of a load's time is the server's, not the store's.
+double redis_load_usec(grayroute::test::redis_client& redis) {
+  const std::string info = redis.run({"INFO", "commandstats"});
+  double total = 0;
+  for (const char* command : {"scan", "mget", "sscan", "hscan"}) {
+    const std::string tag = std::string("cmdstat_") + command + ":";
+    const std::size_t at = info.find(tag);
+    if (at == std::string::npos) continue;
+    const std::size_t usec = info.find("usec=", at);
+    if (usec != std::string::npos) total += std::atof(info.c_str() + usec + 5);
+  }
+  return total;
+}
+
 double resident_mb() {
   std::ifstream statm("/proc/self/statm");
   long pages = 0, resident = 0;
@@ -198,9 +214,11 @@ void full_load(benchmark::State& state, grayroute::redis_schema schema) {
   }
   auto config = f.config(db);
   config.schema = schema;
-  double snapshot_mb = 0, rss_mb = 0;
+  double snapshot_mb = 0, rss_mb = 0, server_ms = 0;
   std::size_t entries = 0;
+  grayroute::test::redis_client redis(f.server.port());
   for (auto _ : state) {
+    const double server_before = redis_load_usec(redis);
     const double rss_before = resident_mb();
     const auto start = std::chrono::steady_clock::now();
     grayroute::redis_store store(config);
@@ -212,7 +230,9 @@ void full_load(benchmark::State& state, grayroute::redis_schema schema) {
     entries = store.status().entries;
     snapshot_mb = static_cast<double>(store.snapshot().memory_bytes()) / (1024.0 * 1024.0);
     rss_mb = std::max(rss_mb, resident_mb() - rss_before);
+    server_ms += (redis_load_usec(redis) - server_before) / 1000.0;
   }
+  state.counters["redis_server_ms"] = server_ms / static_cast<double>(std::max<benchmark::IterationCount>(state.iterations(), 1));
   state.counters["entries"] = static_cast<double>(entries);
   state.counters["snapshot_MB"] = snapshot_mb;
   state.counters["rss_MB"] = rss_mb;
