@@ -44,69 +44,81 @@ inline std::string describe_error_reply(const redis_config& config, std::string_
   std::string out(command);
   out += " failed: " + text;
   if (text.compare(0, 9, "WRONGTYPE") == 0) {
-    out = "key " + quoted(config.key) + " is not a " + (config.schema == redis_schema::set ? "SET" : "HASH") +
+    out = "key " + detail::quoted(config.key) + " is not a " + (config.schema == redis_schema::set ? "SET" : "HASH") +
           " (" + text + ")";
   }
   return out;
 }
 
+// One SCAN batch whose MGET is in flight: the reply owns the key text `mget` views.
+struct seed_batch {
+  redis_reply scan;
+  std::vector<std::string_view> mget{"MGET"};
+  std::vector<ip_address> addresses;
+};
+
 inline redis_load load_seed(redis_connection& c, const redis_config& config, const std::atomic<bool>& stopping) {
   redis_load out;
-  // Pipelined: the MGET of one batch travels with the SCAN for the next one.
+  // Pipelined so Redis always has the next command queued: on receiving SCAN batch i
+  // we send SCAN i+1 and MGET i at once, then read MGET i-1 (sent a round earlier)
+  // while Redis works on those. Replies arrive in send order: ..., S(i), M(i-1),
+  // S(i+1), M(i).
   std::string cursor = "0";
-  redis_reply scan;
-  if (!c.append({"SCAN", cursor, "COUNT", kRedisScanCount}) || !(scan = c.reply())) {
-    out.error = c.error();
+  seed_batch current, previous;
+  bool previous_pending = false;
+  auto fail = [&](std::string error) {
+    out.error = std::move(error);
     return out;
-  }
-  std::vector<std::string_view> mget;
+  };
+  if (!c.append({"SCAN", cursor, "COUNT", kRedisScanCount}) || !(current.scan = c.reply())) return fail(c.error());
+  auto read_mget = [&](seed_batch& batch) -> bool {
+    redis_reply values = c.reply();
+    if (!values) return (out.error = c.error()), false;
+    if (values->type != REDIS_REPLY_ARRAY || values->elements != batch.addresses.size()) {
+      out.error = "MGET failed: " + std::string(reply_text(values.get()));
+      return false;
+    }
+    for (std::size_t i = 0; i < values->elements; ++i) {
+      if (seed_listed(batch.mget[i + 1], values->element[i])) {
+        out.entries.push_back({ip_network::host(batch.addresses[i]), kGray});
+      }
+    }
+    return true;
+  };
   for (;;) {
-    if (stopping.load(std::memory_order_relaxed)) {
-      out.error = "stopped";
-      return out;
-    }
-    if (scan->type == REDIS_REPLY_ERROR) {
-      out.error = describe_error_reply(config, "SCAN", scan.get());
-      return out;
-    }
+    if (stopping.load(std::memory_order_relaxed)) return fail("stopped");
+    const redisReply* scan = current.scan.get();
+    if (scan->type == REDIS_REPLY_ERROR) return fail(describe_error_reply(config, "SCAN", scan));
     if (scan->type != REDIS_REPLY_ARRAY || scan->elements != 2 || scan->element[1]->type != REDIS_REPLY_ARRAY) {
-      out.error = "SCAN: unexpected reply";
-      return out;
+      return fail("SCAN: unexpected reply");
     }
     cursor.assign(reply_text(scan->element[0]));
+    const bool more = cursor != "0";
+    if (more && !c.append({"SCAN", cursor, "COUNT", kRedisScanCount})) return fail(c.error());
     const redisReply* keys = scan->element[1];
-    mget.assign({"MGET"});
+    current.mget.resize(1);
+    current.addresses.clear();
     for (std::size_t i = 0; i < keys->elements; ++i) {
       // Only keys that are addresses can be listed; skip other keys before fetching.
       const std::string_view key = reply_text(keys->element[i]);
-      if (parse_ip(key)) mget.push_back(key);
-    }
-    const bool more = cursor != "0";
-    const bool fetch = mget.size() > 1;
-    if (fetch && !c.append(mget)) break;
-    if (more && !c.append({"SCAN", cursor, "COUNT", kRedisScanCount})) break;
-    if (fetch) {
-      redis_reply values = c.reply();
-      if (!values) break;
-      if (values->type != REDIS_REPLY_ARRAY || values->elements != mget.size() - 1) {
-        out.error = "MGET failed: " + std::string(reply_text(values.get()));
-        return out;
-      }
-      for (std::size_t i = 0; i < values->elements; ++i) {
-        if (seed_listed(mget[i + 1], values->element[i])) {
-          out.entries.push_back({ip_network::host(*parse_ip(mget[i + 1])), kGray});
-        }
+      if (auto address = parse_ip(key)) {
+        current.mget.push_back(key);
+        current.addresses.push_back(*address);
       }
     }
+    const bool fetch = !current.addresses.empty();
+    if (fetch && !c.append(current.mget)) return fail(c.error());
+    if (previous_pending && !read_mget(previous)) return out;
+    previous_pending = false;
     if (!more) {
+      if (fetch && !read_mget(current)) return out;
       out.ok = true;
       return out;
     }
-    // The next SCAN reply; `mget` pointed into the old one, which is done with now.
-    if (!(scan = c.reply())) break;
+    std::swap(previous, current);
+    previous_pending = fetch;
+    if (!(current.scan = c.reply())) return fail(c.error());
   }
-  out.error = c.error();
-  return out;
 }
 
 inline std::optional<route_id> route_named(const redis_config& config, std::string_view name) noexcept {

@@ -321,14 +321,14 @@ class redis_sync {
       }
       if (!out) {
         std::lock_guard<std::mutex> lock(status_mutex_);
-        status_.last_error = "snapshot file: cannot write " + quoted(tmp);
+        status_.last_error = "snapshot file: cannot write " + detail::quoted(tmp);
         return;
       }
     }
     // Rename: a reader (the next start) never sees half a file.
     if (std::rename(tmp.c_str(), config_.snapshot_file.c_str()) != 0) {
       std::lock_guard<std::mutex> lock(status_mutex_);
-      status_.last_error = "snapshot file: cannot rename to " + quoted(config_.snapshot_file);
+      status_.last_error = "snapshot file: cannot rename to " + detail::quoted(config_.snapshot_file);
     }
   }
 
