@@ -2,6 +2,8 @@
 // variables, status, and `nginx -t` errors. Real nginx processes on loopback.
 #include <doctest/doctest.h>
 
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
@@ -46,6 +48,28 @@ TEST_SUITE("nginx module") {
 
     const http_reply network = http_get(nginx.port(), "/", {}, std::chrono::seconds(5), "127.0.1.77");
     CHECK(network.body == "this 8090\n");
+  }
+
+  TEST_CASE("the variables work in log_format") {
+    temp_dir dir;
+    nginx_server nginx(dir,
+                       "grayroute_list 127.0.0.2;\n"
+                       "log_format gray '$grayroute_client_ip $grayroute_route $grayroute_reason $grayroute_upstream';",
+                       R"(
+        location / {
+            grayroute_route client1 client2;
+            access_log )" + dir.file("access.log") + R"( gray;
+            proxy_pass http://$grayroute_upstream;
+        })");
+    CHECK(http_get(nginx.port(), "/").body == "this 8080\n");
+    CHECK(http_get(nginx.port(), "/", {}, std::chrono::seconds(5), "127.0.0.2").body == "this 8090\n");
+    std::string log;
+    CHECK(eventually([&] {
+      std::ifstream in(dir.file("access.log"));
+      log.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      return log.find("127.0.0.2 gray list client2\n") != std::string::npos;
+    }));
+    CHECK(log.find("127.0.0.1 production default client1\n") != std::string::npos);
   }
 
   TEST_CASE("without trusted proxies no header can choose the route") {
