@@ -114,10 +114,19 @@ TEST_SUITE("nginx module with redis") {
     redis_server redis(dir, {"foobared"});
     nginx_server nginx(dir, redis_directive(redis), kSeedLocation);
     REQUIRE(eventually([&] { return http_get(nginx.port(), "/grayroute").body.find("\"synced_once\":true") != std::string::npos; }));
-    const int threads = nginx.worker_threads();
-    CHECK(threads == 2 * nginx.worker_processes());  // the event loop and one sync thread per worker
-    REQUIRE(eventually([&] { return redis_clients(redis) > 0; }));
-    const int clients = redis_clients(redis);
+    // Each worker: its event loop and one sync thread (a worker may still be starting).
+    const int threads = 2 * nginx.worker_processes();
+    CHECK(eventually([&] { return nginx.worker_threads() == threads; }));
+    // The stores' connections (two each today: loads and change notifications), once
+    // every worker has settled: the same count twice, 300 ms apart, a multiple of workers.
+    int clients = 0;
+    CHECK(eventually(
+        [&] {
+          clients = redis_clients(redis);
+          std::this_thread::sleep_for(std::chrono::milliseconds(300));
+          return clients > 0 && clients % nginx.worker_processes() == 0 && redis_clients(redis) == clients;
+        },
+        std::chrono::seconds(10)));
 
     load_generator load(nginx.port(), "/test/index.html", 2);
     REQUIRE(load.wait_for(200));
@@ -141,6 +150,22 @@ TEST_SUITE("nginx module with redis") {
     CHECK(eventually([&] { return redis_clients(redis) == clients; }));
     CAPTURE(redis.cli({"CLIENT", "LIST"}));
     CHECK(nginx.error_log().find("[alert]") == std::string::npos);
+  }
+
+  TEST_CASE("nginx -t checks grayroute_redis without connecting to Redis") {
+    temp_dir dir;
+    redis_server redis(dir, {"foobared"});
+    const auto connections = [&] {
+      const std::string info = redis.cli({"INFO", "stats"});
+      const std::size_t at = info.find("total_connections_received:");
+      return at == std::string::npos ? -1 : std::atoi(info.c_str() + at + 27);
+    };
+    nginx_server nginx(dir, redis_directive(redis), kSeedLocation, nginx_server::options{{"this 8080", "this 8090"}, 2, false});
+    const int before = connections();
+    const auto result = nginx.test_config();
+    CAPTURE(result.second);
+    CHECK(result.first == 0);
+    CHECK(connections() == before + 1);  // only the INFO asking
   }
 
   TEST_CASE("the hash schema routes to more than two upstreams") {
