@@ -381,6 +381,9 @@ char* set_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) {
           config.mode = grayroute::redis_mode::synced;
         } else if (value == "direct") {
           config.mode = grayroute::redis_mode::direct;
+          ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                             "grayroute_redis: mode=direct blocks the worker for one Redis round trip per request "
+                             "(the seed's design); use it for comparison only");
         } else {
           return conf_error(cf, "grayroute_redis: mode=" + quoted(value) + " is not synced or direct");
         }
