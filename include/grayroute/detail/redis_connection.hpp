@@ -133,8 +133,11 @@ class redis_connection {
   ~redis_connection() { close(); }
 
   /// Connects, authenticates and selects the database. False with error() on failure.
+  /// With a `deadline`, AUTH and SELECT get only what is left of it (direct mode
+  /// promises one lookup never takes longer than command_timeout).
   bool open(const redis_config& config, std::chrono::milliseconds connect_timeout,
-            std::chrono::milliseconds command_timeout) {
+            std::chrono::milliseconds command_timeout,
+            std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max()) {
     close();
     password_ = config.password;
     where_ = config.unix_socket.empty() ? config.host + ":" + std::to_string(config.port) : config.unix_socket;
@@ -152,7 +155,12 @@ class redis_connection {
     registered_ = registry_ != nullptr;
     set_timeout(command_timeout);
     if (config.unix_socket.empty()) redisEnableKeepAlive(ctx_);
+    const bool bounded = deadline != std::chrono::steady_clock::time_point::max();
+    auto left = [&] {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    };
     if (!config.password.empty() || !config.username.empty()) {
+      if (bounded) set_timeout(left());
       redis_reply r = config.username.empty() ? command({"AUTH", config.password})
                                               : command({"AUTH", config.username, config.password});
       if (!r) return false;
@@ -162,6 +170,7 @@ class redis_connection {
       }
     }
     if (config.database != 0) {
+      if (bounded) set_timeout(left());
       const std::string db = std::to_string(config.database);
       redis_reply r = command({"SELECT", db});
       if (!r) return false;

@@ -42,7 +42,7 @@ class redis_pool {
       std::unique_ptr<redis_connection> c = take();
       if (!c) {
         c = std::make_unique<redis_connection>();
-        if (!c->open(config_, config_.command_timeout, config_.command_timeout)) {
+        if (!c->open(config_, config_.command_timeout, config_.command_timeout, deadline)) {
           failure(c->error());
           return std::nullopt;
         }
