@@ -22,6 +22,29 @@ const char* const kRouteLocation = R"(
             proxy_pass http://$grayroute_upstream;
         })";
 
+// One GET over IPv6 loopback (process.hpp's http_get speaks IPv4 only); the body.
+std::string http_get_v6(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in6 addr{};
+  addr.sin6_family = AF_INET6;
+  addr.sin6_addr = in6addr_loopback;
+  addr.sin6_port = htons(static_cast<uint16_t>(port));
+  std::string raw;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string request = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
+      char buffer[4096];
+      ssize_t n;
+      while ((n = ::recv(fd, buffer, sizeof buffer, 0)) > 0) raw.append(buffer, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  const std::size_t end = raw.find("\r\n\r\n");
+  return end == std::string::npos ? "" : raw.substr(end + 4);
+}
+
 std::string header_value(const http_reply& reply, const std::string& name) {
   const std::string key = "\r\n" + name + ": ";
   const std::size_t at = reply.headers.find(key);
@@ -70,6 +93,29 @@ TEST_SUITE("nginx module") {
       return log.find("127.0.0.2 gray list client2\n") != std::string::npos;
     }));
     CHECK(log.find("127.0.0.1 production default client1\n") != std::string::npos);
+  }
+
+  TEST_CASE("an IPv6 peer is matched against IPv6 entries") {
+    temp_dir dir;
+    const int v6_port = free_port();
+    const std::string location = R"(
+            location / {
+                grayroute_route client1 client2;
+                proxy_pass http://$grayroute_upstream;
+            })";
+    SUBCASE("listed") {
+      nginx_server nginx(dir, "grayroute_list ::1;\nserver { listen [::1]:" + std::to_string(v6_port) + ";" + location + " }",
+                         location);
+      CHECK(http_get_v6(v6_port, "/") == "this 8090\n");
+      CHECK(http_get(nginx.port(), "/").body == "this 8080\n");
+    }
+    SUBCASE("not listed") {
+      nginx_server nginx(dir, "grayroute_list 2001:db8::/32 127.0.0.1;\nserver { listen [::1]:" + std::to_string(v6_port) + ";" +
+                                  location + " }",
+                         location);
+      CHECK(http_get_v6(v6_port, "/") == "this 8080\n");
+      CHECK(http_get(nginx.port(), "/").body == "this 8090\n");
+    }
   }
 
   TEST_CASE("without trusted proxies no header can choose the route") {
