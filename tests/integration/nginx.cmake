@@ -1,0 +1,28 @@
+# Tests of the nginx module: stock nginx (/usr/sbin/nginx) loading the module built by
+# examples/nginx, with real backends and redis-server on loopback. nginx is not built
+# with the sanitizers, hence `no-sanitizer`.
+include(GrayrouteNginx)
+find_program(GRAYROUTE_NGINX_BINARY nginx PATHS /usr/sbin)
+
+if(GRAYROUTE_BUILD_EXAMPLES AND GRAYROUTE_BUILD_NGINX_MODULE AND GRAYROUTE_NGINX_BINARY)
+  find_package(Threads REQUIRED)
+  set(_module "${GRAYROUTE_NGINX_MODULE_FILE}")
+  if(GRAYROUTE_NGINX_WITH_REDIS)
+    set(_module_redis 1)
+  else()
+    set(_module_redis 0)
+  endif()
+
+  grayroute_add_test(nginx_module_test SOURCES integration/nginx_module_test.cpp
+                     LIBRARIES Threads::Threads LABELS "server;no-sanitizer")
+  target_compile_definitions(nginx_module_test PRIVATE
+    "GRAYROUTE_NGINX_MODULE_PATH=\"${_module}\"" GRAYROUTE_NGINX_HAS_REDIS=${_module_redis})
+  add_dependencies(nginx_module_test grayroute_nginx_module)
+
+  if(_module_redis)
+    grayroute_add_test(nginx_redis_test SOURCES integration/nginx_redis_test.cpp
+                       LIBRARIES Threads::Threads LABELS "server;no-sanitizer")
+    target_compile_definitions(nginx_redis_test PRIVATE "GRAYROUTE_NGINX_MODULE_PATH=\"${_module}\"")
+    add_dependencies(nginx_redis_test grayroute_nginx_module)
+  endif()
+endif()
