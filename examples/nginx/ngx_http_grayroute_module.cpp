@@ -63,10 +63,6 @@ namespace {
 
 using grayroute::route_id;
 
-// The rollout key from `grayroute_percent key=...` reaches the router as one extra
-// header line under a name no real header can have (it contains spaces).
-constexpr std::string_view kRolloutKeyHeader = "grayroute rollout key";
-
 std::string to_string(const ngx_str_t& s) { return std::string(to_view(s)); }
 
 // "name=value" -> name, value; a bare word has an empty name.
@@ -625,7 +621,6 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) {
       config.percent = child.percent;
       if (!child.percent_route.empty()) config.percent_route = child.percent_route;
       config.percent_seed = child.percent_seed;
-      if (child.percent_key) config.percent_key_header = std::string(kRolloutKeyHeader);
     }
     try {
       child.router = std::make_unique<grayroute::router<module_store>>(m.store, config);
@@ -649,17 +644,15 @@ const request_ctx* decide(ngx_http_request_t* r) noexcept {
   auto* ctx = static_cast<request_ctx*>(ngx_palloc(r->pool, sizeof(request_ctx)));
   if (!ctx) return nullptr;
 
-  grayroute::header key;
-  const grayroute::header* extra = nullptr;
+  // `grayroute_percent key=...`: the rollout key is an nginx complex value; empty
+  // (no such cookie, say) falls back to the client address.
+  std::string_view key;
   if (l.percent_key) {
     ngx_str_t value;
-    if (ngx_http_complex_value(r, l.percent_key, &value) == NGX_OK && value.len > 0) {
-      key = {kRolloutKeyHeader, to_view(value)};
-      extra = &key;
-    }
+    if (ngx_http_complex_value(r, l.percent_key, &value) == NGX_OK) key = to_view(value);
   }
   const grayroute::decision d =
-      l.router->decide(peer_address(r->connection->sockaddr), request_headers(r->headers_in.headers, extra));
+      l.router->decide(peer_address(r->connection->sockaddr), request_headers(r->headers_in.headers), key);
   ctx->route = d.route;
   ctx->reason = d.reason;
   ctx->client_ip_length = d.client.address.format(reinterpret_cast<char*>(ctx->client_ip));

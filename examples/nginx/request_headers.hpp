@@ -18,8 +18,7 @@ inline std::string_view to_view(const ngx_str_t& s) noexcept {
   return {reinterpret_cast<const char*>(s.data), s.len};
 }
 
-/// The header lines of a request, in arrival order, plus an optional extra line the
-/// module synthesises (the rollout key). Iterating walks the ngx_list_t parts.
+/// The header lines of a request, in arrival order. Iterating walks the ngx_list_t parts.
 class request_headers {
  public:
   class iterator {
@@ -31,29 +30,20 @@ class request_headers {
     using iterator_category = std::input_iterator_tag;
 
     iterator() = default;
-    iterator(const ngx_list_part_t* part, const grayroute::header* extra) noexcept : part_(part), extra_(extra) {
-      settle();
-    }
+    explicit iterator(const ngx_list_part_t* part) noexcept : part_(part) { settle(); }
 
     value_type operator*() const noexcept {
-      if (!part_) return *extra_;
       const ngx_table_elt_t& e = element();
       return {to_view(e.key), to_view(e.value)};
     }
 
     iterator& operator++() noexcept {
-      if (!part_) {
-        extra_ = nullptr;
-        return *this;
-      }
       ++index_;
       settle();
       return *this;
     }
 
-    bool operator==(const iterator& o) const noexcept {
-      return part_ == o.part_ && index_ == o.index_ && extra_ == o.extra_;
-    }
+    bool operator==(const iterator& o) const noexcept { return part_ == o.part_ && index_ == o.index_; }
     bool operator!=(const iterator& o) const noexcept { return !(*this == o); }
 
    private:
@@ -77,18 +67,15 @@ class request_headers {
 
     const ngx_list_part_t* part_ = nullptr;
     ngx_uint_t index_ = 0;
-    const grayroute::header* extra_ = nullptr;  // yielded once the list is exhausted
   };
 
-  explicit request_headers(const ngx_list_t& list, const grayroute::header* extra = nullptr) noexcept
-      : list_(&list), extra_(extra) {}
+  explicit request_headers(const ngx_list_t& list) noexcept : list_(&list) {}
 
-  iterator begin() const noexcept { return iterator(&list_->part, extra_); }
+  iterator begin() const noexcept { return iterator(&list_->part); }
   iterator end() const noexcept { return iterator(); }
 
  private:
   const ngx_list_t* list_;
-  const grayroute::header* extra_;
 };
 
 /// The TCP peer's address; a Unix-socket peer has none and is reported as 0.0.0.0.
