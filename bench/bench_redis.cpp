@@ -1,0 +1,244 @@
+// redis_store benchmarks against a real redis-server this program starts on a free
+// loopback port (and stops at exit).
+//
+//   BM_RedisLookup_Synced      vs  BM_RedisLookup_DirectGet (the seed's GET per request)
+//   BM_RedisPropagation_Set / _Del: write -> visible to lookups, p50/p99 as counters
+//   BM_RedisFullLoad_Seed1M / _Set1M  vs  BM_MemoryStoreReplace_1M (the publish alone)
+//   counters snapshot_MB (memory_store::memory_bytes) and rss_MB (resident growth)
+//
+// Usage: bench_redis [--benchmark_filter=...]   (needs redis-server on PATH)
+#include <benchmark/benchmark.h>
+
+#include <grayroute/redis_store.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../tests/support/process.hpp"
+#include "../tests/support/redis_client.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr int kBigList = 1000000;
+constexpr int kSmallList = 10000;
+
+// One server for the whole run, databases split by purpose.
+constexpr int kSmallDb = 0;   // 10k seed keys
+constexpr int kSeedDb = 1;    // 1M seed keys
+constexpr int kSetDb = 2;     // one SET of 1M members
+
+struct redis_fixture {
+  grayroute::test::temp_dir dir;
+  grayroute::test::redis_server server{dir};
+  bool seed_big_loaded = false, set_big_loaded = false;
+
+  redis_fixture() {
+    grayroute::test::redis_client redis(server.port());
+    redis.run({"SELECT", std::to_string(kSmallDb)});
+    fill_seed(redis, kSmallList);
+  }
+
+  static std::string address(int i) {
+    return "10." + std::to_string((i >> 16) & 255) + "." + std::to_string((i >> 8) & 255) + "." +
+           std::to_string(i & 255);
+  }
+
+  // MSET in chunks of 1000 pairs, pipelined: a million keys in a few seconds.
+  static void fill_seed(grayroute::test::redis_client& redis, int count) {
+    std::vector<std::vector<std::string>> commands;
+    for (int i = 0; i < count;) {
+      std::vector<std::string> mset{"MSET"};
+      for (int j = 0; j < 1000 && i < count; ++j, ++i) {
+        const std::string a = address(i);
+        mset.push_back(a);
+        mset.push_back(a);
+      }
+      commands.push_back(std::move(mset));
+    }
+    redis.pipeline(commands, 64);
+  }
+
+  void ensure_big_seed() {
+    if (seed_big_loaded) return;
+    grayroute::test::redis_client redis(server.port());
+    redis.run({"SELECT", std::to_string(kSeedDb)});
+    fill_seed(redis, kBigList);
+    seed_big_loaded = true;
+  }
+
+  void ensure_big_set() {
+    if (set_big_loaded) return;
+    grayroute::test::redis_client redis(server.port());
+    redis.run({"SELECT", std::to_string(kSetDb)});
+    std::vector<std::vector<std::string>> commands;
+    for (int i = 0; i < kBigList;) {
+      std::vector<std::string> sadd{"SADD", "grayroute:list"};
+      for (int j = 0; j < 1000 && i < kBigList; ++j, ++i) sadd.push_back(address(i));
+      commands.push_back(std::move(sadd));
+    }
+    redis.pipeline(commands, 64);
+    set_big_loaded = true;
+  }
+
+  grayroute::redis_config config(int db, grayroute::redis_mode mode = grayroute::redis_mode::synced) const {
+    grayroute::redis_config c;
+    c.port = server.port();
+    c.database = db;
+    c.mode = mode;
+    c.command_timeout = 10s;  // a 1M-key MGET batch must not time out on a busy machine
+    return c;
+  }
+};
+
+redis_fixture& fixture() {
+  static redis_fixture f;
+  return f;
+}
+
+// Half listed, half not, spread over the list.
+std::vector<grayroute::ip_address> probe_table() {
+  std::vector<grayroute::ip_address> out;
+  for (int i = 0; i < 1024; ++i) {
+    const int n = (i * 7919) % (2 * kSmallList);
+    out.push_back(*grayroute::parse_ip(redis_fixture::address(n)));
+  }
+  return out;
+}
+
+double resident_mb() {
+  std::ifstream statm("/proc/self/statm");
+  long pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
+}
+
+void lookups(benchmark::State& state, grayroute::redis_mode mode) {
+  auto& f = fixture();
+  grayroute::redis_store store(f.config(kSmallDb, mode));
+  if (!store.wait_until_synced(30s)) {
+    state.SkipWithError("redis_store did not sync");
+    return;
+  }
+  const auto table = probe_table();
+  std::size_t i = 0, hits = 0;
+  for (auto _ : state) {
+    const auto r = store.lookup(table[i++ & 1023]);
+    benchmark::DoNotOptimize(r);
+    hits += r.has_value();
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  state.counters["hit_ratio"] = static_cast<double>(hits) / static_cast<double>(std::max<std::size_t>(i, 1));
+}
+
+void BM_RedisLookup_Synced(benchmark::State& state) { lookups(state, grayroute::redis_mode::synced); }
+void BM_RedisLookup_DirectGet(benchmark::State& state) { lookups(state, grayroute::redis_mode::direct); }
+BENCHMARK(BM_RedisLookup_Synced);
+BENCHMARK(BM_RedisLookup_DirectGet);
+
+// From sending the write to the first lookup that sees it, spinning on lookups
+// (the write's own round trip is included).
+void propagation(benchmark::State& state, bool del) {
+  auto& f = fixture();
+  grayroute::redis_store store(f.config(kSmallDb));
+  grayroute::test::redis_client redis(f.server.port());
+  if (!store.wait_until_synced(30s)) {
+    state.SkipWithError("redis_store did not sync");
+    return;
+  }
+  std::vector<double> us;
+  int n = 0;
+  for (auto _ : state) {
+    const std::string key = "192.168." + std::to_string((n >> 8) & 255) + "." + std::to_string(n & 255);
+    ++n;
+    const auto address = *grayroute::parse_ip(key);
+    if (del) {
+      redis.run({"SET", key, key});
+      while (!store.contains(address)) std::this_thread::yield();
+    }
+    const auto start = std::chrono::steady_clock::now();
+    redis.run(del ? std::vector<std::string>{"DEL", key} : std::vector<std::string>{"SET", key, key});
+    while (store.contains(address) == del) {
+      if (std::chrono::steady_clock::now() - start > 1s) break;
+      std::this_thread::yield();
+    }
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    us.push_back(elapsed * 1e6);
+    state.SetIterationTime(elapsed);
+    if (!del) redis.run({"DEL", key});
+  }
+  std::sort(us.begin(), us.end());
+  auto at = [&](double p) { return us[std::min(us.size() - 1, static_cast<std::size_t>(p * static_cast<double>(us.size())))]; };
+  state.counters["p50_us"] = at(0.50);
+  state.counters["p99_us"] = at(0.99);
+  state.counters["max_us"] = us.back();
+}
+
+void BM_RedisPropagation_Set(benchmark::State& state) { propagation(state, false); }
+void BM_RedisPropagation_Del(benchmark::State& state) { propagation(state, true); }
+BENCHMARK(BM_RedisPropagation_Set)->UseManualTime()->Iterations(2000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_RedisPropagation_Del)->UseManualTime()->Iterations(2000)->Unit(benchmark::kMicrosecond);
+
+// Construction to a published 1M-entry snapshot: connect, SCAN + MGET (or SSCAN),
+// parse, build, one atomic swap.
+void full_load(benchmark::State& state, grayroute::redis_schema schema) {
+  auto& f = fixture();
+  const int db = schema == grayroute::redis_schema::seed ? kSeedDb : kSetDb;
+  if (schema == grayroute::redis_schema::seed) {
+    f.ensure_big_seed();
+  } else {
+    f.ensure_big_set();
+  }
+  auto config = f.config(db);
+  config.schema = schema;
+  double snapshot_mb = 0, rss_mb = 0;
+  std::size_t entries = 0;
+  for (auto _ : state) {
+    const double rss_before = resident_mb();
+    const auto start = std::chrono::steady_clock::now();
+    grayroute::redis_store store(config);
+    if (!store.wait_until_synced(60s)) {
+      state.SkipWithError(("no sync: " + store.status().last_error).c_str());
+      return;
+    }
+    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    entries = store.status().entries;
+    snapshot_mb = static_cast<double>(store.snapshot().memory_bytes()) / (1024.0 * 1024.0);
+    rss_mb = std::max(rss_mb, resident_mb() - rss_before);
+  }
+  state.counters["entries"] = static_cast<double>(entries);
+  state.counters["snapshot_MB"] = snapshot_mb;
+  state.counters["rss_MB"] = rss_mb;
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(entries));
+}
+
+void BM_RedisFullLoad_Seed1M(benchmark::State& state) { full_load(state, grayroute::redis_schema::seed); }
+void BM_RedisFullLoad_Set1M(benchmark::State& state) { full_load(state, grayroute::redis_schema::set); }
+BENCHMARK(BM_RedisFullLoad_Seed1M)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RedisFullLoad_Set1M)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+
+// Baseline: building and publishing the same 1M entries with no Redis at all.
+void BM_MemoryStoreReplace_1M(benchmark::State& state) {
+  std::vector<grayroute::store_entry> entries;
+  entries.reserve(kBigList);
+  for (int i = 0; i < kBigList; ++i) {
+    entries.push_back({grayroute::ip_network::host(grayroute::ip_address::v4(0x0a000000u + static_cast<std::uint32_t>(i))),
+                       grayroute::kGray});
+  }
+  grayroute::memory_store store;
+  for (auto _ : state) store.replace(entries);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * kBigList);
+  state.counters["snapshot_MB"] = static_cast<double>(store.memory_bytes()) / (1024.0 * 1024.0);
+}
+BENCHMARK(BM_MemoryStoreReplace_1M)->Iterations(3)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,129 @@
+// Direct mode: the seed's design, one GET per lookup over pooled connections. It exists
+// to compare against (bench_redis) and for small setups that want no background thread.
+// Each lookup is bounded by command_timeout (connect included); after a failure the
+// pool answers "not listed" without trying again until a short backoff has passed, so
+// a dead Redis costs one timeout per backoff period, not one per request.
+#ifndef GRAYROUTE_DETAIL_REDIS_POOL_HPP
+#define GRAYROUTE_DETAIL_REDIS_POOL_HPP
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "../ip.hpp"
+#include "../redis_config.hpp"
+#include "../store.hpp"
+#include "../version.hpp"
+#include "redis_connection.hpp"
+
+GRAYROUTE_NAMESPACE_BEGIN
+namespace detail {
+
+class redis_pool {
+ public:
+  using clock = std::chrono::steady_clock;
+  static constexpr std::size_t kMaxIdle = 64;
+
+  explicit redis_pool(const redis_config& config) : config_(config) {}
+
+  std::optional<route_id> lookup(const ip_address& address) const noexcept {
+    if (stopped_.load(std::memory_order_relaxed)) return std::nullopt;
+    if (clock::now().time_since_epoch().count() < retry_after_.load(std::memory_order_relaxed)) return std::nullopt;
+    try {
+      sigpipe_guard guard;
+      char text[ip_address::kMaxTextLength + 1];
+      const std::string_view key(text, address.format(text));
+      const auto deadline = clock::now() + config_.command_timeout;
+      std::unique_ptr<redis_connection> c = take();
+      if (!c) {
+        c = std::make_unique<redis_connection>();
+        if (!c->open(config_, config_.command_timeout, config_.command_timeout)) {
+          failure(c->error());
+          return std::nullopt;
+        }
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+      if (left.count() <= 0) {
+        failure("redis: connect and AUTH used up command_timeout");
+        return std::nullopt;
+      }
+      c->set_timeout(left);
+      redis_reply r = c->command({"GET", key});
+      if (!r) {
+        failure(c->error());
+        return std::nullopt;
+      }
+      if (r->type == REDIS_REPLY_ERROR) {
+        failure("redis GET failed: " + std::string(reply_text(r.get())));
+        return std::nullopt;
+      }
+      const bool listed = r->type == REDIS_REPLY_STRING && reply_text(r.get()) == key;
+      r.reset();
+      give_back(std::move(c));
+      return listed ? std::optional<route_id>(kGray) : std::nullopt;
+    } catch (...) {
+      return std::nullopt;  // bad_alloc: "not listed" is the safe answer
+    }
+  }
+
+  void stop() {
+    stopped_.store(true);
+    std::lock_guard<std::mutex> lock(mutex_);
+    idle_.clear();
+    connected_ = false;
+  }
+
+  redis_status status() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    redis_status s;
+    s.connected = connected_;
+    s.last_error = last_error_;
+    return s;
+  }
+
+ private:
+  std::unique_ptr<redis_connection> take() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (idle_.empty()) return nullptr;
+    auto c = std::move(idle_.back());
+    idle_.pop_back();
+    return c;
+  }
+
+  void give_back(std::unique_ptr<redis_connection> c) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    connected_ = true;
+    failures_ = 0;
+    if (idle_.size() < kMaxIdle && !stopped_.load()) idle_.push_back(std::move(c));
+  }
+
+  void failure(const std::string& error) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    connected_ = false;
+    last_error_ = scrub(error, config_.password);
+    // Connections that were idle are probably dead too.
+    idle_.clear();
+    const auto backoff = std::min(std::chrono::milliseconds(100 << std::min(failures_, 6)), config_.retry_max);
+    ++failures_;
+    retry_after_.store((clock::now() + backoff).time_since_epoch().count(), std::memory_order_relaxed);
+  }
+
+  const redis_config& config_;
+  std::atomic<bool> stopped_{false};
+  mutable std::atomic<clock::rep> retry_after_{0};
+  mutable std::mutex mutex_;
+  mutable std::vector<std::unique_ptr<redis_connection>> idle_;
+  mutable bool connected_ = false;
+  mutable int failures_ = 0;
+  mutable std::string last_error_;
+};
+
+}  // namespace detail
+GRAYROUTE_NAMESPACE_END
+
+#endif  // GRAYROUTE_DETAIL_REDIS_POOL_HPP
