@@ -1,4 +1,3 @@
-// The one translation unit holding Asio's and Beast's non-template code
-// (BOOST_ASIO_SEPARATE_COMPILATION / BOOST_BEAST_SEPARATE_COMPILATION).
+// The one translation unit holding Asio's non-template code
+// (BOOST_ASIO_SEPARATE_COMPILATION): compiled once instead of in every file.
 #include <boost/asio/impl/src.hpp>
-#include <boost/beast/src.hpp>

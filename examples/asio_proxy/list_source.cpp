@@ -3,6 +3,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <stdexcept>
 
@@ -46,11 +48,11 @@ std::string iso_time(std::time_t t) {
 grayroute::redis_config redis_config_of(const proxy_options& options) {
   const redis_options& r = options.redis;
   grayroute::redis_config config;
-  if (r.address.rfind("unix:", 0) == 0) {
-    config.unix_socket = r.address.substr(5);
+  const auto address = grayroute::parse_redis_address(r.address);
+  if (!address) throw std::runtime_error("--redis: \"" + r.address + "\" is not host:port, [v6]:port or unix:/path");
+  if (address->second == 0) {
+    config.unix_socket = address->first;
   } else {
-    const auto address = grayroute::parse_redis_address(r.address);
-    if (!address) throw std::runtime_error("--redis: \"" + r.address + "\" is not host:port, [v6]:port or unix:/path");
     config.host = address->first;
     config.port = address->second;
   }
@@ -176,29 +178,33 @@ std::string list_source::describe() const {
 }
 
 std::string list_source::health_json() const {
-  std::string out = "{\"status\":\"ok\",\"entries\":" + std::to_string(memory_.size());
-  std::string source = file_.empty() ? "flags" : "file " + file_;
-  if (redis_) source += memory_.size() ? " + redis" : "";
-  if (redis_ && memory_.empty()) source = "redis";
-  out += ",\"source\":\"" + json_escape(source) + "\"";
-  {
-    std::lock_guard<std::mutex> lock(status_mutex_);
-    out += ",\"last_sync\":\"" + iso_time(last_load_) + "\"";
-    out += ",\"reloads\":" + std::to_string(reloads_) + ",\"rejected_reloads\":" + std::to_string(rejected_);
-    out += ",\"last_error\":\"" + json_escape(last_error_) + "\"";
-  }
+  std::size_t entries = memory_.size();
+  std::string source = file_.empty() ? (flag_entries_.empty() && redis_ ? "" : "flags") : "file " + file_;
+  std::time_t last_sync = 0;
+  std::string redis_json;
+  bool redis_connected = false;
 #if GRAYROUTE_PROXY_REDIS
   if (redis_) {
     const auto status = redis_->status();
-    out += ",\"redis_connected\":";
-    out += status.connected ? "true" : "false";
-    out += ",\"redis\":" + status.to_json();
-  } else {
-    out += ",\"redis_connected\":null";
+    entries += status.entries;
+    source += source.empty() ? "redis" : " + redis";
+    if (status.synced_once) last_sync = std::chrono::system_clock::to_time_t(status.last_sync);
+    redis_connected = status.connected;
+    redis_json = status.to_json();
   }
-#else
-  out += ",\"redis_connected\":null";
 #endif
+  std::string out = "{\"status\":\"ok\",\"entries\":" + std::to_string(entries);
+  out += ",\"source\":\"" + json_escape(source) + "\"";
+  {
+    std::lock_guard<std::mutex> lock(status_mutex_);
+    if (!redis_ || !file_.empty()) last_sync = std::max(last_sync, last_load_);
+    out += ",\"last_sync\":\"" + iso_time(last_sync) + "\"";
+    out += ",\"file_reloads\":" + std::to_string(reloads_) + ",\"file_rejected\":" + std::to_string(rejected_);
+    out += ",\"last_error\":\"" + json_escape(last_error_) + "\"";
+  }
+  out += ",\"redis_connected\":";
+  out += redis_ ? (redis_connected ? "true" : "false") : "null";
+  if (!redis_json.empty()) out += ",\"redis\":" + redis_json;
   out += "}";
   return out;
 }

@@ -18,12 +18,13 @@
 #include <vector>
 
 #include <grayroute/memory_store.hpp>
+#include <grayroute/version.hpp>
 
 #include "options.hpp"
 
-namespace grayroute {
-class redis_store;
-}
+GRAYROUTE_NAMESPACE_BEGIN
+class redis_store;  // redis_store.hpp (and hiredis) only in list_source.cpp
+GRAYROUTE_NAMESPACE_END
 
 namespace grayroute_proxy {
 

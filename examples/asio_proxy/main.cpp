@@ -4,55 +4,18 @@
 //   grayroute-proxy --listen 127.0.0.1:8000 --production 127.0.0.1:8080 --gray 127.0.0.1:8090
 //                   --gray-list-file gray.txt --trusted-proxy 10.0.0.0/8
 #include <cstdio>
-#include <exception>
+#include <algorithm>
 #include <string>
 #include <thread>
 
 #include <CLI/CLI.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 
 #include <grayroute/version.hpp>
 
-#include "server.hpp"
-
-namespace {
-
-namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
-
-// "127.0.0.1:8000", "[::1]:8000" or "localhost:8000" -> an endpoint; throws naming the flag.
-tcp::endpoint endpoint_of(const std::string& flag, const std::string& text) {
-  std::string host, port;
-  if (!text.empty() && text.front() == '[') {
-    const auto close = text.find("]:");
-    if (close != std::string::npos) {
-      host = text.substr(1, close - 1);
-      port = text.substr(close + 2);
-    }
-  } else if (const auto colon = text.rfind(':'); colon != std::string::npos) {
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-  }
-  if (host.empty() || port.empty()) throw std::runtime_error(flag + ": \"" + text + "\" is not host:port");
-  asio::io_context io;
-  tcp::resolver resolver(io);
-  boost::system::error_code ec;
-  const auto results = resolver.resolve(host, port, tcp::resolver::numeric_service, ec);
-  if (ec || results.empty()) throw std::runtime_error(flag + ": cannot resolve \"" + text + "\": " + ec.message());
-  return results.begin()->endpoint();
-}
-
-std::string text_of(const tcp::endpoint& e) {
-  return e.address().is_v6() ? "[" + e.address().to_string() + "]:" + std::to_string(e.port())
-                             : e.address().to_string() + ":" + std::to_string(e.port());
-}
-
-}  // namespace
+#include "options.hpp"
 
 int main(int argc, char** argv) {
-  using grayroute_proxy::proxy_options;
-  proxy_options o;
+  grayroute_proxy::proxy_options o;
   o.threads = std::max(1u, std::thread::hardware_concurrency());
   long long connect_ms = o.connect_timeout.count(), upstream_ms = o.upstream_timeout.count(),
             client_ms = o.client_timeout.count(), keepalive_ms = o.keepalive_timeout.count(),
@@ -123,43 +86,5 @@ int main(int argc, char** argv) {
   o.shutdown_timeout = std::chrono::milliseconds(shutdown_ms);
   o.watch_interval = std::chrono::milliseconds(watch_ms);
 
-  std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  try {
-    const tcp::endpoint listen = endpoint_of("--listen", o.listen);
-    const tcp::endpoint production = endpoint_of("--production", o.production);
-    const tcp::endpoint gray = endpoint_of("--gray", o.gray);
-    grayroute_proxy::list_source list(o);
-    const grayroute_proxy::proxy_router router(list, o.routing);
-    grayroute_proxy::access_log log(o.access_log);
-    const grayroute_proxy::proxy_context context{
-        o, router, list, log, listen, {production, gray}, {text_of(production), text_of(gray)}};
-    grayroute_proxy::server server(context, list);
-
-    std::printf("grayroute-proxy %s listening on http://%s (%u thread%s)\n", GRAYROUTE_VERSION_STRING,
-                text_of(listen).c_str(), o.threads, o.threads == 1 ? "" : "s");
-    std::printf("  production -> %s, gray -> %s\n", context.upstream_names[0].c_str(), context.upstream_names[1].c_str());
-    std::printf("  gray list: %s\n", list.describe().c_str());
-    std::printf("  client IP: ");
-    if (o.routing.client_ip.trusted_proxies.empty()) {
-      std::printf("the TCP peer (no --trusted-proxy)\n");
-    } else {
-      std::string headers;
-      for (const auto& h : o.routing.client_ip.headers) headers += (headers.empty() ? "" : ", ") + h;
-      std::string trusted;
-      for (const auto& t : o.routing.client_ip.trusted_proxies) trusted += (trusted.empty() ? "" : ", ") + t;
-      std::printf("%s from trusted proxies %s, else the TCP peer\n", headers.c_str(), trusted.c_str());
-    }
-    if (o.routing.percent > 0) std::printf("  percentage: %.2f%% of clients to gray\n", o.routing.percent);
-    if (!o.routing.force_header.empty()) std::printf("  force header: %s\n", o.routing.force_header.c_str());
-    if (!o.routing.force_cookie.empty()) std::printf("  force cookie: %s\n", o.routing.force_cookie.c_str());
-    if (!o.routing_enabled) std::printf("  routing OFF: everything goes to production\n");
-    std::printf("  health: http://%s/-/grayroute/health\n", text_of(listen).c_str());
-    server.run();
-    list.stop();
-    std::printf("grayroute-proxy stopped\n");
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "grayroute-proxy: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+  return grayroute_proxy::serve(o);
 }

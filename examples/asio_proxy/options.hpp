@@ -45,6 +45,10 @@ struct proxy_options {
   std::string access_log = "-";  // a file, "-" for stdout, "off"
 };
 
+/// Runs the proxy until SIGINT/SIGTERM; the exit status (server.cpp). Kept apart
+/// from main.cpp so the command-line parser and Asio compile in parallel.
+int serve(const proxy_options& options);
+
 }  // namespace grayroute_proxy
 
 #endif  // GRAYROUTE_PROXY_OPTIONS_HPP

@@ -167,3 +167,36 @@ TEST_SUITE("proxy shutdown") {
     CHECK(s.front.log().find("grayroute-proxy stopped") != std::string::npos);
   }
 }
+
+#if GRAYROUTE_PROXY_HAS_REDIS
+TEST_SUITE("proxy redis") {
+  TEST_CASE("--redis: the seed's SET ip ip moves a client, and the password never reaches the log") {
+    temp_dir dir;
+    redis_server redis(dir, {/*password=*/"s3cret-pass"});
+    proxy_setup s(dir, with({"--redis", "127.0.0.1:" + std::to_string(redis.port()), "--redis-password",
+                             "s3cret-pass"}));
+    auto backend_of = [&](const char* client) {
+      return header(http_get(s.port(), "/", {{"X-Forwarded-For", client}}).headers, "X-Backend");
+    };
+    CHECK(backend_of("203.0.113.9") == "production");
+    CHECK(redis.cli({"SET", "203.0.113.9", "203.0.113.9"}) == "OK");
+    CHECK(eventually([&] { return backend_of("203.0.113.9") == "gray"; }));
+    CHECK(backend_of("203.0.113.10") == "production");
+
+    auto health = http_get(s.port(), "/-/grayroute/health").body;
+    CHECK(health.find("\"redis_connected\":true") != std::string::npos);
+    CHECK(health.find("\"entries\":1") != std::string::npos);
+
+    // Redis down: the last list keeps answering, health says so.
+    redis.kill_now();
+    CHECK(backend_of("203.0.113.9") == "gray");
+    CHECK(eventually([&] {
+      return http_get(s.port(), "/-/grayroute/health").body.find("\"redis_connected\":false") != std::string::npos;
+    }));
+    health = http_get(s.port(), "/-/grayroute/health").body;
+    CHECK(health.find("s3cret-pass") == std::string::npos);
+    CHECK(s.front.log().find("s3cret-pass") == std::string::npos);
+    CHECK(s.front.log().find("redis://:***@127.0.0.1") != std::string::npos);
+  }
+}
+#endif
