@@ -99,7 +99,7 @@ bool is_bad_request(const beast::error_code& ec) noexcept {
 
 class connection : public session, public std::enable_shared_from_this<connection>, asio::coroutine {
  public:
-  connection(worker& w, tcp::socket socket)
+  connection(worker& w, tcp_socket socket)
       : worker_(w), context_(w.context()), options_(context_.options), client_(std::move(socket)) {}
 
   ~connection() override { worker_.remove(this); }
@@ -135,7 +135,7 @@ class connection : public session, public std::enable_shared_from_this<connectio
   worker& worker_;
   const proxy_context& context_;
   const proxy_options& options_;
-  beast::tcp_stream client_;
+  tcp_stream client_;
   beast::flat_buffer client_buffer_;
   grayroute::ip_address peer_;
   std::string peer_text_;
@@ -315,7 +315,7 @@ void connection::loop(beast::error_code ec, std::size_t) {
       // body is then sent again, once, on a fresh connection.
       failure_ = failure::none;
       for (attempt_ = 0;; ++attempt_) {
-        upstream_ = worker_.pool(route()).take();
+        upstream_ = worker_.pool(route()).take(/*probe=*/request_has_body_);
         if (!upstream_->reused) {
           upstream_->stream.expires_after(options_.connect_timeout);
           BOOST_ASIO_CORO_YIELD upstream_->stream.async_connect(
@@ -463,7 +463,7 @@ void connection::loop(beast::error_code ec, std::size_t) {
 
 }  // namespace
 
-void start_connection(worker& w, tcp::socket socket) {
+void start_connection(worker& w, tcp_socket socket) {
   if (w.draining()) return;  // accepted just before the stop: closing it is the answer
   std::make_shared<connection>(w, std::move(socket))->start();
 }

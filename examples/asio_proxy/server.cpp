@@ -137,7 +137,7 @@ void server::run() {
 }
 
 void server::accept() {
-  acceptor_.async_accept(workers_[next_worker_]->io(), [this](boost::system::error_code ec, tcp::socket socket) {
+  acceptor_.async_accept(workers_[next_worker_]->io(), [this](boost::system::error_code ec, tcp_socket socket) {
     if (ec == asio::error::operation_aborted || stopping_) return;
     if (ec) {
       // Out of file descriptors or similar: say so and keep accepting.

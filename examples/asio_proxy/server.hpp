@@ -72,7 +72,7 @@ class worker {
 };
 
 /// Starts serving a new client socket on `w` (defined in connection.cpp).
-void start_connection(worker& w, boost::asio::ip::tcp::socket socket);
+void start_connection(worker& w, tcp_socket socket);
 
 class server {
  public:

@@ -19,10 +19,17 @@
 
 namespace grayroute_proxy {
 
-struct upstream_connection {
-  explicit upstream_connection(boost::asio::io_context& context) : stream(context) {}
+// Sockets and streams bound to io_context's own executor rather than the type-erased
+// any_io_executor (the default): every handler dispatch is cheaper, and each worker
+// has exactly one io_context anyway.
+using tcp_socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
+using tcp_stream = boost::beast::basic_stream<boost::asio::ip::tcp, boost::asio::io_context::executor_type,
+                                              boost::beast::unlimited_rate_policy>;
 
-  boost::beast::tcp_stream stream;
+struct upstream_connection {
+  explicit upstream_connection(boost::asio::io_context& context) : stream(context.get_executor()) {}
+
+  tcp_stream stream;
   boost::beast::flat_buffer buffer;
   bool reused = false;
   std::chrono::steady_clock::time_point idle_since;
@@ -35,12 +42,14 @@ class upstream_pool {
       : context_(context), endpoint_(endpoint), name_(std::move(name)), max_idle_(max_idle), idle_timeout_(idle_timeout) {}
 
   /// A live idle connection, or a fresh unconnected one (reused == false).
-  std::unique_ptr<upstream_connection> take() {
+  /// `probe`: check that the upstream has not closed it (one extra syscall) — for a
+  /// request with a body, which cannot be sent again; one without is retried instead.
+  std::unique_ptr<upstream_connection> take(bool probe) {
     const auto now = std::chrono::steady_clock::now();
     while (!idle_.empty()) {
       auto c = std::move(idle_.back());
       idle_.pop_back();
-      if (now - c->idle_since < idle_timeout_ && still_open(*c)) {
+      if (now - c->idle_since < idle_timeout_ && (!probe || still_open(*c))) {
         c->reused = true;
         return c;
       }
