@@ -131,6 +131,13 @@ class connection : public session, public std::enable_shared_from_this<connectio
   void set_local_response(http::status status, std::string body, const char* content_type = "text/plain");
   void log_request(const char* reason);
   grayroute::route_id route() const noexcept { return decision_.route; }
+  /// "gray; reason=list", for the X-Grayroute response header.
+  std::string route_label() const {
+    std::string label(context_.router.route_name(route()));
+    label += "; reason=";
+    label += grayroute::to_string(decision_.reason);
+    return label;
+  }
 
   worker& worker_;
   const proxy_context& context_;
@@ -222,12 +229,7 @@ void connection::prepare_response() {
   res.version(client_version);
   if (draining_) keep_alive_ = false;
   res.keep_alive(keep_alive_);
-  if (options_.route_header) {
-    std::string label(context_.router.route_name(route()));
-    label += "; reason=";
-    label += grayroute::to_string(decision_.reason);
-    res.set("X-Grayroute", label);
-  }
+  if (options_.route_header) res.set("X-Grayroute", route_label());
 }
 
 void connection::set_local_response(http::status status, std::string body, const char* content_type) {
@@ -406,7 +408,7 @@ void connection::loop(beast::error_code ec, std::size_t) {
         // Unread request body bytes would be taken for the next request: close instead.
         keep_alive_ = keep_alive_ && request_->is_done() && !draining_;
         local_.keep_alive(keep_alive_);
-        if (options_.route_header) local_.set("X-Grayroute", std::string(context_.router.route_name(route())) + "; reason=" + std::string(grayroute::to_string(decision_.reason)));
+        if (options_.route_header) local_.set("X-Grayroute", route_label());
         client_.expires_after(options_.client_timeout);
         BOOST_ASIO_CORO_YIELD http::async_write(client_, local_, next());
         log_request(nullptr);

@@ -64,11 +64,13 @@ class worker {
 
  private:
   const proxy_context& context_;
+  // Declared before io_ so it outlives it: after a shutdown timeout, destroying io_
+  // destroys the handlers still holding connections, and each one removes itself here.
+  std::unordered_set<session*> sessions_;
+  bool draining_ = false;
   boost::asio::io_context io_{1};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   std::vector<std::unique_ptr<upstream_pool>> pools_;
-  std::unordered_set<session*> sessions_;
-  bool draining_ = false;
 };
 
 /// Starts serving a new client socket on `w` (defined in connection.cpp).

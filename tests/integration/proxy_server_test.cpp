@@ -178,6 +178,23 @@ TEST_SUITE("proxy shutdown") {
   }
 }
 
+TEST_SUITE("proxy shutdown") {
+  TEST_CASE("a request slower than --shutdown-timeout is cut and the proxy still exits") {
+    temp_dir dir;
+    proxy_setup s(dir, with({"--shutdown-timeout", "300"}));
+    http_reply slow;
+    std::thread in_flight([&] { slow = http_get(s.port(), "/?delay=3000", {}, std::chrono::seconds(10)); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const auto started = std::chrono::steady_clock::now();
+    s.front.proc().signal(SIGTERM);
+    CHECK(eventually([&] { return !s.front.proc().running(); }, std::chrono::seconds(3)));
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(2));
+    in_flight.join();
+    CHECK(slow.status == 0);  // cut: no response
+    CHECK(s.front.log().find("shutdown timeout") != std::string::npos);
+  }
+}
+
 #if GRAYROUTE_PROXY_HAS_REDIS
 TEST_SUITE("proxy redis") {
   TEST_CASE("--redis: the seed's SET ip ip moves a client, and the password never reaches the log") {
