@@ -91,6 +91,21 @@ grayroute::ip_address to_grayroute(const asio::ip::address& a) noexcept {
   return grayroute::ip_address::from_bytes(bytes.data(), bytes.size()).value_or(grayroute::ip_address());
 }
 
+// RFC 9110 9.2.2; what may be sent twice when a pooled connection turns out dead.
+bool idempotent(http::verb method) noexcept {
+  switch (method) {
+    case http::verb::get:
+    case http::verb::head:
+    case http::verb::options:
+    case http::verb::trace:
+    case http::verb::put:
+    case http::verb::delete_:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // Malformed input from the client (as opposed to the client going away).
 bool is_bad_request(const beast::error_code& ec) noexcept {
   return ec.category() == http::make_error_code(http::error::bad_method).category() &&
@@ -293,9 +308,13 @@ void connection::loop(beast::error_code ec, std::size_t) {
       if (ec) {
         if (!is_bad_request(ec)) break;  // closed, timed out or drained
         started_ = std::chrono::steady_clock::now();
-        set_local_response(ec == http::error::header_limit ? http::status::request_header_fields_too_large
-                                                           : http::status::bad_request,
-                           "400 Bad Request: " + ec.message() + "\n");
+        {
+          const auto status = ec == http::error::header_limit ? http::status::request_header_fields_too_large
+                                                              : http::status::bad_request;
+          const auto reason = http::obsolete_reason(status);
+          set_local_response(status, std::to_string(static_cast<unsigned>(status)) + " " +
+                                         std::string(reason.data(), reason.size()) + ": " + ec.message() + "\n");
+        }
         local_.keep_alive(false);
         client_.expires_after(options_.client_timeout);
         BOOST_ASIO_CORO_YIELD http::async_write(client_, local_, next());
@@ -313,8 +332,8 @@ void connection::loop(beast::error_code ec, std::size_t) {
       }
 
       // Send the request, on a pooled connection when there is one. A pooled
-      // connection the upstream closed meanwhile fails at once; a request without a
-      // body is then sent again, once, on a fresh connection.
+      // connection the upstream closed meanwhile fails at once; an idempotent request
+      // without a body is then sent again, once, on a fresh connection (as nginx does).
       failure_ = failure::none;
       for (attempt_ = 0;; ++attempt_) {
         upstream_ = worker_.pool(route()).take(/*probe=*/request_has_body_);
@@ -383,7 +402,8 @@ void connection::loop(beast::error_code ec, std::size_t) {
           } while (!ec && response_->get().result_int() / 100 == 1 && response_->get().result_int() != 101);
           if (ec) failure_ = ec == beast::error::timeout ? failure::timeout : failure::upstream, error_ = ec;
         }
-        if (failure_ == failure::upstream && upstream_->reused && attempt_ == 0 && !request_has_body_) {
+        if (failure_ == failure::upstream && upstream_->reused && attempt_ == 0 && !request_has_body_ &&
+            idempotent(request_->get().method())) {
           failure_ = failure::none;
           continue;
         }

@@ -2,6 +2,7 @@
 # examples/asio_proxy builds when Boost and CLI11 are there (tests/ is configured
 # before examples/, so the targets are named here and resolved at generate time).
 find_package(Boost 1.70 QUIET)
+find_package(Threads)
 find_path(GRAYROUTE_CLI11_INCLUDE CLI/CLI.hpp)
 if(GRAYROUTE_BUILD_EXAMPLES AND Boost_FOUND AND GRAYROUTE_CLI11_INCLUDE)
   foreach(test proxy_test proxy_server_test)

@@ -153,6 +153,11 @@ TEST_SUITE("proxy protocol") {
       CHECK(r.status == 400);
       CHECK(c.closed_by_peer());
     }
+    {
+      http_connection c(s.port());
+      REQUIRE(c.send("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'b') + "\r\n\r\n"));
+      CHECK(c.read_response().status == 431);
+    }
     CHECK(http_get(s.port(), "/").status == 200);
     CHECK(s.front.log().find("reason=malformed status=400") != std::string::npos);
   }
