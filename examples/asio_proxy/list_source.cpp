@@ -1,0 +1,212 @@
+// The gray list's sources; see list_source.hpp.
+#include "list_source.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <stdexcept>
+
+#include <grayroute/list_file.hpp>
+
+#if GRAYROUTE_PROXY_REDIS
+#include <grayroute/redis_store.hpp>
+#endif
+
+namespace grayroute_proxy {
+
+namespace {
+
+std::string json_escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buffer[8];
+      std::snprintf(buffer, sizeof buffer, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+      out += buffer;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string iso_time(std::time_t t) {
+  if (t == 0) return "";
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buffer;
+}
+
+#if GRAYROUTE_PROXY_REDIS
+grayroute::redis_config redis_config_of(const proxy_options& options) {
+  const redis_options& r = options.redis;
+  grayroute::redis_config config;
+  const auto address = grayroute::parse_redis_address(r.address);
+  if (!address) throw std::runtime_error("--redis: \"" + r.address + "\" is not host:port, [v6]:port or unix:/path");
+  if (address->second == 0) {
+    config.unix_socket = address->first;
+  } else {
+    config.host = address->first;
+    config.port = address->second;
+  }
+  config.username = r.user;
+  config.password = r.password;
+  config.database = r.database;
+  if (r.schema == "seed") {
+    config.schema = grayroute::redis_schema::seed;
+  } else if (r.schema == "set") {
+    config.schema = grayroute::redis_schema::set;
+  } else if (r.schema == "hash") {
+    config.schema = grayroute::redis_schema::hash;
+  } else {
+    throw std::runtime_error("--redis-schema: \"" + r.schema + "\" is not seed, set or hash");
+  }
+  config.key = r.key;
+  config.routes = options.routing.routes;
+  return config;
+}
+#endif
+
+}  // namespace
+
+list_source::list_source(const proxy_options& options)
+    : file_(options.gray_list_file), routes_(options.routing.routes) {
+  for (const auto& text : options.gray_list) {
+    const auto network = grayroute::parse_network(text);
+    if (!network) {
+      throw std::runtime_error("--gray-list: \"" + text +
+                               "\" is not an address or network (a network must have no host bits set)");
+    }
+    flag_entries_.push_back({*network, grayroute::kGray});
+  }
+  std::string error;
+  if (!load(error)) throw std::runtime_error("--gray-list-file " + error);
+  if (!options.redis.address.empty()) {
+#if GRAYROUTE_PROXY_REDIS
+    auto config = redis_config_of(options);
+    redis_description_ = grayroute::redact(config);
+    redis_ = std::make_shared<grayroute::redis_store>(std::move(config));
+#else
+    throw std::runtime_error("--redis: this grayroute-proxy was built without the Redis store (needs libhiredis-dev)");
+#endif
+  }
+}
+
+list_source::~list_source() { stop(); }
+
+void list_source::stop() {
+#if GRAYROUTE_PROXY_REDIS
+  if (redis_) redis_->stop();
+#endif
+}
+
+std::optional<grayroute::route_id> list_source::redis_lookup(const grayroute::ip_address& address) const noexcept {
+#if GRAYROUTE_PROXY_REDIS
+  return redis_->lookup(address);
+#else
+  (void)address;
+  return std::nullopt;
+#endif
+}
+
+list_source::file_stamp list_source::stamp_of(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return {static_cast<std::int64_t>(st.st_size),
+          static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+          static_cast<std::uint64_t>(st.st_ino)};
+}
+
+bool list_source::load(std::string& error) {
+  std::vector<grayroute::store_entry> entries = flag_entries_;
+  file_stamp stamp;
+  if (!file_.empty()) {
+    stamp = stamp_of(file_);
+    const auto parsed = grayroute::load_list_file(file_, routes_);
+    if (!parsed) {
+      error = file_ + ": " + parsed.error->to_string();
+      std::lock_guard<std::mutex> lock(status_mutex_);
+      loaded_stamp_ = stamp;  // do not retry the same bad file every tick
+      last_error_ = error;
+      ++rejected_;
+      return false;
+    }
+    entries.insert(entries.end(), parsed.entries.begin(), parsed.entries.end());
+  }
+  memory_.replace(entries);
+  std::lock_guard<std::mutex> lock(status_mutex_);
+  loaded_stamp_ = stamp;
+  last_load_ = std::time(nullptr);
+  last_error_.clear();
+  ++reloads_;
+  return true;
+}
+
+bool list_source::file_changed() const {
+  if (file_.empty()) return false;
+  const file_stamp now = stamp_of(file_);
+  std::lock_guard<std::mutex> lock(status_mutex_);
+  return !(now == loaded_stamp_);
+}
+
+void list_source::reload(const char* why) {
+  if (file_.empty()) return;
+  std::string error;
+  if (load(error)) {
+    std::printf("gray list reloaded (%s): %zu entries from %s and flags\n", why, memory_.size(), file_.c_str());
+  } else {
+    std::printf("gray list NOT reloaded (%s): %s; keeping the previous %zu entries\n", why, error.c_str(),
+                memory_.size());
+  }
+  std::fflush(stdout);
+}
+
+std::string list_source::describe() const {
+  std::string out = std::to_string(memory_.size()) + " entries in memory (";
+  out += std::to_string(flag_entries_.size()) + " from --gray-list";
+  if (!file_.empty()) out += ", the rest from " + file_ + ", reloaded on SIGHUP or change";
+  out += ")";
+  if (redis_) out += ", plus Redis " + redis_description_;
+  return out;
+}
+
+std::string list_source::health_json() const {
+  std::size_t entries = memory_.size();
+  std::string source = file_.empty() ? (flag_entries_.empty() && redis_ ? "" : "flags") : "file " + file_;
+  std::time_t last_sync = 0;
+  std::string redis_json;
+  bool redis_connected = false;
+#if GRAYROUTE_PROXY_REDIS
+  if (redis_) {
+    const auto status = redis_->status();
+    entries += status.entries;
+    source += source.empty() ? "redis" : " + redis";
+    if (status.synced_once) last_sync = std::chrono::system_clock::to_time_t(status.last_sync);
+    redis_connected = status.connected;
+    redis_json = status.to_json();
+  }
+#endif
+  std::string out = "{\"status\":\"ok\",\"entries\":" + std::to_string(entries);
+  out += ",\"source\":\"" + json_escape(source) + "\"";
+  {
+    std::lock_guard<std::mutex> lock(status_mutex_);
+    if (!redis_ || !file_.empty()) last_sync = std::max(last_sync, last_load_);
+    out += ",\"last_sync\":\"" + iso_time(last_sync) + "\"";
+    out += ",\"file_reloads\":" + std::to_string(reloads_) + ",\"file_rejected\":" + std::to_string(rejected_);
+    out += ",\"last_error\":\"" + json_escape(last_error_) + "\"";
+  }
+  out += ",\"redis_connected\":";
+  out += redis_ ? (redis_connected ? "true" : "false") : "null";
+  if (!redis_json.empty()) out += ",\"redis\":" + redis_json;
+  out += "}";
+  return out;
+}
+
+}  // namespace grayroute_proxy

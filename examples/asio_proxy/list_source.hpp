@@ -1,0 +1,84 @@
+// Where the gray list comes from: --gray-list flags and --gray-list-file in a
+// memory_store, and/or Redis (--redis). It is the Store the router reads, so the
+// router is instantiated once whatever the source.
+//
+// The file is reloaded on SIGHUP or when it changes: parsed whole, then swapped in
+// with memory_store::replace, so requests see the old list or the new one. A bad
+// file is rejected with its line number and the old list stays.
+#ifndef GRAYROUTE_PROXY_LIST_SOURCE_HPP
+#define GRAYROUTE_PROXY_LIST_SOURCE_HPP
+
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <grayroute/memory_store.hpp>
+#include <grayroute/version.hpp>
+
+#include "options.hpp"
+
+GRAYROUTE_NAMESPACE_BEGIN
+class redis_store;  // redis_store.hpp (and hiredis) only in list_source.cpp
+GRAYROUTE_NAMESPACE_END
+
+namespace grayroute_proxy {
+
+class list_source {
+ public:
+  /// Loads the flags and the file; throws std::runtime_error naming the bad value or line.
+  explicit list_source(const proxy_options& options);
+  ~list_source();
+  list_source(const list_source&) = delete;
+  list_source& operator=(const list_source&) = delete;
+
+  /// The store requirement. Listed by flag or file first, then by Redis.
+  std::optional<grayroute::route_id> lookup(const grayroute::ip_address& address) const noexcept {
+    if (auto r = memory_.lookup(address)) return r;
+    return redis_ ? redis_lookup(address) : std::nullopt;
+  }
+
+  /// Re-reads the file; `why` goes to the log ("SIGHUP", "file changed").
+  void reload(const char* why);
+  /// True when the file's size, mtime or inode differ from what was last loaded.
+  bool file_changed() const;
+  bool watches_file() const { return !file_.empty(); }
+
+  /// One line for the startup log (never the Redis password).
+  std::string describe() const;
+  /// {"entries":..,"source":..,"last_sync":..,...} for GET /-/grayroute/health.
+  std::string health_json() const;
+
+  void stop();
+
+ private:
+  struct file_stamp {
+    std::int64_t size = -1, mtime_ns = 0;
+    std::uint64_t inode = 0;
+    bool operator==(const file_stamp& o) const { return size == o.size && mtime_ns == o.mtime_ns && inode == o.inode; }
+  };
+  static file_stamp stamp_of(const std::string& path);
+  std::optional<grayroute::route_id> redis_lookup(const grayroute::ip_address& address) const noexcept;
+  bool load(std::string& error);
+
+  std::vector<grayroute::store_entry> flag_entries_;
+  std::string file_;
+  std::vector<std::string> routes_;
+  grayroute::memory_store memory_;
+  std::shared_ptr<grayroute::redis_store> redis_;  // shared_ptr: complete type needed only where made
+  std::string redis_description_;
+
+  mutable std::mutex status_mutex_;  // guards the fields below (health reads them from any thread)
+  file_stamp loaded_stamp_;
+  std::time_t last_load_ = 0;
+  std::uint64_t reloads_ = 0, rejected_ = 0;
+  std::string last_error_;
+};
+
+}  // namespace grayroute_proxy
+
+#endif  // GRAYROUTE_PROXY_LIST_SOURCE_HPP

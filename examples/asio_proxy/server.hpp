@@ -1,0 +1,108 @@
+// The server: one acceptor, N worker threads each with its own io_context and its
+// own upstream pools, and a signal_set for SIGINT/SIGTERM (drain, then stop) and
+// SIGHUP (reload the gray list).
+#ifndef GRAYROUTE_PROXY_SERVER_HPP
+#define GRAYROUTE_PROXY_SERVER_HPP
+
+#include <array>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <grayroute/router.hpp>
+
+#include "access_log.hpp"
+#include "list_source.hpp"
+#include "options.hpp"
+#include "upstream_pool.hpp"
+
+namespace grayroute_proxy {
+
+using proxy_router = grayroute::router<list_source>;
+
+/// What every connection reads and nobody changes after start-up.
+struct proxy_context {
+  const proxy_options& options;
+  const proxy_router& router;
+  const list_source& list;
+  access_log& log;
+  boost::asio::ip::tcp::endpoint listen;
+  std::array<boost::asio::ip::tcp::endpoint, 2> upstreams;  // by route id
+  std::array<std::string, 2> upstream_names;
+};
+
+/// A client connection as the worker sees it: something to tell "finish and close".
+class session {
+ public:
+  virtual ~session() = default;
+  virtual void drain() noexcept = 0;
+};
+
+/// One thread's io_context, its upstream pools and its live client connections.
+class worker {
+ public:
+  explicit worker(const proxy_context& context);
+
+  boost::asio::io_context& io() { return io_; }
+  const proxy_context& context() const { return context_; }
+  upstream_pool& pool(grayroute::route_id route) { return *pools_[route]; }
+  bool draining() const { return draining_; }
+
+  void add(session* s) { sessions_.insert(s); }
+  void remove(session* s) { sessions_.erase(s); }
+
+  /// On the worker thread: no new requests; idle connections close, busy ones after their response.
+  void drain();
+
+ private:
+  const proxy_context& context_;
+  // Declared before io_ so it outlives it: after a shutdown timeout, destroying io_
+  // destroys the handlers still holding connections, and each one removes itself here.
+  std::unordered_set<session*> sessions_;
+  bool draining_ = false;
+  boost::asio::io_context io_{1};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  std::vector<std::unique_ptr<upstream_pool>> pools_;
+};
+
+/// Starts serving a new client socket on `w` (defined in connection.cpp).
+void start_connection(worker& w, tcp_socket socket);
+
+class server {
+ public:
+  /// Binds the listening socket (throws on failure).
+  server(const proxy_context& context, list_source& list);
+
+  /// Serves until SIGINT/SIGTERM and the drain are over.
+  void run();
+
+ private:
+  void accept();
+  void wait_for_signal();
+  void watch_list();
+  void shut_down(int signal_number);
+
+  const proxy_context& context_;
+  list_source& list_;
+  boost::asio::io_context control_{1};
+  boost::asio::ip::tcp::acceptor acceptor_{control_};
+  boost::asio::signal_set signals_{control_};
+  boost::asio::steady_timer watch_timer_{control_};
+  boost::asio::steady_timer shutdown_timer_{control_};
+  std::vector<std::unique_ptr<worker>> workers_;
+  std::vector<std::thread> threads_;
+  std::size_t next_worker_ = 0, running_workers_ = 0;
+  bool stopping_ = false;
+};
+
+}  // namespace grayroute_proxy
+
+#endif  // GRAYROUTE_PROXY_SERVER_HPP
