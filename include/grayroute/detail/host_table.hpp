@@ -57,7 +57,7 @@ class atomic_array {
  public:
   explicit atomic_array(std::size_t count) : count_(count) {
     const std::size_t bytes = count * sizeof(std::atomic<T>);
-    data_ = static_cast<std::atomic<T>*>(::operator new(bytes, std::align_val_t(kAlignment(bytes))));
+    data_ = static_cast<std::atomic<T>*>(::operator new(bytes, std::align_val_t(alignment_for(bytes))));
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
     if (bytes >= kHugePage) ::madvise(static_cast<void*>(data_), bytes, MADV_HUGEPAGE);
 #endif
@@ -66,7 +66,7 @@ class atomic_array {
   atomic_array(const atomic_array&) = delete;
   atomic_array& operator=(const atomic_array&) = delete;
   ~atomic_array() {
-    ::operator delete(static_cast<void*>(data_), std::align_val_t(kAlignment(count_ * sizeof(std::atomic<T>))));
+    ::operator delete(static_cast<void*>(data_), std::align_val_t(alignment_for(count_ * sizeof(std::atomic<T>))));
   }
 
   std::atomic<T>& operator[](std::size_t i) noexcept { return data_[i]; }
@@ -76,7 +76,7 @@ class atomic_array {
 
  private:
   static constexpr std::size_t kHugePage = std::size_t{2} << 20;
-  static constexpr std::size_t kAlignment(std::size_t bytes) { return bytes >= kHugePage ? kHugePage : 64; }
+  static constexpr std::size_t alignment_for(std::size_t bytes) { return bytes >= kHugePage ? kHugePage : 64; }
 
   std::atomic<T>* data_;
   std::size_t count_;
