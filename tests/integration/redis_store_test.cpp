@@ -519,6 +519,50 @@ TEST_SUITE("redis reloads") {
   }
 }
 
+TEST_SUITE("redis slow loads") {
+  TEST_CASE("reloads longer than command_timeout, started from notifications, do not trip the PING watchdog") {
+    temp_dir dir;
+    redis_server server(dir);
+    redis_client redis(server.port());
+    std::vector<std::vector<std::string>> sadds;
+    for (int i = 0; i < 300000; i += 1000) {
+      std::vector<std::string> sadd{"SADD", "grayroute:list"};
+      for (int j = i; j < i + 1000; ++j) {
+        sadd.push_back("10." + std::to_string(j >> 16) + "." + std::to_string((j >> 8) & 255) + "." +
+                       std::to_string(j & 255));
+      }
+      sadds.push_back(std::move(sadd));
+    }
+    redis.pipeline(sadds);
+    auto config = config_for(server, redis_schema::set);
+    config.command_timeout = 100ms;  // each SSCAN batch fits, a whole 300k load does not
+    config.ping_interval = 5ms;     // so a PING is always waiting while we load
+    redis_store store(config);
+    REQUIRE(store.wait_until_synced(5s));
+    // Every SADD reloads the whole SET (set schema), from inside the notification path.
+    // A PING answer that arrived during such a load must still count; watch for the
+    // "no answer to PING" error (it stays in last_error for a whole reconnect + load).
+    std::atomic<bool> done{false}, ping_error{false};
+    std::thread watcher([&] {
+      while (!done.load()) {
+        if (store.status().last_error.find("PING") != std::string::npos) ping_error = true;
+        std::this_thread::sleep_for(1ms);
+      }
+    });
+    for (int i = 0; i < 30; ++i) {
+      redis.run({"SADD", "grayroute:list", "192.0.2." + std::to_string(i)});
+      std::this_thread::sleep_for(20ms);
+    }
+    CHECK(eventually([&] { return gray(store, "192.0.2.29"); }));
+    done = true;
+    watcher.join();
+    const auto status = store.status();
+    MESSAGE(status.describe());
+    CHECK_FALSE(ping_error.load());
+    CHECK(status.full_loads >= 3);
+  }
+}
+
 TEST_SUITE("redis direct mode") {
   TEST_CASE("direct mode: one GET per lookup with the seed's semantics, not listed when Redis is down") {
     temp_dir dir;

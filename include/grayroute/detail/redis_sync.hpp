@@ -108,7 +108,9 @@ class redis_sync {
     std::chrono::milliseconds backoff{100};
     std::minstd_rand jitter(static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(this)));
     while (!stopping_.load()) {
-      if (connect() && full_load()) {
+      const bool connected = connect();
+      if (connected) count_connect();
+      if (connected && full_load()) {
         backoff = std::chrono::milliseconds(100);
         steady_state();  // returns on a lost connection or stop
       } else if (first_attempt && !config_.snapshot_file.empty()) {
@@ -144,6 +146,11 @@ class redis_sync {
     if (!sub) return failed(watch_.error());
     if (sub->type != REDIS_REPLY_ARRAY) return failed("SUBSCRIBE failed: " + std::string(reply_text(sub.get())));
     return true;
+  }
+
+  void count_connect() {
+    std::lock_guard<std::mutex> lock(status_mutex_);
+    ++status_.connects;
   }
 
   void disconnect() {
@@ -194,22 +201,33 @@ class redis_sync {
       pollfd fds[2] = {{watch_.fd(), POLLIN, 0}, {wake_[0], POLLIN, 0}};
       const int ready = ::poll(fds, 2, static_cast<int>(std::clamp<long long>(wait + 1, 0, 60000)));
       if (stopping_.load()) return;
-      if (ready > 0 && fds[0].revents) {
-        if (!watch_.read_some()) {
-          failed(watch_.error());
-          return;
-        }
-        if (!drain_notifications()) return;
-      }
+      if (ready > 0 && fds[0].revents && !pump()) return;
       now = clock::now();
       if (ping_outstanding_ && now >= ping_deadline_) {
-        failed("redis watch connection: no answer to PING within " +
-               std::to_string(config_.command_timeout.count()) + " ms");
-        return;
+        // The answer may have come while we were busy (a long full load): look again.
+        pollfd watch{watch_.fd(), POLLIN, 0};
+        if (::poll(&watch, 1, 0) > 0 && !pump()) return;
+        if (ping_outstanding_) {
+          failed("redis watch connection: no answer to PING within " +
+                 std::to_string(config_.command_timeout.count()) + " ms");
+          return;
+        }
+        now = clock::now();
       }
       if (now >= next_resync_ && !full_load()) return;
       if (now >= next_ping_ && !ping()) return;
     }
+  }
+
+  // Reads what the watch connection has (a bounded number of reads, so a flood of
+  // notifications cannot starve PINGs and resyncs), then applies it.
+  bool pump() {
+    for (int i = 0; i < 64; ++i) {
+      if (!watch_.read_some()) return failed(watch_.error());
+      pollfd watch{watch_.fd(), POLLIN, 0};
+      if (::poll(&watch, 1, 0) <= 0) break;
+    }
+    return drain_notifications();
   }
 
   // Applies every complete message the watch connection has read.
