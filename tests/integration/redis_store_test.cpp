@@ -559,7 +559,7 @@ TEST_SUITE("redis slow loads") {
     const auto status = store.status();
     MESSAGE(status.describe());
     CHECK_FALSE(ping_error.load());
-    CHECK(status.full_loads >= 3);
+    CHECK(status.full_loads >= 2);  // the first load and at least one from a notification
   }
 }
 

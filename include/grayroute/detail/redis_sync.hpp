@@ -298,7 +298,7 @@ class redis_sync {
     last_healthy_ = clock::now();
   }
 
-  // Waits out a backoff pause, applying max_staleness meanwhile. False when stopping.
+  // Waits out a backoff pause (cut short by stop()), applying max_staleness meanwhile.
   void sleep_while_down(std::chrono::milliseconds pause) {
     const auto end = clock::now() + pause;
     for (;;) {
