@@ -25,12 +25,15 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <random>
+#include <system_error>
 #include <string>
 #include <thread>
 #include <vector>
@@ -51,7 +54,15 @@ class redis_sync {
 
   redis_sync(const redis_config& config, memory_store& store, std::atomic<bool>& serving)
       : config_(config), store_(store), serving_(serving), data_(&registry_), watch_(&registry_) {
-    if (::pipe(wake_) != 0) throw_config_error("redis store: cannot create a pipe");
+    if (::pipe(wake_) != 0) {
+      // Out of file descriptors: not a config mistake, but nothing to run without.
+#if GRAYROUTE_HAS_EXCEPTIONS
+      throw std::system_error(errno, std::generic_category(), "grayroute: redis store: pipe");
+#else
+      std::perror("grayroute: redis store: pipe");
+      std::abort();
+#endif
+    }
     for (int fd : wake_) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     ::fcntl(wake_[0], F_SETFL, O_NONBLOCK);
     // The thread takes no signals: a gateway's handlers (nginx's SIGQUIT, SIGHUP) must
@@ -59,6 +70,7 @@ class redis_sync {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
+#if GRAYROUTE_HAS_EXCEPTIONS
     try {
       thread_ = std::thread([this] { run(); });
     } catch (...) {
@@ -66,6 +78,9 @@ class redis_sync {
       close_pipe();
       throw;
     }
+#else
+    thread_ = std::thread([this] { run(); });
+#endif
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
 
