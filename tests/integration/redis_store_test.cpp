@@ -117,6 +117,7 @@ TEST_SUITE("redis seed schema") {
     redis_store store(config_for(server));
     REQUIRE(store.wait_until_synced(5s));
     CHECK(gray(store, "10.0.0.1"));
+    CHECK(gray(store, "::ffff:10.0.0.1"));
     CHECK_FALSE(listed(store, "10.0.0.2"));
     CHECK(gray(store, "2001:db8::1"));
     CHECK_FALSE(listed(store, "10.0.0.3"));
@@ -580,6 +581,7 @@ TEST_SUITE("redis direct mode") {
     CHECK_FALSE(listed(store, "10.0.0.1"));
     redis.run({"SET", "10.0.0.1", "10.0.0.1"});
     CHECK(gray(store, "10.0.0.1"));  // no sync: the very next lookup sees it
+    CHECK(gray(store, "::ffff:10.0.0.1"));  // a v4-mapped peer, as in synced mode
     redis.run({"SET", "10.0.0.1", "other"});
     CHECK_FALSE(listed(store, "10.0.0.1"));
     CHECK(store.status().connected);

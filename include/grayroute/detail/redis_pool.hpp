@@ -39,7 +39,8 @@ class redis_pool {
 #endif
       sigpipe_guard guard;
       char text[ip_address::kMaxTextLength + 1];
-      const std::string_view key(text, address.format(text));
+      // As in synced mode, a v4-mapped peer (::ffff:10.1.2.3) is its IPv4 address.
+      const std::string_view key(text, address.unmapped().format(text));
       const auto deadline = clock::now() + config_.command_timeout;
       std::unique_ptr<redis_connection> c = take();
       if (!c) {
