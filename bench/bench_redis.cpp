@@ -1,7 +1,8 @@
 // redis_store benchmarks against a real redis-server this program starts on a free
 // loopback port (and stops at exit).
 //
-//   BM_RedisLookup_Synced      vs  BM_RedisLookup_DirectGet (the seed's GET per request)
+//   BM_RedisLookup_Synced  vs  BM_RedisLookup_DirectGet (a pooled GET per request)
+//                          and BM_RedisLookup_SeedConnectPerRequest (the seed: connect, AUTH, GET, close)
 //   BM_RedisPropagation_Set / _Del: write -> visible to lookups, p50/p99 as counters
 //   BM_RedisFullLoad_Seed1M / _Set1M  vs  BM_MemoryStoreReplace_1M (the publish alone)
 //   counters snapshot_MB (memory_store::memory_bytes) and rss_MB (resident growth)
@@ -38,11 +39,12 @@ constexpr int kSetDb = 2;     // one SET of 1M members
 
 struct redis_fixture {
   grayroute::test::temp_dir dir;
-  grayroute::test::redis_server server{dir};
+  // Password-protected like the seed's Redis (`requirepass foobared`).
+  grayroute::test::redis_server server{dir, {"foobared"}};
   bool seed_big_loaded = false, set_big_loaded = false;
 
   redis_fixture() {
-    grayroute::test::redis_client redis(server.port());
+    grayroute::test::redis_client redis(server.port(), server.password());
     redis.run({"SELECT", std::to_string(kSmallDb)});
     fill_seed(redis, kSmallList);
   }
@@ -69,7 +71,7 @@ struct redis_fixture {
 
   void ensure_big_seed() {
     if (seed_big_loaded) return;
-    grayroute::test::redis_client redis(server.port());
+    grayroute::test::redis_client redis(server.port(), server.password());
     redis.run({"SELECT", std::to_string(kSeedDb)});
     fill_seed(redis, kBigList);
     seed_big_loaded = true;
@@ -77,7 +79,7 @@ struct redis_fixture {
 
   void ensure_big_set() {
     if (set_big_loaded) return;
-    grayroute::test::redis_client redis(server.port());
+    grayroute::test::redis_client redis(server.port(), server.password());
     redis.run({"SELECT", std::to_string(kSetDb)});
     std::vector<std::vector<std::string>> commands;
     for (int i = 0; i < kBigList;) {
@@ -92,6 +94,7 @@ struct redis_fixture {
   grayroute::redis_config config(int db, grayroute::redis_mode mode = grayroute::redis_mode::synced) const {
     grayroute::redis_config c;
     c.port = server.port();
+    c.password = server.password();
     c.database = db;
     c.mode = mode;
     c.command_timeout = 10s;  // a 1M-key MGET batch must not time out on a busy machine
@@ -159,12 +162,36 @@ void BM_RedisLookup_DirectGet(benchmark::State& state) { lookups(state, grayrout
 BENCHMARK(BM_RedisLookup_Synced);
 BENCHMARK(BM_RedisLookup_DirectGet);
 
+// The seed's Lua exactly: per request connect, AUTH foobared, GET, close.
+void BM_RedisLookup_SeedConnectPerRequest(benchmark::State& state) {
+  auto& f = fixture();
+  const auto config = f.config(kSmallDb);
+  const auto table = probe_table();
+  std::size_t i = 0, hits = 0;
+  for (auto _ : state) {
+    const auto address = table[i++ & 1023];
+    char text[grayroute::ip_address::kMaxTextLength + 1];
+    const std::string_view key(text, address.format(text));
+    grayroute::detail::redis_connection c;
+    if (!c.open(config, config.connect_timeout, config.command_timeout)) {
+      state.SkipWithError(c.error().c_str());
+      return;
+    }
+    const auto r = c.command({"GET", key});
+    hits += r && r->type == REDIS_REPLY_STRING && grayroute::detail::reply_text(r.get()) == key;
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  state.counters["hit_ratio"] = static_cast<double>(hits) / static_cast<double>(std::max<std::size_t>(i, 1));
+}
+// Bounded: every iteration leaves a socket in TIME_WAIT.
+BENCHMARK(BM_RedisLookup_SeedConnectPerRequest)->Iterations(3000);
+
 // From sending the write to the first lookup that sees it, spinning on lookups
 // (the write's own round trip is included).
 void propagation(benchmark::State& state, bool del) {
   auto& f = fixture();
   grayroute::redis_store store(f.config(kSmallDb));
-  grayroute::test::redis_client redis(f.server.port());
+  grayroute::test::redis_client redis(f.server.port(), f.server.password());
   if (!store.wait_until_synced(30s)) {
     state.SkipWithError("redis_store did not sync");
     return;
@@ -216,7 +243,7 @@ void full_load(benchmark::State& state, grayroute::redis_schema schema) {
   config.schema = schema;
   double snapshot_mb = 0, rss_mb = 0, server_ms = 0;
   std::size_t entries = 0;
-  grayroute::test::redis_client redis(f.server.port());
+  grayroute::test::redis_client redis(f.server.port(), f.server.password());
   for (auto _ : state) {
     const double server_before = redis_load_usec(redis);
     const double rss_before = resident_mb();

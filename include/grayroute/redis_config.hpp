@@ -66,6 +66,7 @@ struct redis_status {
   std::string last_error;           ///< "" when none; never contains the password
   std::size_t ignored = 0;          ///< entries skipped by the last load (not an address, unknown route)
   bool serving = true;              ///< false once max_staleness passed: lookups answer "not listed"
+  std::uint64_t connects = 0;       ///< successful connects (1 + reconnects), synced mode
 
   /// One line for logs.
   std::string describe() const {
@@ -73,7 +74,8 @@ struct redis_status {
     out += synced_once ? ", synced " + std::to_string(seconds_since(last_sync)) + "s ago" : ", never synced";
     out += ", " + std::to_string(entries) + " entries";
     if (ignored) out += " (" + std::to_string(ignored) + " ignored)";
-    out += ", " + std::to_string(full_loads) + " full loads, " + std::to_string(invalidations) + " invalidations";
+    out += ", " + std::to_string(full_loads) + " full loads, " + std::to_string(invalidations) + " invalidations, " +
+           std::to_string(connects) + " connects";
     if (!serving) out += ", stale: answering not-listed";
     if (!last_error.empty()) out += ", last error: " + last_error;
     return out;
@@ -93,6 +95,7 @@ struct redis_status {
     out += ",\"ignored\":" + std::to_string(ignored);
     out += ",\"full_loads\":" + std::to_string(full_loads);
     out += ",\"invalidations\":" + std::to_string(invalidations);
+    out += ",\"connects\":" + std::to_string(connects);
     out += ",\"last_error\":" + json_string(last_error) + "}";
     return out;
   }

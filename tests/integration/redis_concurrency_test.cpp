@@ -71,6 +71,32 @@ TEST_SUITE("redis concurrency") {
     CHECK(store.contains(stable));
   }
 
+  TEST_CASE("direct mode shares its connection pool between threads") {
+    grayroute::test::temp_dir dir;
+    grayroute::test::redis_server server(dir);
+    grayroute::test::redis_client redis(server.port());
+    redis.run({"SET", "10.0.0.1", "10.0.0.1"});
+    grayroute::redis_config config;
+    config.port = server.port();
+    config.mode = grayroute::redis_mode::direct;
+    grayroute::redis_store store(config);
+    std::atomic<long> wrong{0}, total{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < 200; ++i) {
+          wrong += !store.contains(*grayroute::parse_ip("10.0.0.1"));
+          wrong += store.contains(*grayroute::parse_ip("10.0.0.2"));
+          total += 2;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    CHECK(wrong.load() == 0);
+    CHECK(total.load() == 1600);
+    CHECK(store.status().connected);
+  }
+
   TEST_CASE("stop() from another thread while the store syncs is prompt and idempotent") {
     grayroute::test::temp_dir dir;
     grayroute::test::redis_server server(dir);

@@ -23,9 +23,12 @@
 GRAYROUTE_NAMESPACE_BEGIN
 namespace detail {
 
-// Big enough that a million keys take a few hundred round trips, small enough that
-// Redis answers each batch in a millisecond or two and stays responsive.
-inline constexpr const char* kRedisScanCount = "10000";
+// Batch sizes: Redis runs one command at a time, so a batch is how long other clients
+// wait behind us. Seed batches are pipelined (round trips are hidden), so they stay
+// small, ~1 ms of Redis time each; SSCAN/HSCAN cursors cannot be pipelined, so their
+// batches are larger to keep a million entries at a hundred round trips.
+inline constexpr const char* kRedisScanCount = "1000";
+inline constexpr const char* kRedisCollectionScanCount = "10000";
 
 struct redis_load {
   bool ok = false;
@@ -140,7 +143,7 @@ inline redis_load load_collection(redis_connection& c, const redis_config& confi
       out.error = "stopped";
       return out;
     }
-    redis_reply r = c.command({command, config.key, cursor, "COUNT", kRedisScanCount});
+    redis_reply r = c.command({command, config.key, cursor, "COUNT", kRedisCollectionScanCount});
     if (!r) {
       out.error = c.error();
       return out;

@@ -34,10 +34,13 @@ class redis_pool {
   std::optional<route_id> lookup(const ip_address& address) const noexcept {
     if (stopped_.load(std::memory_order_relaxed)) return std::nullopt;
     if (clock::now().time_since_epoch().count() < retry_after_.load(std::memory_order_relaxed)) return std::nullopt;
+#if GRAYROUTE_HAS_EXCEPTIONS
     try {
+#endif
       sigpipe_guard guard;
       char text[ip_address::kMaxTextLength + 1];
-      const std::string_view key(text, address.format(text));
+      // As in synced mode, a v4-mapped peer (::ffff:10.1.2.3) is its IPv4 address.
+      const std::string_view key(text, address.unmapped().format(text));
       const auto deadline = clock::now() + config_.command_timeout;
       std::unique_ptr<redis_connection> c = take();
       if (!c) {
@@ -66,9 +69,11 @@ class redis_pool {
       r.reset();
       give_back(std::move(c));
       return listed ? std::optional<route_id>(kGray) : std::nullopt;
+#if GRAYROUTE_HAS_EXCEPTIONS
     } catch (...) {
       return std::nullopt;  // bad_alloc: "not listed" is the safe answer
     }
+#endif
   }
 
   void stop() {

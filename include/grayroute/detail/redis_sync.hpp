@@ -25,12 +25,15 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <random>
+#include <system_error>
 #include <string>
 #include <thread>
 #include <vector>
@@ -51,7 +54,15 @@ class redis_sync {
 
   redis_sync(const redis_config& config, memory_store& store, std::atomic<bool>& serving)
       : config_(config), store_(store), serving_(serving), data_(&registry_), watch_(&registry_) {
-    if (::pipe(wake_) != 0) throw_config_error("redis store: cannot create a pipe");
+    if (::pipe(wake_) != 0) {
+      // Out of file descriptors: not a config mistake, but nothing to run without.
+#if GRAYROUTE_HAS_EXCEPTIONS
+      throw std::system_error(errno, std::generic_category(), "grayroute: redis store: pipe");
+#else
+      std::perror("grayroute: redis store: pipe");
+      std::abort();
+#endif
+    }
     for (int fd : wake_) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     ::fcntl(wake_[0], F_SETFL, O_NONBLOCK);
     // The thread takes no signals: a gateway's handlers (nginx's SIGQUIT, SIGHUP) must
@@ -59,6 +70,7 @@ class redis_sync {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
+#if GRAYROUTE_HAS_EXCEPTIONS
     try {
       thread_ = std::thread([this] { run(); });
     } catch (...) {
@@ -66,6 +78,9 @@ class redis_sync {
       close_pipe();
       throw;
     }
+#else
+    thread_ = std::thread([this] { run(); });
+#endif
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
 
@@ -108,7 +123,9 @@ class redis_sync {
     std::chrono::milliseconds backoff{100};
     std::minstd_rand jitter(static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(this)));
     while (!stopping_.load()) {
-      if (connect() && full_load()) {
+      const bool connected = connect();
+      if (connected) count_connect();
+      if (connected && full_load()) {
         backoff = std::chrono::milliseconds(100);
         steady_state();  // returns on a lost connection or stop
       } else if (first_attempt && !config_.snapshot_file.empty()) {
@@ -144,6 +161,11 @@ class redis_sync {
     if (!sub) return failed(watch_.error());
     if (sub->type != REDIS_REPLY_ARRAY) return failed("SUBSCRIBE failed: " + std::string(reply_text(sub.get())));
     return true;
+  }
+
+  void count_connect() {
+    std::lock_guard<std::mutex> lock(status_mutex_);
+    ++status_.connects;
   }
 
   void disconnect() {
@@ -194,22 +216,33 @@ class redis_sync {
       pollfd fds[2] = {{watch_.fd(), POLLIN, 0}, {wake_[0], POLLIN, 0}};
       const int ready = ::poll(fds, 2, static_cast<int>(std::clamp<long long>(wait + 1, 0, 60000)));
       if (stopping_.load()) return;
-      if (ready > 0 && fds[0].revents) {
-        if (!watch_.read_some()) {
-          failed(watch_.error());
-          return;
-        }
-        if (!drain_notifications()) return;
-      }
+      if (ready > 0 && fds[0].revents && !pump()) return;
       now = clock::now();
       if (ping_outstanding_ && now >= ping_deadline_) {
-        failed("redis watch connection: no answer to PING within " +
-               std::to_string(config_.command_timeout.count()) + " ms");
-        return;
+        // The answer may have come while we were busy (a long full load): look again.
+        pollfd watch{watch_.fd(), POLLIN, 0};
+        if (::poll(&watch, 1, 0) > 0 && !pump()) return;
+        if (ping_outstanding_) {
+          failed("redis watch connection: no answer to PING within " +
+                 std::to_string(config_.command_timeout.count()) + " ms");
+          return;
+        }
+        now = clock::now();
       }
       if (now >= next_resync_ && !full_load()) return;
       if (now >= next_ping_ && !ping()) return;
     }
+  }
+
+  // Reads what the watch connection has (a bounded number of reads, so a flood of
+  // notifications cannot starve PINGs and resyncs), then applies it.
+  bool pump() {
+    for (int i = 0; i < 64; ++i) {
+      if (!watch_.read_some()) return failed(watch_.error());
+      pollfd watch{watch_.fd(), POLLIN, 0};
+      if (::poll(&watch, 1, 0) <= 0) break;
+    }
+    return drain_notifications();
   }
 
   // Applies every complete message the watch connection has read.
@@ -280,7 +313,7 @@ class redis_sync {
     last_healthy_ = clock::now();
   }
 
-  // Waits out a backoff pause, applying max_staleness meanwhile. False when stopping.
+  // Waits out a backoff pause (cut short by stop()), applying max_staleness meanwhile.
   void sleep_while_down(std::chrono::milliseconds pause) {
     const auto end = clock::now() + pause;
     for (;;) {
