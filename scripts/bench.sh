@@ -51,11 +51,23 @@ run_core bench_store
 run_core bench_decide
 
 [ "${1:-}" = core ] && exit 0
-# Area benchmarks (Redis store, nginx module, proxy) bring their own drivers.
-for extra in bench/redis.sh bench/nginx_wrk.sh bench/proxy_wrk.sh; do
-  if [ -x "$extra" ]; then
+
+# Area benchmarks: the Redis store and the proxy's decision (Google Benchmark, their
+# own baselines inside), then the servers under wrk (medians of several runs).
+for binary in bench_redis bench_proxy; do
+  if [ -x "build-bench/bench/$binary" ]; then
     echo
-    echo "### $extra"
-    "$extra"
+    echo "### $binary"
+    "build-bench/bench/$binary" --benchmark_min_time=0.5 2>/dev/null | grep -E '^(BM_|---|Benchmark)'
   fi
 done
+if [ -x build-bench/examples/asio_proxy/grayroute-proxy ]; then
+  echo
+  echo "### grayroute-proxy vs nginx (wrk)"
+  bench/proxy_wrk.sh build-bench/examples/asio_proxy/grayroute-proxy build-bench/examples/asio_proxy/grayroute-backend
+fi
+if [ -f build-bench/examples/nginx/ngx_http_grayroute_module.so ]; then
+  echo
+  echo "### nginx module (wrk)"
+  bench/nginx_wrk.sh --module build-bench/examples/nginx/ngx_http_grayroute_module.so
+fi

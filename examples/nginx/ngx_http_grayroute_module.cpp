@@ -115,7 +115,7 @@ std::optional<long> parse_number(std::string_view text) {
   return value;
 }
 
-std::string quoted(std::string_view text) { return grayroute::detail::quoted(text); }
+using grayroute::detail::quote_value;
 
 // Where a directive was, for errors found later (when a location is merged).
 struct conf_place {
@@ -229,7 +229,7 @@ char* set_routes(ngx_conf_t* cf, ngx_command_t*, void* conf) {
     for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
       const std::string name = to_string(args[i]);
       for (const auto& seen : routes) {
-        if (seen == name) return conf_error(cf, "route " + quoted(name) + " is listed twice");
+        if (seen == name) return conf_error(cf, "route " + quote_value(name) + " is listed twice");
       }
       routes.push_back(name);
     }
@@ -248,16 +248,16 @@ char* set_list(ngx_conf_t* cf, ngx_command_t*, void* conf) {
     for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
       const option o = split_option(args[i]);
       if (o.has_value) {
-        if (o.name != "route") return conf_error(cf, "grayroute_list: unknown option " + quoted(o.name));
+        if (o.name != "route") return conf_error(cf, "grayroute_list: unknown option " + quote_value(o.name));
         const auto id = m.find_route(o.value);
-        if (!id) return conf_error(cf, "grayroute_list: unknown route " + quoted(o.value) + " (routes: " + m.route_list() + ")");
+        if (!id) return conf_error(cf, "grayroute_list: unknown route " + quote_value(o.value) + " (routes: " + m.route_list() + ")");
         m.routes_used = true;
         route = *id;
         continue;
       }
       const auto network = grayroute::parse_network(o.value);
       if (!network) {
-        return conf_error(cf, "grayroute_list: " + quoted(o.value) +
+        return conf_error(cf, "grayroute_list: " + quote_value(o.value) +
                                   " is not an address or network (a network must have no host bits set)");
       }
       networks.push_back(*network);
@@ -289,7 +289,7 @@ char* set_trusted_proxies(ngx_conf_t* cf, ngx_command_t*, void* conf) {
     for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
       const std::string text = to_string(args[i]);
       if (!grayroute::parse_network(text)) {
-        return conf_error(cf, "grayroute_trusted_proxies: " + quoted(text) +
+        return conf_error(cf, "grayroute_trusted_proxies: " + quote_value(text) +
                                   " is not an address or network (a network must have no host bits set)");
       }
       m.client_ip.trusted_proxies.push_back(text);
@@ -323,7 +323,7 @@ char* set_recursive(ngx_conf_t* cf, ngx_command_t*, void* conf) {
     } else if (value == "off") {
       m.client_ip.recursive = false;
     } else {
-      return conf_error(cf, "grayroute_recursive: " + quoted(value) + " is neither \"on\" nor \"off\"");
+      return conf_error(cf, "grayroute_recursive: " + quote_value(value) + " is neither \"on\" nor \"off\"");
     }
     m.recursive_set = true;
     return NGX_CONF_OK;
@@ -339,7 +339,7 @@ char* set_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) {
     grayroute::redis_config config;
     const std::string address = to_string(args[1]);
     const auto endpoint = grayroute::parse_redis_address(address);
-    if (!endpoint) return conf_error(cf, "grayroute_redis: " + quoted(address) + " is not host:port, [v6]:port or unix:/path");
+    if (!endpoint) return conf_error(cf, "grayroute_redis: " + quote_value(address) + " is not host:port, [v6]:port or unix:/path");
     if (endpoint->second == 0 && address.rfind("unix:", 0) == 0) {
       config.unix_socket = endpoint->first;
     } else {
@@ -358,7 +358,7 @@ char* set_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) {
         config.username = value;
       } else if (name == "db") {
         const auto n = parse_number(value);
-        if (!n) return conf_error(cf, "grayroute_redis: db=" + quoted(value) + " is not a database number");
+        if (!n) return conf_error(cf, "grayroute_redis: db=" + quote_value(value) + " is not a database number");
         config.database = static_cast<int>(*n);
       } else if (name == "schema") {
         if (value == "seed") {
@@ -370,7 +370,7 @@ char* set_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) {
           config.schema = grayroute::redis_schema::hash;
           config.key = value.substr(5);
         } else {
-          return conf_error(cf, "grayroute_redis: schema=" + quoted(value) + " is not seed, set:NAME or hash:NAME");
+          return conf_error(cf, "grayroute_redis: schema=" + quote_value(value) + " is not seed, set:NAME or hash:NAME");
         }
       } else if (name == "mode") {
         if (value == "synced") {
@@ -381,12 +381,12 @@ char* set_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) {
                              "grayroute_redis: mode=direct blocks the worker for one Redis round trip per request "
                              "(the seed's design); use it for comparison only");
         } else {
-          return conf_error(cf, "grayroute_redis: mode=" + quoted(value) + " is not synced or direct");
+          return conf_error(cf, "grayroute_redis: mode=" + quote_value(value) + " is not synced or direct");
         }
       } else if (name == "connect_timeout" || name == "command_timeout" || name == "resync" || name == "max_staleness") {
         const auto d = parse_duration(value);
         if (!d || (name != "max_staleness" && d->count() == 0)) {
-          return conf_error(cf, "grayroute_redis: " + name + "=" + quoted(value) + " is not a duration (e.g. 500ms, 2s, 1m)");
+          return conf_error(cf, "grayroute_redis: " + name + "=" + quote_value(value) + " is not a duration (e.g. 500ms, 2s, 1m)");
         }
         if (name == "connect_timeout") config.connect_timeout = *d;
         if (name == "command_timeout") config.command_timeout = *d;
@@ -397,7 +397,7 @@ char* set_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) {
         if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) return static_cast<char*>(NGX_CONF_ERROR);
         config.snapshot_file = to_string(path);
       } else {
-        return conf_error(cf, "grayroute_redis: unknown option " + quoted(name) +
+        return conf_error(cf, "grayroute_redis: unknown option " + quote_value(name) +
                                   " (known: password user db schema mode connect_timeout command_timeout resync "
                                   "max_staleness snapshot)");
       }
@@ -425,9 +425,9 @@ char* set_route(ngx_conf_t* cf, ngx_command_t*, void* conf) {
       if (o.has_value) {
         named = true;
         const auto id = m.find_route(o.name);
-        if (!id) return conf_error(cf, "grayroute_route: unknown route " + quoted(o.name) + " (routes: " + m.route_list() + ")");
-        if (o.value.empty()) return conf_error(cf, "grayroute_route: route " + quoted(o.name) + " has no upstream");
-        if (upstreams[*id].len) return conf_error(cf, "grayroute_route: route " + quoted(o.name) + " is given twice");
+        if (!id) return conf_error(cf, "grayroute_route: unknown route " + quote_value(o.name) + " (routes: " + m.route_list() + ")");
+        if (o.value.empty()) return conf_error(cf, "grayroute_route: route " + quote_value(o.name) + " has no upstream");
+        if (upstreams[*id].len) return conf_error(cf, "grayroute_route: route " + quote_value(o.name) + " is given twice");
         upstreams[*id] = ngx_str_t{o.value.size(), args[i].data + o.name.size() + 1};
       } else {
         positional = true;
@@ -441,7 +441,7 @@ char* set_route(ngx_conf_t* cf, ngx_command_t*, void* conf) {
     if (named && positional) return conf_error(cf, "grayroute_route: give either every upstream in route order or route=upstream pairs");
     for (std::size_t i = 0; i < upstreams.size(); ++i) {
       if (!upstreams[i].len) {
-        return conf_error(cf, "grayroute_route: missing the upstream for route " + quoted(m.routes[i]) + " (routes: " +
+        return conf_error(cf, "grayroute_route: missing the upstream for route " + quote_value(m.routes[i]) + " (routes: " +
                                   m.route_list() + ")");
       }
     }
@@ -463,7 +463,7 @@ char* set_percent(ngx_conf_t* cf, ngx_command_t*, void* conf) {
     char* end = nullptr;
     const double percent = text.empty() ? -1 : std::strtod(text.c_str(), &end);
     if (text.empty() || *end != '\0' || !(percent >= 0 && percent <= 100)) {
-      return conf_error(cf, "grayroute_percent: " + quoted(to_view(args[1])) + " is not a percentage in 0..100");
+      return conf_error(cf, "grayroute_percent: " + quote_value(to_view(args[1])) + " is not a percentage in 0..100");
     }
     l.percent = percent;
     for (ngx_uint_t i = 2; i < cf->args->nelts; ++i) {
@@ -479,15 +479,15 @@ char* set_percent(ngx_conf_t* cf, ngx_command_t*, void* conf) {
         ccv.complex_value = l.percent_key;
         if (ngx_http_compile_complex_value(&ccv) != NGX_OK) return static_cast<char*>(NGX_CONF_ERROR);
       } else if (o.name == "route" && o.has_value) {
-        if (!m.find_route(o.value)) return conf_error(cf, "grayroute_percent: unknown route " + quoted(o.value) + " (routes: " + m.route_list() + ")");
+        if (!m.find_route(o.value)) return conf_error(cf, "grayroute_percent: unknown route " + quote_value(o.value) + " (routes: " + m.route_list() + ")");
         m.routes_used = true;
         l.percent_route = std::string(o.value);
       } else if (o.name == "seed" && o.has_value) {
         const auto seed = parse_number(o.value);
-        if (!seed) return conf_error(cf, "grayroute_percent: seed=" + quoted(o.value) + " is not a number");
+        if (!seed) return conf_error(cf, "grayroute_percent: seed=" + quote_value(o.value) + " is not a number");
         l.percent_seed = static_cast<std::uint32_t>(*seed);
       } else {
-        return conf_error(cf, "grayroute_percent: unknown option " + quoted(to_view(args[i])) + " (known: key=, route=, seed=)");
+        return conf_error(cf, "grayroute_percent: unknown option " + quote_value(to_view(args[i])) + " (known: key=, route=, seed=)");
       }
     }
     l.percent_set = true;
@@ -506,17 +506,17 @@ char* set_force(ngx_conf_t* cf, ngx_command_t*, void* conf) {
       const option o = split_option(args[i]);
       if (o.has_value && o.name == "header" && !o.value.empty()) {
         for (char c : o.value) {
-          if (!grayroute::detail::is_tchar(c)) return conf_error(cf, "grayroute_force: header name " + quoted(o.value) + " is not a token");
+          if (!grayroute::detail::is_tchar(c)) return conf_error(cf, "grayroute_force: header name " + quote_value(o.value) + " is not a token");
         }
         l.force_header = std::string(o.value);
       } else if (o.has_value && o.name == "cookie" && !o.value.empty()) {
         l.force_cookie = std::string(o.value);
       } else if (o.has_value && o.name == "route") {
-        if (!m.find_route(o.value)) return conf_error(cf, "grayroute_force: unknown route " + quoted(o.value) + " (routes: " + m.route_list() + ")");
+        if (!m.find_route(o.value)) return conf_error(cf, "grayroute_force: unknown route " + quote_value(o.value) + " (routes: " + m.route_list() + ")");
         m.routes_used = true;
         l.force_route = std::string(o.value);
       } else {
-        return conf_error(cf, "grayroute_force: unknown option " + quoted(to_view(args[i])) + " (known: header=NAME, cookie=NAME, route=NAME)");
+        return conf_error(cf, "grayroute_force: unknown option " + quote_value(to_view(args[i])) + " (known: header=NAME, cookie=NAME, route=NAME)");
       }
     }
     if (l.force_header.empty() && l.force_cookie.empty()) return conf_error(cf, "grayroute_force: give header=NAME and/or cookie=NAME");

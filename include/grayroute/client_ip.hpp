@@ -98,7 +98,7 @@ class client_ip_resolver {
     for (const auto& text : config.trusted_proxies) {
       const auto network = parse_network(text);
       if (!network) {
-        detail::throw_config_error("trusted proxy " + detail::quoted(text) +
+        detail::throw_config_error("trusted proxy " + detail::quote_value(text) +
                                    ": not an address or network (a network must have no host bits set)");
       }
       trusted_.push_back(detail::masked_network::from(*network));
@@ -110,10 +110,10 @@ class client_ip_resolver {
     for (const auto& name : config.headers) {
       if (name.empty()) detail::throw_config_error("client-IP header name is empty");
       for (char c : name) {
-        if (!detail::is_tchar(c)) detail::throw_config_error("client-IP header name " + detail::quoted(name) + " is not a token");
+        if (!detail::is_tchar(c)) detail::throw_config_error("client-IP header name " + detail::quote_value(name) + " is not a token");
       }
       for (const auto& seen : names_) {
-        if (detail::iequals(seen, name)) detail::throw_config_error("client-IP header " + detail::quoted(name) + " is listed twice");
+        if (detail::iequals(seen, name)) detail::throw_config_error("client-IP header " + detail::quote_value(name) + " is listed twice");
       }
       names_.push_back(name);
       formats_.push_back(format_of_header(name));

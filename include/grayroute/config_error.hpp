@@ -33,7 +33,7 @@ namespace detail {
 #endif
 }
 
-inline std::string quoted(std::string_view value) {
+inline std::string quote_value(std::string_view value) {
   std::string out;
   out.reserve(value.size() + 2);
   out += '"';

@@ -63,7 +63,7 @@ struct parsed_list {
     const std::string_view route_text = detail::trim_ows(line.substr(space));
     const auto network = parse_network(network_text);
     if (!network) {
-      out.error = list_error{number, detail::quoted(network_text) +
+      out.error = list_error{number, detail::quote_value(network_text) +
                                          " is not an address or network (a network must have no host bits set)"};
       out.entries.clear();
       return out;
@@ -73,7 +73,7 @@ struct parsed_list {
       std::size_t i = 0;
       while (i < routes.size() && routes[i] != route_text) ++i;
       if (i == routes.size()) {
-        out.error = list_error{number, "unknown route " + detail::quoted(route_text)};
+        out.error = list_error{number, "unknown route " + detail::quote_value(route_text)};
         out.entries.clear();
         return out;
       }
@@ -90,7 +90,7 @@ struct parsed_list {
   std::ifstream file(path, std::ios::binary);
   if (!file) {
     parsed_list out;
-    out.error = list_error{0, "cannot read " + detail::quoted(path)};
+    out.error = list_error{0, "cannot read " + detail::quote_value(path)};
     return out;
   }
   std::ostringstream text;

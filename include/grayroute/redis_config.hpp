@@ -203,7 +203,7 @@ inline void validate(const redis_config& c) {
   for (std::size_t i = 0; i < c.routes.size(); ++i) {
     if (c.routes[i].empty()) throw_config_error("redis routes: route " + std::to_string(i) + " has no name");
     for (std::size_t j = 0; j < i; ++j) {
-      if (c.routes[i] == c.routes[j]) throw_config_error("redis routes: " + detail::quoted(c.routes[i]) + " twice");
+      if (c.routes[i] == c.routes[j]) throw_config_error("redis routes: " + detail::quote_value(c.routes[i]) + " twice");
     }
   }
   if (c.routes.size() > 65535) throw_config_error("redis routes: too many");

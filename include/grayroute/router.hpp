@@ -100,7 +100,7 @@ class router {
     for (std::size_t i = 0; i < routes_.size(); ++i) {
       if (routes_[i].empty()) detail::throw_config_error("route " + std::to_string(i) + " has an empty name");
       for (std::size_t j = 0; j < i; ++j) {
-        if (routes_[i] == routes_[j]) detail::throw_config_error("route " + detail::quoted(routes_[i]) + " is listed twice");
+        if (routes_[i] == routes_[j]) detail::throw_config_error("route " + detail::quote_value(routes_[i]) + " is listed twice");
       }
     }
     interesting_ = resolver_.header_name_lengths();
@@ -185,7 +185,7 @@ class router {
   route_id require_route(const std::string& name, route_id fallback, const char* option) const {
     if (name.empty()) return fallback;
     const auto id = find_route(name);
-    if (!id) detail::throw_config_error(std::string(option) + ": unknown route " + detail::quoted(name));
+    if (!id) detail::throw_config_error(std::string(option) + ": unknown route " + detail::quote_value(name));
     return *id;
   }
 

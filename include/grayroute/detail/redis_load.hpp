@@ -47,7 +47,7 @@ inline std::string describe_error_reply(const redis_config& config, std::string_
   std::string out(command);
   out += " failed: " + text;
   if (text.compare(0, 9, "WRONGTYPE") == 0) {
-    out = "key " + detail::quoted(config.key) + " is not a " + (config.schema == redis_schema::set ? "SET" : "HASH") +
+    out = "key " + detail::quote_value(config.key) + " is not a " + (config.schema == redis_schema::set ? "SET" : "HASH") +
           " (" + text + ")";
   }
   return out;

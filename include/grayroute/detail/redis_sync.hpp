@@ -355,14 +355,14 @@ class redis_sync {
       }
       if (!out) {
         std::lock_guard<std::mutex> lock(status_mutex_);
-        status_.last_error = "snapshot file: cannot write " + detail::quoted(tmp);
+        status_.last_error = "snapshot file: cannot write " + detail::quote_value(tmp);
         return;
       }
     }
     // Rename: a reader (the next start) never sees half a file.
     if (std::rename(tmp.c_str(), config_.snapshot_file.c_str()) != 0) {
       std::lock_guard<std::mutex> lock(status_mutex_);
-      status_.last_error = "snapshot file: cannot rename to " + detail::quoted(config_.snapshot_file);
+      status_.last_error = "snapshot file: cannot rename to " + detail::quote_value(config_.snapshot_file);
     }
   }
 
