@@ -68,7 +68,12 @@ struct client_ip {
 
 namespace detail {
 
-// A trusted network, unmapped and with its masks precomputed so a hop check is two ANDs.
+// A trusted IPv4 network: one AND and one compare per hop.
+struct masked_v4_network {
+  std::uint32_t base, mask;
+};
+
+// A trusted IPv6 network, with its masks precomputed so a hop check is two ANDs.
 struct masked_network {
   std::uint64_t high, low, high_mask, low_mask;
   bool v4;
@@ -101,7 +106,13 @@ class client_ip_resolver {
         detail::throw_config_error("trusted proxy " + detail::quote_value(text) +
                                    ": not an address or network (a network must have no host bits set)");
       }
-      trusted_.push_back(detail::masked_network::from(*network));
+      const ip_network n = network->unmapped();
+      if (n.address().is_v4()) {
+        const std::uint32_t mask = n.prefix_length() == 0 ? 0u : ~0u << (32 - n.prefix_length());
+        trusted_v4_.push_back({n.address().v4_value(), mask});
+      } else {
+        trusted_v6_.push_back(detail::masked_network::from(n));
+      }
     }
     if (config.headers.size() > kMaxHeaders) {
       detail::throw_config_error("too many client-IP headers (" + std::to_string(config.headers.size()) +
@@ -116,6 +127,8 @@ class client_ip_resolver {
         if (detail::iequals(seen, name)) detail::throw_config_error("client-IP header " + detail::quote_value(name) + " is listed twice");
       }
       names_.push_back(name);
+      lowered_names_.emplace_back();
+      detail::lowered_copy(name, lowered_names_.back());
       formats_.push_back(format_of_header(name));
       lengths_.add(name.size());
     }
@@ -123,9 +136,10 @@ class client_ip_resolver {
 
   /// True when `address` (unmapped) lies in a trusted-proxy network.
   bool is_trusted(const ip_address& address) const noexcept {
-    const ip_address a = address.unmapped();
-    for (const auto& n : trusted_) {
-      if (n.contains_unmapped(a)) return true;
+    if (address.is_v4()) return is_trusted_v4(address.v4_value());
+    if (address.is_v4_mapped()) return is_trusted_v4(static_cast<std::uint32_t>(address.v6_low()));
+    for (const auto& n : trusted_v6_) {
+      if (n.contains_unmapped(address)) return true;
     }
     return false;
   }
@@ -144,9 +158,9 @@ class client_ip_resolver {
     /// Offers one header line; true when it is one of the configured headers.
     bool feed(std::string_view name, std::string_view value) noexcept {
       if (!trusted_peer_ || !resolver_->lengths_.may_match(name.size())) return false;
-      const auto& names = resolver_->names_;
+      const auto& names = resolver_->lowered_names_;
       for (std::size_t i = 0; i < names.size(); ++i) {
-        if (!detail::iequals(name, names[i])) continue;
+        if (!detail::iequals_lowered(name, names[i])) continue;
         feed_line(i, value);
         return true;
       }
@@ -235,14 +249,23 @@ class client_ip_resolver {
   template <class Headers>
   client_ip resolve(const ip_address& peer, const Headers& headers) const noexcept {
     scan s(*this, peer);
-    if (!trusted_.empty()) {
+    if (!trusted_v4_.empty() || !trusted_v6_.empty()) {
       for (const auto& h : headers) s.feed(detail::header_name(h), detail::header_value(h));
     }
     return s.finish();
   }
 
  private:
-  std::vector<detail::masked_network> trusted_;
+  bool is_trusted_v4(std::uint32_t v) const noexcept {
+    for (const auto& n : trusted_v4_) {
+      if ((v & n.mask) == n.base) return true;
+    }
+    return false;
+  }
+
+  std::vector<detail::masked_v4_network> trusted_v4_;
+  std::vector<detail::masked_network> trusted_v6_;
+  std::vector<std::string> lowered_names_;  // for comparing request headers fast
   std::vector<std::string> names_;
   std::vector<header_format> formats_;
   detail::name_lengths lengths_;

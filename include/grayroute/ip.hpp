@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <optional>
 #include <string>
@@ -380,27 +381,33 @@ constexpr std::optional<ip_address> parse_ip_reference(std::string_view text) no
 inline std::optional<ip_address> parse_ip_fast(std::string_view text) noexcept {
   const char* p = text.data();
   const std::size_t n = text.size();
-  // An IPv4 address is at least 7 bytes and has no colon; an IPv6 address has one
-  // within its first 5 bytes (a group is at most 4 digits).
-  const bool v6 = n < 7 || p[0] == ':' || p[1] == ':' || p[2] == ':' || p[3] == ':' || p[4] == ':';
-  if (!v6) {
-    std::uint32_t v4 = 0;
+  // An IPv6 address has a colon within its first 5 bytes (a group is at most 4
+  // digits); an IPv4 address has none and is 7 to 15 bytes long.
+  auto colon_ahead = [&] { return p[0] == ':' || p[1] == ':' || p[2] == ':' || p[3] == ':' || p[4] == ':'; };
+  std::uint32_t v4 = 0;
+  std::uint64_t high = 0, low = 0;
 #if GRAYROUTE_HAS_SSSE3_PATH
-    if (n >= 8 && cpu_has_ssse3()) {
-      if (!parse_v4_ssse3(p, n, v4)) return std::nullopt;
-      return ip_address::v4(v4);
+  if (kCpuHasSsse3) {
+    // A dotted quad has a dot among bytes 1-3, an IPv6 address almost never does:
+    // one SWAR test picks the parser without a branch per byte.
+    if (n >= 8 && n <= 15) {
+      std::uint32_t head;
+      std::memcpy(&head, p, 4);
+      const std::uint32_t x = head ^ 0x2e2e2e2eu;  // a zero byte where a '.' is
+      if (((x - 0x01010101u) & ~x & 0x80808000u) != 0 && parse_v4_ssse3(p, n, v4)) return ip_address::v4(v4);
     }
+    if (n < 7 || colon_ahead()) {
+      if (!parse_v6_ssse3(p, n, high, low)) return std::nullopt;
+      return ip_address::v6(high, low);
+    }
+    if (n == 7 && parse_v4_fast(p, n, v4)) return ip_address::v4(v4);
+    return std::nullopt;
+  }
 #endif
+  if (n >= 7 && !colon_ahead()) {
     if (!parse_v4_fast(p, n, v4)) return std::nullopt;
     return ip_address::v4(v4);
   }
-  std::uint64_t high = 0, low = 0;
-#if GRAYROUTE_HAS_SSSE3_PATH
-  if (cpu_has_ssse3()) {
-    if (!parse_v6_ssse3(p, n, high, low)) return std::nullopt;
-    return ip_address::v6(high, low);
-  }
-#endif
   if (!parse_v6_fast(p, n, high, low)) return std::nullopt;
   return ip_address::v6(high, low);
 }

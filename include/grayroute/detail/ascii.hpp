@@ -29,17 +29,19 @@ inline std::uint64_t load_word(const char* p) noexcept {
   return v;
 }
 
-/// iequals for two strings of the same length.
-constexpr bool iequals_same_size(std::string_view a, std::string_view b) noexcept {
+/// iequals for two strings of the same length; with `b_lowered`, b is known to be
+/// lower case already (a configured name) and only a is folded.
+constexpr bool iequals_same_size(std::string_view a, std::string_view b, bool b_lowered = false) noexcept {
   const std::size_t n = a.size();
 #if defined(__GNUC__) || defined(__clang__)
   if (!__builtin_is_constant_evaluated() && n >= 8) {
+    auto word_b = [&](std::size_t at) { return b_lowered ? load_word(b.data() + at) : lower_word(load_word(b.data() + at)); };
     // Whole words, then one last word overlapping the previous one.
     std::size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-      if (lower_word(load_word(a.data() + i)) != lower_word(load_word(b.data() + i))) return false;
+      if (lower_word(load_word(a.data() + i)) != word_b(i)) return false;
     }
-    return i == n || lower_word(load_word(a.data() + n - 8)) == lower_word(load_word(b.data() + n - 8));
+    return i == n || lower_word(load_word(a.data() + n - 8)) == word_b(n - 8);
   }
 #endif
   for (std::size_t i = 0; i < n; ++i) {
@@ -53,6 +55,17 @@ constexpr bool iequals_same_size(std::string_view a, std::string_view b) noexcep
 /// which this inline check settles without a call.
 constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
   return a.size() == b.size() && iequals_same_size(a, b);
+}
+
+/// iequals where `lowered` is already lower case: half the folding.
+constexpr bool iequals_lowered(std::string_view text, std::string_view lowered) noexcept {
+  return text.size() == lowered.size() && iequals_same_size(text, lowered, true);
+}
+
+inline std::string_view lowered_copy(std::string_view text, std::string& out) {
+  out.assign(text);
+  for (char& c : out) c = to_lower(c);
+  return out;
 }
 
 constexpr bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }

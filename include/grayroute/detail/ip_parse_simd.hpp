@@ -221,10 +221,11 @@ __attribute__((target("ssse3"))) inline bool parse_v6_ssse3(const char* text, st
   return pack_v6_groups(groups, count, gap, high, low);
 }
 
-inline bool cpu_has_ssse3() noexcept {
-  static const bool has = __builtin_cpu_supports("ssse3");
-  return has;
-}
+// Read once at load time, so the request path tests a plain bool (no guard).
+inline const bool kCpuHasSsse3 = [] {
+  __builtin_cpu_init();  // may run before libgcc's own constructor has
+  return __builtin_cpu_supports("ssse3") != 0;
+}();
 
 #endif  // GRAYROUTE_HAS_SSSE3_PATH
 
