@@ -11,7 +11,7 @@ ensure_packages "${GRAYROUTE_BUILD_PACKAGES[@]}" "${GRAYROUTE_BENCH_PACKAGES[@]}
 reps=${GRAYROUTE_BENCH_REPS:-5}
 # The default -O2 build a distribution would ship, with symbols for profiling.
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRAYROUTE_BUILD_TESTS=OFF >/dev/null
-cmake --build build-bench -j "$(jobs)"
+cmake --build build-bench -j "$(build_jobs)"
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 

@@ -30,7 +30,7 @@ step "Building grayroute-proxy and the demo backend (build-demo/; the first buil
 started=$SECONDS
 cmake -S . -B build-demo -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" \
   -DGRAYROUTE_BUILD_TESTS=OFF -DGRAYROUTE_BUILD_BENCHMARKS=OFF -DGRAYROUTE_INSTALL=OFF >/dev/null
-if ! cmake --build build-demo -j "$(jobs)" --target grayroute-proxy grayroute-backend >build-demo/demo-build.log 2>&1; then
+if ! cmake --build build-demo -j "$(build_jobs)" --target grayroute-proxy grayroute-backend >build-demo/demo-build.log 2>&1; then
   cat build-demo/demo-build.log
   exit 1
 fi
@@ -38,35 +38,8 @@ note "built in $((SECONDS - started)) s"
 bin=build-demo/examples/asio_proxy
 
 # --- processes, ports and cleanup ---------------------------------------------------
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+start_scratch
 
-free_port() {
-  local p
-  for p in $(shuf -i 20000-60000 -n 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-  echo "no free port found" >&2
-  return 1
-}
-wait_port() {
-  local i
-  for i in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing is listening on port $1; logs:" >&2
-  tail -n 20 "$tmp"/*.log >&2
-  return 1
-}
 wait_log() {  # wait_log FILE TEXT: up to 5 s for TEXT to appear in FILE
   local i
   for i in $(seq 100); do

@@ -33,4 +33,43 @@ GRAYROUTE_BUILD_PACKAGES=(cmake make g++ pkg-config doctest-dev libhiredis-dev l
 GRAYROUTE_TEST_PACKAGES=(redis-server redis-tools nginx nginx-dev curl clang libclang-rt-14-dev)
 GRAYROUTE_BENCH_PACKAGES=(libbenchmark-dev wrk)
 
-jobs() { nproc 2>/dev/null || echo 2; }
+build_jobs() { nproc 2>/dev/null || echo 2; }
+
+# --- servers on loopback, for the demo and the wrk benchmarks -------------------------
+# start_scratch: a fresh directory in $tmp and a $pids list; every process in $pids is
+# stopped and $tmp removed when the script exits, however it exits.
+start_scratch() {
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/grayroute-XXXXXX")
+  pids=()
+  trap stop_scratch EXIT
+  trap 'exit 130' INT TERM
+}
+stop_scratch() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+
+# A loopback port nothing listens on: random candidates, each checked by connecting.
+free_port() {
+  local p
+  for p in $(shuf -i 20000-60000 -n 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+  done
+  echo "no free port found" >&2
+  return 1
+}
+
+# Waits up to 10 s for something to accept connections on 127.0.0.1:$1; on failure
+# shows the end of the logs in $tmp.
+wait_port() {
+  local i
+  for i in $(seq 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "nothing is listening on port $1; last log lines:" >&2
+  tail -n 20 "$tmp"/*.log >&2 2>/dev/null || true
+  return 1
+}

@@ -34,22 +34,22 @@ run_ctest() {
 
 stage "release build and all tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(jobs)"
-run_ctest build -j "$(jobs)"
+cmake --build build -j "$(build_jobs)"
+run_ctest build -j "$(build_jobs)"
 
 if ! skip asan; then
   stage "AddressSanitizer + UndefinedBehaviorSanitizer"
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DGRAYROUTE_BUILD_BENCHMARKS=OFF \
     -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" >/dev/null
-  cmake --build build-asan -j "$(jobs)"
-  ASAN_OPTIONS=detect_leaks=1 run_ctest build-asan -j "$(jobs)" -LE no-sanitizer
+  cmake --build build-asan -j "$(build_jobs)"
+  ASAN_OPTIONS=detect_leaks=1 run_ctest build-asan -j "$(build_jobs)" -LE no-sanitizer
 fi
 
 if ! skip tsan; then
   stage "ThreadSanitizer (tests labelled concurrency)"
   cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRAYROUTE_BUILD_BENCHMARKS=OFF \
     -DGRAYROUTE_BUILD_EXAMPLES=OFF -DCMAKE_CXX_FLAGS="-fsanitize=thread" >/dev/null
-  cmake --build build-tsan -j "$(jobs)"
+  cmake --build build-tsan -j "$(build_jobs)"
   TSAN_OPTIONS=halt_on_error=1 run_ctest build-tsan -L concurrency
 fi
 
@@ -57,7 +57,7 @@ if ! skip fuzz; then
   stage "libFuzzer, ${GRAYROUTE_FUZZ_SECONDS:-20} s per target"
   cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DGRAYROUTE_BUILD_FUZZERS=ON -DGRAYROUTE_BUILD_BENCHMARKS=OFF -DGRAYROUTE_BUILD_EXAMPLES=OFF >/dev/null
-  cmake --build build-fuzz -j "$(jobs)" --target grayroute_fuzzers
+  cmake --build build-fuzz -j "$(build_jobs)" --target grayroute_fuzzers
   for target in build-fuzz/tests/fuzz/fuzz_*; do
     name=$(basename "$target")
     corpus=$(mktemp -d)
