@@ -153,6 +153,21 @@ inline std::uint32_t group_value(const char* text, std::size_t end, std::size_t 
 __attribute__((target("ssse3"))) inline bool parse_v6_ssse3(const char* text, std::size_t length,
                                                              std::uint64_t& high, std::uint64_t& low) noexcept {
   if (length < 2 || length > 45) return false;
+  // "::ffff:a.b.c.d" is how an IPv4 client reaches a dual-stack listener, so it is
+  // the IPv6 form a gateway sees most: parse the dotted quad directly. Anything
+  // else after the prefix ("::ffff:1:2") takes the general path below.
+  if (length >= 14 && length <= 22) {
+    std::uint64_t head = 0;
+    std::memcpy(&head, text, 7);
+    std::uint32_t v4 = 0;
+    const bool mapped_prefix = (head | 0x0000202020200000ull) == 0x003a666666663a3aull;  // "::ffff:", any case
+    if (mapped_prefix && (length >= 15 ? parse_v4_ssse3(text + 7, length - 7, v4)
+                                       : parse_v4_fast(text + 7, length - 7, v4))) {
+      high = 0;
+      low = 0xffffull << 32 | v4;
+      return true;
+    }
+  }
   __m128i colon_v[3], dot_v[3], hex_v[3];
   for (std::size_t i = 0; i < 3; ++i) {
     const __m128i x = load_chunk(text, length, i);
