@@ -255,18 +255,16 @@ struct http_reply {
   std::string body;
 };
 
-/// One HTTP/1.1 request over a fresh loopback connection (Connection: close).
-inline http_reply http_get(int port, const std::string& path,
-                           const std::vector<std::pair<std::string, std::string>>& headers = {},
-                           std::chrono::milliseconds timeout = std::chrono::seconds(5),
-                           const std::string& bind_address = "") {
-  http_reply reply;
+/// A TCP connection to 127.0.0.1:port with send/receive timeouts, optionally from
+/// another loopback source address (127.0.0.2, ...: a different client to the
+/// server). Returns the socket, or -1 when nothing accepts.
+inline int connect_loopback(int port, std::chrono::milliseconds timeout = std::chrono::seconds(5),
+                            const std::string& bind_address = "") {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   if (!bind_address.empty()) {
-    // Another loopback source address (127.0.0.2, ...): a different client to the server.
     sockaddr_in local{};
     local.sin_family = AF_INET;
     ::inet_pton(AF_INET, bind_address.c_str(), &local.sin_addr);
@@ -278,8 +276,19 @@ inline http_reply http_get(int port, const std::string& path,
   addr.sin_port = htons(static_cast<uint16_t>(port));
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     ::close(fd);
-    return reply;
+    return -1;
   }
+  return fd;
+}
+
+/// One HTTP/1.1 request over a fresh loopback connection (Connection: close).
+inline http_reply http_get(int port, const std::string& path,
+                           const std::vector<std::pair<std::string, std::string>>& headers = {},
+                           std::chrono::milliseconds timeout = std::chrono::seconds(5),
+                           const std::string& bind_address = "") {
+  http_reply reply;
+  const int fd = connect_loopback(port, timeout, bind_address);
+  if (fd < 0) return reply;
   std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\n";
   for (const auto& [name, value] : headers) request += name + ": " + value + "\r\n";
   request += "Connection: close\r\n\r\n";
