@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include <grayroute/detail/json.hpp>
 #include <grayroute/list_file.hpp>
 
 #if GRAYROUTE_PROXY_REDIS
@@ -18,22 +19,6 @@ namespace grayroute_proxy {
 
 namespace {
 
-std::string json_escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buffer[8];
-      std::snprintf(buffer, sizeof buffer, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-      out += buffer;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
 
 std::string iso_time(std::time_t t) {
   if (t == 0) return "";
@@ -194,13 +179,13 @@ std::string list_source::health_json() const {
   }
 #endif
   std::string out = "{\"status\":\"ok\",\"entries\":" + std::to_string(entries);
-  out += ",\"source\":\"" + json_escape(source) + "\"";
+  out += ",\"source\":" + grayroute::detail::json_string(source);
   {
     std::lock_guard<std::mutex> lock(status_mutex_);
     if (!redis_ || !file_.empty()) last_sync = std::max(last_sync, last_load_);
     out += ",\"last_sync\":\"" + iso_time(last_sync) + "\"";
     out += ",\"file_reloads\":" + std::to_string(reloads_) + ",\"file_rejected\":" + std::to_string(rejected_);
-    out += ",\"last_error\":\"" + json_escape(last_error_) + "\"";
+    out += ",\"last_error\":" + grayroute::detail::json_string(last_error_);
   }
   out += ",\"redis_connected\":";
   out += redis_ ? (redis_connected ? "true" : "false") : "null";

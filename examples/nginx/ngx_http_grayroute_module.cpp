@@ -49,6 +49,7 @@ extern "C" {
 #include <string_view>
 #include <vector>
 
+#include <grayroute/detail/json.hpp>
 #include <grayroute/grayroute.hpp>
 
 #include "module_store.hpp"
@@ -745,22 +746,7 @@ ngx_int_t preconfiguration(ngx_conf_t* cf) {
 
 // ---- grayroute_status ------------------------------------------------------------
 
-void append_json_string(std::string& out, std::string_view text) {
-  out += '"';
-  for (char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
-      out += escaped;
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-}
+using grayroute::detail::append_json_string;
 
 std::string status_json(const main_state& m) {
   std::string out = "{\"module\":\"grayroute\",\"version\":\"" GRAYROUTE_VERSION_STRING "\",\"worker_pid\":";

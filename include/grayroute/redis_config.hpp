@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "config_error.hpp"
+#include "detail/json.hpp"
 #include "version.hpp"
 
 GRAYROUTE_NAMESPACE_BEGIN
@@ -104,23 +105,7 @@ struct redis_status {
   static long long seconds_since(std::chrono::system_clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - t).count();
   }
-  static std::string json_string(std::string_view s) {
-    std::string out = "\"";
-    for (char c : s) {
-      if (c == '"' || c == '\\') {
-        out += '\\';
-        out += c;
-      } else if (static_cast<unsigned char>(c) < 0x20) {
-        static constexpr char kHex[] = "0123456789abcdef";
-        out += "\\u00";
-        out += kHex[(static_cast<unsigned char>(c) >> 4) & 0xf];
-        out += kHex[c & 0xf];
-      } else {
-        out += c;
-      }
-    }
-    return out + "\"";
-  }
+  static std::string json_string(std::string_view s) { return detail::json_string(s); }
 };
 
 /// Splits "host:port", "[::1]:6379", "host" (port 6379) or "unix:/path" (port 0 means
