@@ -37,7 +37,7 @@ struct fixture {
   }()};
   std::unordered_set<std::string> listed_text = [this] {
     std::unordered_set<std::string> s;
-    for (auto v : listed) s.insert(ip_address::v4(v).to_string());
+    for (auto v : listed) s.insert(to_string(ip_address::v4(v)));
     return s;
   }();
   ip_address peer = *grayroute::parse_ip("10.0.0.3");
@@ -46,7 +46,7 @@ struct fixture {
     std::vector<request> out(kTableSize);
     const auto clients = grayroute::bench::queries(listed, unlisted, hit_share, kTableSize, seed);
     for (std::size_t i = 0; i < kTableSize; ++i) {
-      out[i].xff = ip_address::v4(clients[i]).to_string() + ", 10.0.0." + std::to_string(1 + i % 200) + ", 10.0.0.2";
+      out[i].xff = to_string(ip_address::v4(clients[i])) + ", 10.0.0." + std::to_string(1 + i % 200) + ", 10.0.0.2";
     }
     for (auto& r : out) {
       r.headers = {{"Host", "shop.example.com"},

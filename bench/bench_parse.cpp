@@ -65,7 +65,7 @@ void BM_ParseNetwork_V4(benchmark::State& state) {
   static const auto table = [] {
     std::vector<std::string> t;
     for (std::uint32_t v : grayroute::bench::distinct_v4(kTableSize, 3)) {
-      t.push_back(grayroute::ip_address::v4(v & 0xffffff00u).to_string() + "/24");
+      t.push_back(to_string(grayroute::ip_address::v4(v & 0xffffff00u)) + "/24");
     }
     return t;
   }();

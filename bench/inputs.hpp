@@ -36,7 +36,7 @@ inline std::vector<std::uint32_t> distinct_v4(std::size_t count, std::uint32_t s
 inline std::vector<std::string> v4_texts(std::size_t count, std::uint32_t seed) {
   std::vector<std::string> out;
   out.reserve(count);
-  for (std::uint32_t v : distinct_v4(count, seed)) out.push_back(ip_address::v4(v).to_string());
+  for (std::uint32_t v : distinct_v4(count, seed)) out.push_back(to_string(ip_address::v4(v)));
   return out;
 }
 
@@ -52,10 +52,10 @@ inline std::vector<std::string> v6_texts(std::size_t count, std::uint32_t seed) 
     switch (i % 4) {
       case 0: low &= 0xffffull; break;                                     // 2001:db8:x:y::z
       case 1: break;                                                       // all eight groups
-      case 2: out.push_back(ip_address::v4(static_cast<std::uint32_t>(low)).to_string()); continue;
+      case 2: out.push_back(to_string(ip_address::v4(static_cast<std::uint32_t>(low)))); continue;
       default: low &= 0x0000ffff0000ffffull; break;                        // some zero groups
     }
-    std::string text = ip_address::v6(high, low).to_string();
+    std::string text = to_string(ip_address::v6(high, low));
     if (i % 8 == 1) std::transform(text.begin(), text.end(), text.begin(), ::toupper);
     out.push_back(text);
   }

@@ -17,9 +17,9 @@ TEST_SUITE("list_file") {
         {"production", "gray", "beta"});
     REQUIRE(list);
     REQUIRE(list.entries.size() == 3);
-    CHECK(list.entries[0].network.to_string() == "192.168.116.0/24");
+    CHECK(to_string(list.entries[0].network) == "192.168.116.0/24");
     CHECK(list.entries[0].route == grayroute::kGray);
-    CHECK(list.entries[1].network.to_string() == "10.1.2.3/32");
+    CHECK(to_string(list.entries[1].network) == "10.1.2.3/32");
     CHECK(list.entries[2].route == grayroute::route_id{2});
   }
 
@@ -27,10 +27,10 @@ TEST_SUITE("list_file") {
     const auto bad = grayroute::parse_list("10.0.0.0/8\n\n10.0.0.1/8\n1.2.3.4\n");
     REQUIRE_FALSE(bad);
     CHECK(bad.error->line == 3);
-    CHECK(bad.error->to_string() == "line 3: \"10.0.0.1/8\" is not an address or network (a network must have no host bits set)");
+    CHECK(to_string(*bad.error) == "line 3: \"10.0.0.1/8\" is not an address or network (a network must have no host bits set)");
     const auto route = grayroute::parse_list("1.2.3.4 gamma\n");
     REQUIRE_FALSE(route);
-    CHECK(route.error->to_string() == "line 1: unknown route \"gamma\"");
+    CHECK(to_string(*route.error) == "line 1: unknown route \"gamma\"");
   }
 
   TEST_CASE("files: read whole, or an error with line 0") {

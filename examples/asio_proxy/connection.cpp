@@ -124,7 +124,7 @@ class connection : public session, public std::enable_shared_from_this<connectio
     const auto remote = client_.socket().remote_endpoint(ec);
     if (ec) return;
     peer_ = to_grayroute(remote.address());
-    peer_text_ = peer_.to_string();
+    peer_text_ = grayroute::to_string(peer_);
     client_.socket().set_option(tcp::no_delay(true), ec);
     worker_.add(this);
     loop();
@@ -221,7 +221,7 @@ bool connection::begin_request() {
   if (!forwarded_for.empty()) forwarded_for += ", ";
   forwarded_for += peer_text_;
   req.set("X-Forwarded-For", forwarded_for);
-  req.set("X-Real-IP", decision_.client.address.to_string());
+  req.set("X-Real-IP", grayroute::to_string(decision_.client.address));
   if (request_->chunked()) {
     req.erase(http::field::content_length);  // RFC 9112 6.3: chunked wins, the length must go
     req.chunked(true);
@@ -272,7 +272,7 @@ void connection::log_request(const char* reason) {
   line.reserve(256);
   line += when;
   line += " client=";
-  line += routed ? decision_.client.address.to_string() : peer_text_;
+  line += routed ? grayroute::to_string(decision_.client.address) : peer_text_;
   line += " (";
   line += routed ? decision_.client.source_name : std::string_view("peer");
   line += ") peer=";

@@ -116,7 +116,7 @@ bool list_source::load(std::string& error) {
     stamp = stamp_of(file_);
     const auto parsed = grayroute::load_list_file(file_, routes_);
     if (!parsed) {
-      error = file_ + ": " + parsed.error->to_string();
+      error = file_ + ": " + grayroute::to_string(*parsed.error);
       std::lock_guard<std::mutex> lock(status_mutex_);
       loaded_stamp_ = stamp;  // do not retry the same bad file every tick
       last_error_ = error;
@@ -175,7 +175,7 @@ std::string list_source::health_json() const {
     source += source.empty() ? "redis" : " + redis";
     if (status.synced_once) last_sync = std::chrono::system_clock::to_time_t(status.last_sync);
     redis_connected = status.connected;
-    redis_json = status.to_json();
+    redis_json = grayroute::to_json(status);
   }
 #endif
   std::string out = "{\"status\":\"ok\",\"entries\":" + std::to_string(entries);

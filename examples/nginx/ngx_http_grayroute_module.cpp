@@ -51,6 +51,7 @@ extern "C" {
 
 #include <grayroute/detail/json.hpp>
 #include <grayroute/grayroute.hpp>
+#include <grayroute/list_file.hpp>
 
 #include "module_store.hpp"
 #include "request_headers.hpp"
@@ -276,7 +277,7 @@ char* set_list_file(ngx_conf_t* cf, ngx_command_t*, void* conf) {
     ngx_str_t name = static_cast<ngx_str_t*>(cf->args->elts)[1];
     if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) return static_cast<char*>(NGX_CONF_ERROR);
     const auto parsed = grayroute::load_list_file(to_string(name), m.routes);
-    if (!parsed) return conf_error(cf, "grayroute_list_file " + to_string(name) + ": " + parsed.error->to_string());
+    if (!parsed) return conf_error(cf, "grayroute_list_file " + to_string(name) + ": " + grayroute::to_string(*parsed.error));
     m.routes_used = true;
     m.static_entries.insert(m.static_entries.end(), parsed.entries.begin(), parsed.entries.end());
     return NGX_CONF_OK;
@@ -761,7 +762,7 @@ std::string status_json(const main_state& m) {
   out += ",\"redis\":";
 #if GRAYROUTE_NGINX_REDIS
   if (m.redis_store) {
-    out += m.redis_store->status().to_json();
+    out += grayroute::to_json(m.redis_store->status());
   } else if (m.redis) {
     out += "{\"configured\":true,\"running\":false}";
   } else {

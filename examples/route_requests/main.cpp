@@ -34,7 +34,7 @@ int main() {
   for (const auto& s : samples) {
     const auto d = router.decide(*grayroute::parse_ip(s.peer), s.headers);
     std::printf("%-30s client %-16s (from %-15s) -> %-10s reason=%s\n", s.what,
-                d.client.address.to_string().c_str(), std::string(d.client.source_name).c_str(),
+                to_string(d.client.address).c_str(), std::string(d.client.source_name).c_str(),
                 std::string(router.route_name(d.route)).c_str(), std::string(grayroute::to_string(d.reason)).c_str());
   }
 }

@@ -118,7 +118,10 @@ constexpr void for_each_forwarded_for(std::string_view line, OnHop&& on_hop) noe
       if (i < n && line[i] == '"') {
         const std::size_t value_start = ++i;
         while (i < n && line[i] != '"') {
-          if (line[i] == '\\') escaped = true, ++i;
+          if (line[i] == '\\') {
+            escaped = true;
+            ++i;
+          }
           ++i;
         }
         if (i >= n) {

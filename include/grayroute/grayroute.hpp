@@ -9,7 +9,7 @@
 #include "forwarded.hpp"
 #include "headers.hpp"
 #include "ip.hpp"
-#include "list_file.hpp"
+#include "list_text.hpp"
 #include "memory_store.hpp"
 #include "rollout.hpp"
 #include "router.hpp"

@@ -17,7 +17,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -91,13 +90,9 @@ class ip_address {
   }
 
   /// Writes the canonical text (dotted quad, or RFC 5952 for IPv6) to out, which must
-  /// hold kMaxTextLength bytes; returns the length. No terminating NUL.
+  /// hold kMaxTextLength bytes; returns the length. No terminating NUL. Allocates
+  /// nothing; `to_string(address)` is the same text as a std::string.
   std::size_t format(char* out) const noexcept;
-
-  std::string to_string() const {
-    char buffer[kMaxTextLength];
-    return std::string(buffer, format(buffer));
-  }
 
   friend constexpr bool operator==(const ip_address& a, const ip_address& b) noexcept {
     return a.family_ == b.family_ && a.high_ == b.high_ && a.low_ == b.low_;
@@ -117,7 +112,7 @@ class ip_address {
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;
-    return static_cast<std::size_t>(h);
+    return h;
   }
 
  private:
@@ -175,6 +170,7 @@ class ip_network {
     return self.masked(a) == self.address_;
   }
 
+  /// Writes "address/prefix" to out (kMaxTextLength bytes); returns the length.
   std::size_t format(char* out) const noexcept {
     std::size_t n = address_.format(out);
     out[n++] = '/';
@@ -183,11 +179,6 @@ class ip_network {
     if (p >= 10) out[n++] = static_cast<char>('0' + p / 10 % 10);
     out[n++] = static_cast<char>('0' + p % 10);
     return n;
-  }
-
-  std::string to_string() const {
-    char buffer[kMaxTextLength];
-    return std::string(buffer, format(buffer));
   }
 
   friend constexpr bool operator==(const ip_network& a, const ip_network& b) noexcept {
@@ -217,6 +208,19 @@ class ip_network {
   ip_address address_;
   std::uint8_t prefix_ = 32;
 };
+
+/// The canonical text: a dotted quad, or RFC 5952 for IPv6 ("2001:db8::1", lower case,
+/// "::ffff:1.2.3.4" for v4-mapped). Found qualified and by argument-dependent lookup.
+inline std::string to_string(const ip_address& address) {
+  char buffer[ip_address::kMaxTextLength];
+  return std::string(buffer, address.format(buffer));
+}
+
+/// "10.0.0.0/8", "2001:db8::/32".
+inline std::string to_string(const ip_network& network) {
+  char buffer[ip_network::kMaxTextLength];
+  return std::string(buffer, network.format(buffer));
+}
 
 namespace detail {
 
@@ -331,7 +335,10 @@ inline std::size_t ip_address::format(char* out) const noexcept {
     }
     int j = i;
     while (j < 8 && groups[j] == 0) ++j;
-    if (j - i > best_length) best_start = i, best_length = j - i;
+    if (j - i > best_length) {
+      best_start = i;
+      best_length = j - i;
+    }
     i = j;
   }
   static constexpr char kHex[] = "0123456789abcdef";
@@ -346,7 +353,10 @@ inline std::size_t ip_address::format(char* out) const noexcept {
     bool started = false;
     for (int shift = 12; shift >= 0; shift -= 4) {
       const unsigned digit = (groups[i] >> shift) & 0xf;
-      if (digit || started || shift == 0) out[n++] = kHex[digit], started = true;
+      if (digit || started || shift == 0) {
+        out[n++] = kHex[digit];
+        started = true;
+      }
     }
     if (i != 7) out[n++] = ':';
   }
@@ -387,7 +397,7 @@ inline std::optional<ip_address> parse_ip_fast(std::string_view text) noexcept {
   std::uint32_t v4 = 0;
   std::uint64_t high = 0, low = 0;
 #if GRAYROUTE_HAS_SSSE3_PATH
-  if (kCpuHasSsse3) {
+  if (cpu_has_ssse3()) {
     // A dotted quad has a dot among bytes 1-3, an IPv6 address almost never does:
     // one SWAR test picks the parser without a branch per byte.
     if (n >= 8 && n <= 15) {
@@ -443,6 +453,8 @@ inline std::optional<ip_address> parse_ip_fast(std::string_view text) noexcept {
 
 GRAYROUTE_NAMESPACE_END
 
+// std::hash is declared by <optional> and <string_view> (both specialise it), so the
+// heavy <functional> is not needed to specialise it here.
 namespace std {
 template <>
 struct hash<grayroute::ip_address> {

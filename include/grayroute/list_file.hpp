@@ -1,101 +1,43 @@
-// Gray lists as text: one address or network per line, an optional route name
-// after it, '#' starts a comment.
+// Reading a gray list file (the format is in list_text.hpp). Not in the umbrella
+// header: file I/O is for who needs it (the proxy, the nginx module, the Redis
+// store's snapshot file).
 //
-//   # QA office and two testers
-//   192.168.116.0/24
-//   10.1.2.3
-//   2001:db8::/48   beta
-//
-// A bad line rejects the whole text with its line number, so a typo never
-// half-applies a list: callers keep the list they had.
+//   auto list = grayroute::load_list_file("/etc/gateway/gray.txt");
+//   if (!list) log(to_string(*list.error));     // "line 3: ..." names the bad line
+//   else store.replace(list.entries);
 #ifndef GRAYROUTE_LIST_FILE_HPP
 #define GRAYROUTE_LIST_FILE_HPP
 
-#include <cstddef>
-#include <fstream>
-#include <optional>
-#include <sstream>
+#include <cstdio>
 #include <string>
-#include <string_view>
 #include <vector>
 
-#include "config_error.hpp"
 #include "detail/ascii.hpp"
-#include "ip.hpp"
-#include "memory_store.hpp"
-#include "store.hpp"
+#include "list_text.hpp"
 #include "version.hpp"
 
 GRAYROUTE_NAMESPACE_BEGIN
 
-struct list_error {
-  std::size_t line = 0;  ///< 1-based; 0 when the file itself could not be read
-  std::string message;   ///< names the bad value
-
-  std::string to_string() const { return line ? "line " + std::to_string(line) + ": " + message : message; }
-};
-
-struct parsed_list {
-  std::vector<store_entry> entries;  ///< empty when there is an error
-  std::optional<list_error> error;
-
-  explicit operator bool() const noexcept { return !error; }
-};
-
-/// Parses list text. `routes` are the route names a line may name (index = route_id);
-/// a line without one is on `routes[1]` (gray).
-[[nodiscard]] inline parsed_list parse_list(std::string_view text,
-                                            const std::vector<std::string>& routes = {"production", "gray"}) {
-  parsed_list out;
-  std::size_t number = 0;
-  while (!text.empty()) {
-    ++number;
-    const std::size_t newline = text.find('\n');
-    std::string_view line = text.substr(0, newline);
-    text.remove_prefix(newline == std::string_view::npos ? text.size() : newline + 1);
-    if (const std::size_t hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    line = detail::trim_ows(line);
-    if (line.empty()) continue;
-    std::size_t space = 0;
-    while (space < line.size() && !detail::is_ows(line[space])) ++space;
-    const std::string_view network_text = line.substr(0, space);
-    const std::string_view route_text = detail::trim_ows(line.substr(space));
-    const auto network = parse_network(network_text);
-    if (!network) {
-      out.error = list_error{number, detail::quote_value(network_text) +
-                                         " is not an address or network (a network must have no host bits set)"};
-      out.entries.clear();
-      return out;
-    }
-    route_id route = kGray;
-    if (!route_text.empty()) {
-      std::size_t i = 0;
-      while (i < routes.size() && routes[i] != route_text) ++i;
-      if (i == routes.size()) {
-        out.error = list_error{number, "unknown route " + detail::quote_value(route_text)};
-        out.entries.clear();
-        return out;
-      }
-      route = static_cast<route_id>(i);
-    }
-    out.entries.push_back({*network, route});
-  }
-  return out;
-}
-
 /// Reads and parses a list file; an unreadable file is an error with line 0.
 [[nodiscard]] inline parsed_list load_list_file(const std::string& path,
                                                 const std::vector<std::string>& routes = {"production", "gray"}) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
-    parsed_list out;
+  parsed_list out;
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) {
     out.error = list_error{0, "cannot read " + detail::quote_value(path)};
     return out;
   }
-  std::ostringstream text;
-  text << file.rdbuf();
-  return parse_list(text.str(), routes);
+  std::string text;
+  char buffer[16384];
+  std::size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0) text.append(buffer, n);
+  const bool failed = std::ferror(file) != 0;
+  std::fclose(file);
+  if (failed) {
+    out.error = list_error{0, "cannot read " + detail::quote_value(path)};
+    return out;
+  }
+  return parse_list(text, routes);
 }
 
 GRAYROUTE_NAMESPACE_END

@@ -37,6 +37,21 @@ enum class redis_mode {
   direct,  ///< one GET per lookup (seed semantics), for comparison and small setups
 };
 
+/// "seed", "set", "hash": as written in configuration.
+constexpr std::string_view to_string(redis_schema schema) noexcept {
+  switch (schema) {
+    case redis_schema::seed: return "seed";
+    case redis_schema::set: return "set";
+    case redis_schema::hash: return "hash";
+  }
+  return "seed";
+}
+
+/// "synced", "direct".
+constexpr std::string_view to_string(redis_mode mode) noexcept {
+  return mode == redis_mode::synced ? "synced" : "direct";
+}
+
 struct redis_config {
   std::string host = "127.0.0.1";
   int port = 6379;
@@ -68,45 +83,44 @@ struct redis_status {
   std::size_t ignored = 0;          ///< entries skipped by the last load (not an address, unknown route)
   bool serving = true;              ///< false once max_staleness passed: lookups answer "not listed"
   std::uint64_t connects = 0;       ///< successful connects (1 + reconnects), synced mode
-
-  /// One line for logs.
-  std::string describe() const {
-    std::string out = connected ? "redis connected" : "redis disconnected";
-    out += synced_once ? ", synced " + std::to_string(seconds_since(last_sync)) + "s ago" : ", never synced";
-    out += ", " + std::to_string(entries) + " entries";
-    if (ignored) out += " (" + std::to_string(ignored) + " ignored)";
-    out += ", " + std::to_string(full_loads) + " full loads, " + std::to_string(invalidations) + " invalidations, " +
-           std::to_string(connects) + " connects";
-    if (!serving) out += ", stale: answering not-listed";
-    if (!last_error.empty()) out += ", last error: " + last_error;
-    return out;
-  }
-
-  /// For health endpoints: one JSON object.
-  std::string to_json() const {
-    std::string out = "{\"connected\":";
-    out += connected ? "true" : "false";
-    out += ",\"synced_once\":";
-    out += synced_once ? "true" : "false";
-    out += ",\"serving\":";
-    out += serving ? "true" : "false";
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(last_sync.time_since_epoch()).count();
-    out += ",\"last_sync_unix_ms\":" + std::to_string(ms);
-    out += ",\"entries\":" + std::to_string(entries);
-    out += ",\"ignored\":" + std::to_string(ignored);
-    out += ",\"full_loads\":" + std::to_string(full_loads);
-    out += ",\"invalidations\":" + std::to_string(invalidations);
-    out += ",\"connects\":" + std::to_string(connects);
-    out += ",\"last_error\":" + json_string(last_error) + "}";
-    return out;
-  }
-
- private:
-  static long long seconds_since(std::chrono::system_clock::time_point t) {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - t).count();
-  }
-  static std::string json_string(std::string_view s) { return detail::json_string(s); }
 };
+
+/// One line for logs: "redis connected, synced 3s ago, 1000 entries, ...".
+inline std::string to_string(const redis_status& status) {
+  const auto seconds_since = [](std::chrono::system_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - t).count();
+  };
+  std::string out = status.connected ? "redis connected" : "redis disconnected";
+  out += status.synced_once ? ", synced " + std::to_string(seconds_since(status.last_sync)) + "s ago" : ", never synced";
+  out += ", " + std::to_string(status.entries) + " entries";
+  if (status.ignored) out += " (" + std::to_string(status.ignored) + " ignored)";
+  out += ", " + std::to_string(status.full_loads) + " full loads, " + std::to_string(status.invalidations) +
+         " invalidations, " + std::to_string(status.connects) + " connects";
+  if (!status.serving) out += ", stale: answering not-listed";
+  if (!status.last_error.empty()) out += ", last error: " + status.last_error;
+  return out;
+}
+
+/// For health endpoints: one JSON object.
+inline std::string to_json(const redis_status& status) {
+  std::string out = "{\"connected\":";
+  out += status.connected ? "true" : "false";
+  out += ",\"synced_once\":";
+  out += status.synced_once ? "true" : "false";
+  out += ",\"serving\":";
+  out += status.serving ? "true" : "false";
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(status.last_sync.time_since_epoch()).count();
+  out += ",\"last_sync_unix_ms\":" + std::to_string(ms);
+  out += ",\"entries\":" + std::to_string(status.entries);
+  out += ",\"ignored\":" + std::to_string(status.ignored);
+  out += ",\"full_loads\":" + std::to_string(status.full_loads);
+  out += ",\"invalidations\":" + std::to_string(status.invalidations);
+  out += ",\"connects\":" + std::to_string(status.connects);
+  out += ",\"last_error\":";
+  detail::append_json_string(out, status.last_error);
+  out += '}';
+  return out;
+}
 
 /// Splits "host:port", "[::1]:6379", "host" (port 6379) or "unix:/path" (port 0 means
 /// a unix socket path). nullopt for anything else, e.g. a port outside 1..65535.
@@ -166,11 +180,11 @@ inline std::string redact(const redis_config& config) {
     out += ":" + std::to_string(config.port);
   }
   out += "/" + std::to_string(config.database);
-  static constexpr const char* kSchemas[] = {"seed", "set", "hash"};
   out += " schema=";
-  out += kSchemas[static_cast<int>(config.schema)];
+  out += to_string(config.schema);
   if (config.schema != redis_schema::seed) out += " key=" + config.key;
-  out += config.mode == redis_mode::synced ? " mode=synced" : " mode=direct";
+  out += " mode=";
+  out += to_string(config.mode);
   return out;
 }
 

@@ -37,7 +37,16 @@
 
 GRAYROUTE_NAMESPACE_BEGIN
 
+// g++ (-Wshadow) reports the scoped enumerator `header` as shadowing the type
+// grayroute::header, though a scoped enumerator is only ever named qualified.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
+#endif
 enum class route_reason : std::uint8_t { header, cookie, list, percentage, default_route };
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 /// "header", "cookie", "list", "percentage", "default": for logs and response headers.
 constexpr std::string_view to_string(route_reason reason) noexcept {
@@ -147,17 +156,17 @@ class router {
     }
     decision d;
     d.client = scan.finish();
-    if (by_header) return d.route = *by_header, d.reason = route_reason::header, d;
-    if (by_cookie) return d.route = *by_cookie, d.reason = route_reason::cookie, d;
+    if (by_header) return decided(d, *by_header, route_reason::header);
+    if (by_cookie) return decided(d, *by_cookie, route_reason::cookie);
     if (const auto listed = store_->lookup(d.client.address); listed && *listed < routes_.size()) {
-      return d.route = *listed, d.reason = route_reason::list, d;
+      return decided(d, *listed, route_reason::list);
     }
     if (rollout_.basis_points() != 0) {
       const bool in = !rollout_key.empty() ? rollout_.includes(rollout_key)
                       : key_header ? rollout_.includes(*key_header)
                       : key_cookie ? rollout_.includes(*key_cookie)
                                    : rollout_.includes(d.client.address);
-      if (in) return d.route = percent_route_, d.reason = route_reason::percentage, d;
+      if (in) return decided(d, percent_route_, route_reason::percentage);
     }
     d.route = default_route_;
     d.reason = route_reason::default_route;
@@ -187,6 +196,12 @@ class router {
     const auto id = find_route(name);
     if (!id) detail::throw_config_error(std::string(option) + ": unknown route " + detail::quote_value(name));
     return *id;
+  }
+
+  static decision decided(decision& d, route_id route, route_reason reason) noexcept {
+    d.route = route;
+    d.reason = reason;
+    return d;
   }
 
   std::optional<route_id> forced_route(std::string_view value) const noexcept {

@@ -296,7 +296,7 @@ TEST_SUITE("redis connections") {
       const auto status = store.status();
       CHECK_FALSE(status.connected);
       CHECK(status.last_error.find("AUTH failed") != std::string::npos);
-      for (const std::string& text : {status.last_error, status.describe(), status.to_json(), redact(config)}) {
+      for (const std::string& text : {status.last_error, to_string(status), to_json(status), redact(config)}) {
         CHECK(text.find("wrong-foobared-guess") == std::string::npos);
         CHECK(text.find("foobared-secret") == std::string::npos);
       }
@@ -564,7 +564,7 @@ TEST_SUITE("redis slow loads") {
     done = true;
     watcher.join();
     const auto status = store.status();
-    MESSAGE(status.describe());
+    MESSAGE(to_string(status));
     CHECK_FALSE(ping_error.load());
   }
 }

@@ -179,7 +179,7 @@ class gray_v4_table {
 };
 
 /// Exact keys of W 64-bit words (1: IPv4, 2: IPv6) with a route each.
-template <int W>
+template <std::size_t W>
 class tagged_table {
  public:
   using key_type = std::array<std::uint64_t, W>;
@@ -205,7 +205,7 @@ class tagged_table {
       slot& s = slots_[i];
       const std::uint32_t old = s.meta.load(std::memory_order_relaxed);
       if (old == 0) {
-        for (int w = 0; w < W; ++w) s.words[w].store(key[w], std::memory_order_relaxed);
+        for (std::size_t w = 0; w < W; ++w) s.words[w].store(key[w], std::memory_order_relaxed);
         s.meta.store(meta, std::memory_order_release);
         ++used_;
         ++live_;
@@ -248,7 +248,7 @@ class tagged_table {
       const std::uint32_t meta = s.meta.load(std::memory_order_relaxed);
       if (meta == 0 || (meta & kTombstoneBit)) continue;
       key_type key;
-      for (int w = 0; w < W; ++w) key[w] = s.words[w].load(std::memory_order_relaxed);
+      for (std::size_t w = 0; w < W; ++w) key[w] = s.words[w].load(std::memory_order_relaxed);
       f(key, static_cast<route_id>(meta & 0xffff));
     }
   }
@@ -262,7 +262,7 @@ class tagged_table {
     std::atomic<std::uint32_t> meta{0};
 
     bool matches(const key_type& key) const noexcept {
-      for (int w = 0; w < W; ++w) {
+      for (std::size_t w = 0; w < W; ++w) {
         if (words[w].load(std::memory_order_relaxed) != key[w]) return false;
       }
       return true;
@@ -289,7 +289,7 @@ class bloom_filter {
 
     bool may_contain(std::uint64_t hash) const noexcept {
       const std::uint64_t m = bits(hash);
-      const std::size_t i = shift == 64 ? 0 : static_cast<std::size_t>(hash >> shift);
+      const std::size_t i = shift == 64 ? 0 : hash >> shift;
       return (words[i].load(std::memory_order_acquire) & m) == m;
     }
   };
@@ -304,7 +304,7 @@ class bloom_filter {
  private:
   // The word comes from the hash's top bits (like the table's slot), the three bit
   // positions from its low 18 bits, so they are independent.
-  std::size_t index(std::uint64_t hash) const noexcept { return shift_ == 64 ? 0 : static_cast<std::size_t>(hash >> shift_); }
+  std::size_t index(std::uint64_t hash) const noexcept { return shift_ == 64 ? 0 : hash >> shift_; }
   static constexpr std::uint64_t bits(std::uint64_t hash) noexcept {
     return (1ull << (hash & 63)) | (1ull << ((hash >> 6) & 63)) | (1ull << ((hash >> 12) & 63));
   }

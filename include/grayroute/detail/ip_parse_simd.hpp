@@ -19,7 +19,7 @@
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define GRAYROUTE_HAS_SSSE3_PATH 1
-#include <immintrin.h>
+#include <tmmintrin.h>  // SSSE3 and the SSE2 it builds on; not the whole <immintrin.h>
 #else
 #define GRAYROUTE_HAS_SSSE3_PATH 0
 #endif
@@ -34,14 +34,14 @@ namespace detail {
 // 4i..4i+2 of lane i; 0x80 fills with zero.
 inline constexpr std::array<std::array<std::uint8_t, 16>, 81> kQuadShuffles = [] {
   std::array<std::array<std::uint8_t, 16>, 81> table{};
-  for (int id = 0; id < 81; ++id) {
-    const int lengths[4] = {id / 27 + 1, id / 9 % 3 + 1, id / 3 % 3 + 1, id % 3 + 1};
+  for (std::size_t id = 0; id < 81; ++id) {
+    const std::size_t lengths[4] = {id / 27 + 1, id / 9 % 3 + 1, id / 3 % 3 + 1, id % 3 + 1};
     auto& mask = table[id];
     for (auto& b : mask) b = 0x80;
-    int start = 0;
-    for (int octet = 0; octet < 4; ++octet) {
-      const int length = lengths[octet];
-      for (int k = 0; k < length; ++k) mask[octet * 4 + (3 - length) + k] = static_cast<std::uint8_t>(start + k);
+    std::size_t start = 0;
+    for (std::size_t octet = 0; octet < 4; ++octet) {
+      const std::size_t length = lengths[octet];
+      for (std::size_t k = 0; k < length; ++k) mask[octet * 4 + (3 - length) + k] = static_cast<std::uint8_t>(start + k);
       start += length + 1;
     }
   }
@@ -94,8 +94,8 @@ __attribute__((target("ssse3"))) inline bool parse_v4_ssse3(const char* text, st
 // pshufb masks that shift a vector right by s bytes, filling with zeros.
 inline constexpr std::array<std::array<std::uint8_t, 16>, 17> kShiftRight = [] {
   std::array<std::array<std::uint8_t, 16>, 17> table{};
-  for (int shift = 0; shift <= 16; ++shift) {
-    for (int i = 0; i < 16; ++i) table[shift][i] = static_cast<std::uint8_t>(i + shift < 16 ? i + shift : 0x80);
+  for (std::size_t shift = 0; shift <= 16; ++shift) {
+    for (std::size_t i = 0; i < 16; ++i) table[shift][i] = static_cast<std::uint8_t>(i + shift < 16 ? i + shift : 0x80);
   }
   return table;
 }();
@@ -236,11 +236,31 @@ __attribute__((target("ssse3"))) inline bool parse_v6_ssse3(const char* text, st
   return pack_v6_groups(groups, count, gap, high, low);
 }
 
-// Read once at load time, so the request path tests a plain bool (no guard).
-inline const bool kCpuHasSsse3 = [] {
-  __builtin_cpu_init();  // may run before libgcc's own constructor has
-  return __builtin_cpu_supports("ssse3") != 0;
-}();
+// Built for SSSE3 (-mssse3, -march=x86-64-v2 or later), the choice is made at compile
+// time and the CPU is never asked.
+#if defined(__SSSE3__)
+inline constexpr bool kSsse3AtCompileTime = true;
+#else
+inline constexpr bool kSsse3AtCompileTime = false;
+#endif
+
+// Otherwise it is made at run time, on first use, without a global constructor: a
+// byte that is 0 until the first parse, then 1 (no SSSE3) or 2. Threads racing on
+// the first parse each ask the CPU and store the same answer, so relaxed atomic
+// accesses are enough, and every later parse reads one byte (no guard variable, no
+// lock). The builtins (this path is GCC/Clang-only anyway) spare ip.hpp <atomic>.
+inline unsigned char cpu_ssse3_state = 0;
+
+inline bool cpu_has_ssse3() noexcept {
+  if (kSsse3AtCompileTime) return true;
+  unsigned char state = __atomic_load_n(&cpu_ssse3_state, __ATOMIC_RELAXED);
+  if (state == 0) {
+    __builtin_cpu_init();  // may run before libgcc's own constructor has
+    state = __builtin_cpu_supports("ssse3") ? 2 : 1;
+    __atomic_store_n(&cpu_ssse3_state, state, __ATOMIC_RELAXED);
+  }
+  return state == 2;
+}
 
 #endif  // GRAYROUTE_HAS_SSSE3_PATH
 

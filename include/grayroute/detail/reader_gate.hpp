@@ -13,15 +13,20 @@
 //
 // One domain serves the whole process (every store), like liburcu's default.
 // Records are never freed, only reused by later threads, so their number is
-// bounded by the peak number of reading threads.
+// bounded by the peak number of reading threads. A thread gives its record back when
+// it exits, through a POSIX thread-specific-data destructor rather than a
+// thread_local object with a destructor, so the header adds no exit-time destructor
+// (and the read path tests a plain thread_local pointer, no TLS guard).
 #ifndef GRAYROUTE_DETAIL_READER_GATE_HPP
 #define GRAYROUTE_DETAIL_READER_GATE_HPP
 
+#include <pthread.h>
+#include <sched.h>
+#include <time.h>
+
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <mutex>
-#include <thread>
 
 #if defined(__linux__)
 #include <linux/membarrier.h>
@@ -98,7 +103,7 @@ class reader_gate {
       for (int spins = 0;; ++spins) {
         const std::uint64_t seen = r->epoch.load(std::memory_order_seq_cst);
         if (seen == 0 || seen >= now) break;
-        if (spins > 64) std::this_thread::yield();
+        if (spins > 64) ::sched_yield();
       }
     }
   }
@@ -110,8 +115,11 @@ class reader_gate {
     std::atomic<bool> fence_readers{false};
     bool membarrier_ready = false;
     std::mutex mutex;  // serialises synchronize()
+    pthread_key_t thread_exit{};  // its destructor returns an exiting thread's record
+    bool thread_exit_ready = false;
 
     domain() {
+      thread_exit_ready = ::pthread_key_create(&thread_exit, &release_record) == 0;
 #if defined(__linux__) && defined(__NR_membarrier) && !GRAYROUTE_TSAN
       const long supported = ::syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
       membarrier_ready = supported > 0 && (supported & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
@@ -136,25 +144,37 @@ class reader_gate {
     // readers already inside entered unfenced: give their store buffers time to
     // drain (they do within nanoseconds).
     const bool was_fenced = d.fence_readers.exchange(true, std::memory_order_seq_cst);
-    if (!was_fenced) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (!was_fenced) {
+      const timespec one_ms{0, 1000000};
+      ::nanosleep(&one_ms, nullptr);
+    }
   }
 
   // The calling thread's record: claimed on first use, released at thread exit.
-  struct owner {
-    record* r = nullptr;
-    ~owner() {
-      if (r) r->in_use.store(false, std::memory_order_release);
-    }
-  };
+  static inline thread_local record* this_thread_ = nullptr;
 
   static record* this_thread_record() noexcept {
-    thread_local owner mine;
-    if (mine.r == nullptr) mine.r = claim_record();
-    return mine.r;
+    if (this_thread_ == nullptr) this_thread_ = claim_record();
+    return this_thread_;
+  }
+
+  // Runs in the exiting thread. A lookup made later by another thread-exit
+  // destructor of the same thread claims a record again, and POSIX calls this again.
+  static void release_record(void* p) noexcept {
+    this_thread_ = nullptr;
+    static_cast<record*>(p)->in_use.store(false, std::memory_order_release);
   }
 
   static record* claim_record() noexcept {
     domain& d = the_domain();
+    record* r = find_or_add_record(d);
+    // Without the key (out of keys: PTHREAD_KEYS_MAX) the record is not given back at
+    // thread exit: a leak of one record per thread, never a wrong answer.
+    if (d.thread_exit_ready) ::pthread_setspecific(d.thread_exit, r);
+    return r;
+  }
+
+  static record* find_or_add_record(domain& d) noexcept {
     for (record* r = d.head.load(std::memory_order_acquire); r != nullptr; r = r->next) {
       bool free = false;
       if (!r->in_use.load(std::memory_order_relaxed) &&

@@ -43,8 +43,9 @@ inline std::string_view reply_text(const redisReply* r) noexcept {
 inline timeval to_timeval(std::chrono::milliseconds ms) noexcept {
   if (ms.count() < 1) ms = std::chrono::milliseconds(1);
   timeval tv{};
-  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>(ms.count() % 1000 * 1000);
+  // No casts: both fields are `long` on Linux, where a cast would be a useless one.
+  tv.tv_sec = ms.count() / 1000;
+  tv.tv_usec = ms.count() % 1000 * 1000;
   return tv;
 }
 

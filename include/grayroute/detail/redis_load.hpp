@@ -76,7 +76,10 @@ inline redis_load load_seed(redis_connection& c, const redis_config& config, con
   if (!c.append({"SCAN", cursor, "COUNT", kRedisScanCount}) || !(current.scan = c.reply())) return fail(c.error());
   auto read_mget = [&](seed_batch& batch) -> bool {
     redis_reply values = c.reply();
-    if (!values) return (out.error = c.error()), false;
+    if (!values) {
+      out.error = c.error();
+      return false;
+    }
     if (values->type != REDIS_REPLY_ARRAY || values->elements != batch.addresses.size()) {
       out.error = "MGET failed: " + std::string(reply_text(values.get()));
       return false;

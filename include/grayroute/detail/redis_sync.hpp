@@ -135,7 +135,7 @@ class redis_sync {
       disconnect();
       if (stopping_.load()) break;
       // Jitter spreads the reconnects of many workers after a Redis restart.
-      const auto pause = backoff / 2 + std::chrono::milliseconds(jitter() % (backoff.count() / 2 + 1));
+      const auto pause = backoff / 2 + std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(jitter()) % (backoff.count() / 2 + 1));
       sleep_while_down(pause);
       backoff = std::min(backoff * 2, config_.retry_max);
     }
@@ -338,7 +338,7 @@ class redis_sync {
     parsed_list list = load_list_file(config_.snapshot_file, config_.routes);
     if (!list) {
       std::lock_guard<std::mutex> lock(status_mutex_);
-      status_.last_error += "; snapshot file: " + list.error->to_string();
+      status_.last_error += "; snapshot file: " + to_string(*list.error);
       return;
     }
     store_.replace(list.entries);
@@ -351,7 +351,7 @@ class redis_sync {
       std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
       out << "# grayroute snapshot of " << redact(config_) << "\n";
       for (const auto& e : entries) {
-        out << e.network.to_string() << ' ' << config_.routes[e.route < config_.routes.size() ? e.route : 1] << '\n';
+        out << to_string(e.network) << ' ' << config_.routes[e.route < config_.routes.size() ? e.route : 1] << '\n';
       }
       if (!out) {
         std::lock_guard<std::mutex> lock(status_mutex_);
