@@ -25,7 +25,9 @@ class ip_network;
 // store.hpp, memory_store.hpp
 using route_id = std::uint16_t;
 struct store_entry;
-class memory_store;
+template <class Unused>
+class basic_memory_store;
+using memory_store = basic_memory_store<void>;
 
 // client_ip.hpp
 enum class header_format : std::uint8_t;

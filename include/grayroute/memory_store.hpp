@@ -51,19 +51,24 @@ struct store_entry {
   }
 };
 
-class memory_store {
+// A class template only so that its members are compiled where they are used: as a
+// plain class, every translation unit including this header paid for the writer side
+// (std::map, the prefix-index build, sort), about half of what grayroute.hpp cost to
+// include. There is one instantiation; use the name memory_store.
+template <class Unused = void>
+class basic_memory_store {
  public:
-  memory_store() : memory_store(std::vector<store_entry>{}) {}
+  basic_memory_store() : basic_memory_store(std::vector<store_entry>{}) {}
 
-  explicit memory_store(const std::vector<store_entry>& entries) {
+  explicit basic_memory_store(const std::vector<store_entry>& entries) {
     tables t = build(entries);
     current_.store(adopt(std::move(t)), std::memory_order_seq_cst);
   }
 
-  memory_store(const memory_store&) = delete;
-  memory_store& operator=(const memory_store&) = delete;
+  basic_memory_store(const basic_memory_store&) = delete;
+  basic_memory_store& operator=(const basic_memory_store&) = delete;
 
-  ~memory_store() { delete current_.load(std::memory_order_relaxed); }
+  ~basic_memory_store() { delete current_.load(std::memory_order_relaxed); }
 
   /// The route of the longest listed network containing `address`, or nullopt.
   /// A v4-mapped IPv6 address is looked up as the IPv4 address it carries.
@@ -380,7 +385,8 @@ class memory_store {
   std::size_t stale_filter_bits_ = 0;
 };
 
-static_assert(is_store_v<memory_store>, "memory_store must satisfy the store requirements");
+/// The in-memory gray list (see the top of this header).
+using memory_store = basic_memory_store<>;
 
 GRAYROUTE_NAMESPACE_END
 

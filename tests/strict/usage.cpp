@@ -77,6 +77,12 @@ std::string strict_usage() {
   const grayroute::parsed_list file = grayroute::load_list_file("/nonexistent");
   if (file.error) out += to_string(*file.error);
   store.replace(list.entries);
+  // memory_store's members are compiled where used: use them all.
+  store.insert(*grayroute::parse_network("10.1.2.3"), grayroute::kProduction);
+  store.insert(*grayroute::parse_network("2001:db8::1"));
+  out += store.contains(peer) && store.lookup(peer) ? "listed" : "not listed";
+  out += std::to_string(store.size() + store.memory_bytes() + store.entries().size());
+  if (store.erase(*grayroute::parse_network("10.1.2.3")) && !store.empty()) store.clear();
 
   const grayroute::percentage_rollout rollout(5.0, 42);
   out += rollout.includes("user-1") ? "in" : "out";
