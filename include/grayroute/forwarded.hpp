@@ -62,6 +62,17 @@ constexpr bool is_decimal_port(std::string_view port) noexcept {
   return value <= 65535;
 }
 
+// "[v6]", maybe followed by ':' and a port that `is_port` accepts; brackets hold IPv6 only.
+constexpr std::optional<ip_address> parse_bracketed_v6(std::string_view text, bool (*is_port)(std::string_view)) noexcept {
+  const std::size_t close = text.find(']');
+  if (close == std::string_view::npos) return std::nullopt;
+  const auto address = parse_ip(text.substr(1, close - 1));
+  if (!address || !address->is_v6()) return std::nullopt;
+  const std::string_view rest = text.substr(close + 1);
+  if (!rest.empty() && (rest[0] != ':' || !is_port(rest.substr(1)))) return std::nullopt;
+  return address;
+}
+
 }  // namespace detail
 
 /// The address in one RFC 7239 node ("192.0.2.43", "192.0.2.43:47011",
@@ -69,15 +80,7 @@ constexpr bool is_decimal_port(std::string_view port) noexcept {
 /// obfuscated identifiers ("_hidden") give nullopt, as does anything malformed.
 [[nodiscard]] constexpr std::optional<ip_address> parse_forwarded_node(std::string_view node) noexcept {
   if (node.empty()) return std::nullopt;
-  if (node[0] == '[') {
-    const std::size_t close = node.find(']');
-    if (close == std::string_view::npos) return std::nullopt;
-    const auto address = parse_ip(node.substr(1, close - 1));
-    if (!address || !address->is_v6()) return std::nullopt;
-    const std::string_view rest = node.substr(close + 1);
-    if (!rest.empty() && (rest[0] != ':' || !detail::is_node_port(rest.substr(1)))) return std::nullopt;
-    return address;
-  }
+  if (node[0] == '[') return detail::parse_bracketed_v6(node, detail::is_node_port);
   const std::size_t colon = node.find(':');
   const auto address = parse_ip(node.substr(0, colon));
   if (!address || !address->is_v4()) return std::nullopt;  // bare IPv6 must be bracketed
@@ -87,19 +90,11 @@ constexpr bool is_decimal_port(std::string_view port) noexcept {
 
 namespace detail {
 
-// The decorated forms of parse_forwarded_address, kept out of line: the bare
-// address is what the request path meets.
+// The decorated forms of parse_forwarded_address (brackets, a port): the request
+// path tries the bare address inline first, as most hops are bare.
 constexpr std::optional<ip_address> parse_decorated_address(std::string_view text) noexcept {
   if (text.empty()) return std::nullopt;
-  if (text[0] == '[') {
-    const std::size_t close = text.find(']');
-    if (close == std::string_view::npos) return std::nullopt;
-    const auto address = parse_ip(text.substr(1, close - 1));
-    if (!address || !address->is_v6()) return std::nullopt;
-    const std::string_view rest = text.substr(close + 1);
-    if (!rest.empty() && (rest[0] != ':' || !is_decimal_port(rest.substr(1)))) return std::nullopt;
-    return address;
-  }
+  if (text[0] == '[') return parse_bracketed_v6(text, is_decimal_port);
   // "a.b.c.d:port": a colon here can only start a port, since bare IPv6 did not parse.
   const std::size_t colon = text.rfind(':');
   if (colon == std::string_view::npos || !is_decimal_port(text.substr(colon + 1))) return std::nullopt;
