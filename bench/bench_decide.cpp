@@ -1,5 +1,6 @@
 // Client-IP resolution and the full decision, against what a gateway writes by hand:
-// split the header into strings, inet_pton each hop, look the text up in a hash set.
+// split the header into strings, inet_pton each hop, look the text up in a hash set;
+// and the decision against the sum of its parts, each benchmarked alone.
 #include <arpa/inet.h>
 #include <benchmark/benchmark.h>
 #include <grayroute/grayroute.hpp>
@@ -145,6 +146,83 @@ void run_decide_naive(benchmark::State& state, const std::vector<request>& reque
   state.SetItemsProcessed(state.iterations());
 }
 
+// The parts of one decision, each alone over the same requests in the same order:
+// parse_ip of every hop the walk examines (all three here: the two on the right are
+// trusted proxies), one store lookup of the client, one rollout hash. A decision
+// should cost little more than their sum.
+struct parts {
+  std::vector<std::string_view> hops;  // three per request, into the requests' own text
+  std::vector<ip_address> clients;
+};
+
+const parts& half_listed_parts() {
+  static const parts p = [] {
+    parts out;
+    for (const auto& r : half_listed()) {
+      std::string_view line = r.xff;
+      for (int k = 0; k < 3; ++k) {
+        const std::size_t comma = line.find(',');
+        out.hops.push_back(grayroute::detail::trim_ows(line.substr(0, comma)));
+        line.remove_prefix(comma == std::string_view::npos ? line.size() : comma + 1);
+      }
+      out.clients.push_back(*grayroute::parse_ip(out.hops[out.hops.size() - 3]));
+    }
+    return out;
+  }();
+  return p;
+}
+
+void BM_DecideParts_ParseHops(benchmark::State& state) {
+  const auto& hops = half_listed_parts().hops;
+  std::size_t i = 0;
+  for (auto _ : state) {
+    const std::size_t at = 3 * (i++ & (kTableSize - 1));
+    for (std::size_t k = 0; k < 3; ++k) {
+      auto a = grayroute::parse_ip(hops[at + k]);
+      benchmark::DoNotOptimize(a);
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_DecideParts_Lookup(benchmark::State& state) {
+  const auto& clients = half_listed_parts().clients;
+  const auto& store = data().store;
+  std::size_t i = 0;
+  for (auto _ : state) {
+    auto route = store.lookup(clients[i++ & (kTableSize - 1)]);
+    benchmark::DoNotOptimize(route);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// The same lookups one after another, each waiting for the one before (as one
+// request's lookup cannot overlap the next request's): the latency a decision pays
+// for a cold entry, where BM_DecideParts_Lookup lets the CPU overlap the misses.
+void BM_DecideParts_LookupChained(benchmark::State& state) {
+  const auto& clients = half_listed_parts().clients;
+  const auto& store = data().store;
+  std::size_t i = 0;
+  for (auto _ : state) {
+    const auto route = store.lookup(clients[i & (kTableSize - 1)]);
+    std::size_t found = route.has_value();
+    benchmark::DoNotOptimize(found);
+    i += 1 + (found >> 8);  // always 1, but only known once the lookup is done
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_DecideParts_RolloutHash(benchmark::State& state) {
+  const auto& clients = half_listed_parts().clients;
+  const grayroute::percentage_rollout rollout(config().percent, config().percent_seed);
+  std::size_t i = 0;
+  for (auto _ : state) {
+    const bool in = rollout.includes(clients[i++ & (kTableSize - 1)]);
+    benchmark::DoNotOptimize(in);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 void BM_Decide_HalfListed(benchmark::State& state) { run_decide(state, half_listed()); }
 void BM_Decide_HalfListed_Naive(benchmark::State& state) { run_decide_naive(state, half_listed()); }
 void BM_Decide_1PctListed(benchmark::State& state) { run_decide(state, one_pct_listed()); }
@@ -152,6 +230,10 @@ void BM_Decide_1PctListed_Naive(benchmark::State& state) { run_decide_naive(stat
 
 BENCHMARK(BM_Resolve_Xff3Hops);
 BENCHMARK(BM_Resolve_Xff3Hops_Naive);
+BENCHMARK(BM_DecideParts_ParseHops);
+BENCHMARK(BM_DecideParts_Lookup);
+BENCHMARK(BM_DecideParts_LookupChained);
+BENCHMARK(BM_DecideParts_RolloutHash);
 BENCHMARK(BM_Decide_HalfListed);
 BENCHMARK(BM_Decide_HalfListed_Naive);
 BENCHMARK(BM_Decide_1PctListed);

@@ -15,14 +15,36 @@ cmake --build build-bench -j "$(build_jobs)"
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
+# Benchmarks that failed, by name; reported at the end, and the script then fails.
+failures=()
+bench_out=$(mktemp)
+trap 'rm -f "$bench_out"' EXIT
+
+# Runs one benchmark program into $bench_out; its stderr is shown as it comes. On
+# failure, says which program (and which benchmark in it, when Google Benchmark
+# reports one) failed.
+run_benchmark() {
+  local binary=$1
+  shift
+  local rc=0
+  "$binary" "$@" >"$bench_out" || rc=$?
+  local errors
+  errors=$(grep -E 'ERROR OCCURRED' "$bench_out" | awk '{print $1}' | paste -sd' ' || true)
+  if [ "$rc" -ne 0 ] || [ -n "$errors" ]; then
+    echo "benchmark $(basename "$binary") failed (exit $rc)${errors:+: $errors}" >&2
+    failures+=("$(basename "$binary")${errors:+ ($errors)}")
+  fi
+}
+
 # Prints "| benchmark | median ns | items/s | baseline | ratio |" for one binary; a
 # benchmark's baseline is the one named in the pairs below.
 run_core() {
   local binary=$1
   shift
   local out
-  out=$("build-bench/bench/$binary" --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
-        --benchmark_min_time=0.5 "$@" 2>/dev/null | grep '_median')
+  run_benchmark "build-bench/bench/$binary" --benchmark_repetitions="$reps" \
+    --benchmark_report_aggregates_only=true --benchmark_min_time=0.5 "$@"
+  out=$(grep '_median' "$bench_out" || true)
   echo
   echo "### $binary (median of $reps, CPU time)"
   echo
@@ -41,7 +63,15 @@ run_core() {
       base["BM_Decide_1PctListed"]="BM_Decide_1PctListed_Naive"
       for (i=1; i<=n; i++) { k=order[i]; if (k ~ /(InetPton|UnorderedSet|Naive)/) continue
         b=base[k]; if (b!="" && (b in cpu)) printf "| %s | %.1f | %s | %.1f | %.2fx |\n", k, cpu[k], b, cpu[b], cpu[b]/cpu[k]
-        else printf "| %s | %.1f | | | |\n", k, cpu[k] } }'
+        else printf "| %s | %.1f | | | |\n", k, cpu[k] }
+      # A decision against the sum of its parts (parse each hop, one lookup, one hash).
+      d="BM_Decide_HalfListed"; p="BM_DecideParts_"
+      if ((d in cpu) && ((p "ParseHops") in cpu)) {
+        sum=cpu[p "ParseHops"] + cpu[p "Lookup"] + cpu[p "RolloutHash"]
+        chained=cpu[p "ParseHops"] + cpu[p "LookupChained"] + cpu[p "RolloutHash"]
+        printf "| %s vs sum of parts (lookups overlapped) | %.1f | parse + lookup + hash | %.1f | %.2fx of the sum |\n", d, cpu[d], sum, cpu[d]/sum
+        printf "| %s vs sum of parts (lookup latency) | %.1f | parse + chained lookup + hash | %.1f | %.2fx of the sum |\n", d, cpu[d], chained, cpu[d]/chained
+      } }'
   # Memory counters, when the binary reports them.
   echo "$out" | grep -oE '^BM_[A-Za-z0-9_]+Load1M[^ ]*|[a-z_]+_per_host=[0-9.]+' | paste -sd' ' | sed 's/^/memory: /' || true
 }
@@ -50,7 +80,17 @@ run_core bench_parse
 run_core bench_store
 run_core bench_decide
 
-[ "${1:-}" = core ] && exit 0
+# Ends the run: names every benchmark that failed, and fails if any did.
+finish() {
+  if [ ${#failures[@]} -ne 0 ]; then
+    echo
+    echo "failed benchmarks: ${failures[*]}" >&2
+    exit 1
+  fi
+  exit 0
+}
+
+[ "${1:-}" = core ] && finish
 
 # Area benchmarks: the Redis store and the proxy's decision (Google Benchmark, their
 # own baselines inside), then the servers under wrk (medians of several runs).
@@ -58,16 +98,21 @@ for binary in bench_redis bench_proxy; do
   if [ -x "build-bench/bench/$binary" ]; then
     echo
     echo "### $binary"
-    "build-bench/bench/$binary" --benchmark_min_time=0.5 2>/dev/null | grep -E '^(BM_|---|Benchmark)'
+    run_benchmark "build-bench/bench/$binary" --benchmark_min_time=0.5
+    grep -E '^(BM_|---|Benchmark)' "$bench_out" || true
   fi
 done
 if [ -x build-bench/examples/asio_proxy/grayroute-proxy ]; then
   echo
   echo "### grayroute-proxy vs nginx (wrk)"
-  bench/proxy_wrk.sh build-bench/examples/asio_proxy/grayroute-proxy build-bench/examples/asio_proxy/grayroute-backend
+  bench/proxy_wrk.sh build-bench/examples/asio_proxy/grayroute-proxy build-bench/examples/asio_proxy/grayroute-backend ||
+    { echo "benchmark proxy_wrk.sh failed" >&2; failures+=(proxy_wrk.sh); }
 fi
 if [ -f build-bench/examples/nginx/ngx_http_grayroute_module.so ]; then
   echo
   echo "### nginx module (wrk)"
-  bench/nginx_wrk.sh --module build-bench/examples/nginx/ngx_http_grayroute_module.so
+  bench/nginx_wrk.sh --module build-bench/examples/nginx/ngx_http_grayroute_module.so ||
+    { echo "benchmark nginx_wrk.sh failed" >&2; failures+=(nginx_wrk.sh); }
 fi
+
+finish

@@ -22,10 +22,12 @@ ensure_packages() {
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && created_policy=1
   fi
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  local rc=$?
-  [ "$created_policy" -eq 1 ] && rm -f "$policy"
-  return $rc
+  # Under the callers' `set -e` a failing apt-get would leave the function at once:
+  # catch its status so the policy file goes away whatever happens.
+  local rc=0
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" || rc=$?
+  if [ "$created_policy" -eq 1 ]; then rm -f "$policy"; fi
+  return "$rc"
 }
 
 # Packages for building and testing everything.

@@ -47,12 +47,51 @@ TEST_SUITE("forwarded") {
              {" , ", ""},
              {"unknown, 10.0.0.1", "- 10.0.0.1"},
              {"010.1.1.1", "-"},              // never octal
-             {"1.2.3.4:80", "-"},             // no ports in XFF
              {"2001:db8::1, ::ffff:1.2.3.4", "2001:db8::1 ::ffff:1.2.3.4"},
-             {"[2001:db8::1]", "-"},
          }) {
       CAPTURE(r.line);
       CHECK(hops_of_xff(r.line) == r.hops);
+    }
+  }
+
+  TEST_CASE("X-Forwarded-For elements with a port or brackets, as balancers write them") {
+    struct row {
+      const char* element;
+      const char* address;  // "-": not an address
+    };
+    for (const row& r : std::vector<row>{
+             {"203.0.113.9:51234", "203.0.113.9"},
+             {"203.0.113.9:1", "203.0.113.9"},
+             {"203.0.113.9:65535", "203.0.113.9"},
+             {"[2001:db8::9]:51234", "2001:db8::9"},
+             {"[2001:db8::9]", "2001:db8::9"},
+             {"[::ffff:1.2.3.4]:80", "::ffff:1.2.3.4"},
+             {"2001:db8::9", "2001:db8::9"},
+             {"::1:80", "::1:80"},                // bare IPv6 is all address: no port after it
+             {"203.0.113.9:0", "-"},              // ports are 1-65535
+             {"203.0.113.9:65536", "-"},
+             {"203.0.113.9:080", "-"},            // no leading zeros
+             {"203.0.113.9:", "-"},
+             {"203.0.113.9:+80", "-"},
+             {"203.0.113.9:80:80", "-"},
+             {"203.0.113.9:_hidden", "-"},        // obfuscated ports are Forwarded's, not XFF's
+             {"[203.0.113.9]", "-"},              // brackets are for IPv6
+             {"[203.0.113.9]:80", "-"},
+             {"[2001:db8::9", "-"},
+             {"[2001:db8::9]:", "-"},
+             {"[2001:db8::9]80", "-"},
+             {"[2001:db8::9]:0", "-"},
+             {"[2001:db8::9]:123456", "-"},
+             {"[[2001:db8::9]]", "-"},
+             {"[ 2001:db8::9]", "-"},
+             {"[fe80::1%eth0]", "-"},
+             {"2001:db8::9:51234:1", "-"},
+             {"unknown", "-"},
+         }) {
+      CAPTURE(r.element);
+      const auto a = grayroute::parse_forwarded_address(r.element);
+      CHECK((a ? a->to_string() : std::string("-")) == r.address);
+      CHECK(hops_of_xff(std::string("192.0.2.1:80, ") + r.element) == std::string("192.0.2.1 ") + r.address);
     }
   }
 
@@ -81,7 +120,14 @@ TEST_SUITE("forwarded") {
              {R"(for="1.2.3.4:99999")", "-"},                   // port out of range
              {R"(for="1.2.3.4:")", "-"},
              {R"(for="01.2.3.4")", "-"},
-             {R"(for="1.2.3\.4")", "-"},                        // escapes never make an address
+             {"for=192.0.2.60:8080", "-"},                      // an unquoted value is a token
+             {"for=[2001:db8::1]", "-"},
+             {"for=[2001:db8::1]:4711", "-"},
+             {"for=", "-"},                                     // a token has at least one char
+             {"for=;proto=http", "-"},
+             {R"(for="1.2.3.4\")", "-"},                          // the escape swallows the closing quote
+             {"for=\"1.2.3.4\x01\"", "-"},                      // control bytes are not qdtext
+             {"for=\"1.2.3.4\\\x01\"", "-"},                    // nor quoted-pair
              {"for=1.2.3.4 junk", "-"},
              {"=1.2.3.4", "-"},
              {"for", "-"},
@@ -91,6 +137,32 @@ TEST_SUITE("forwarded") {
       CAPTURE(r.line);
       CHECK(hops_of_forwarded(r.line) == r.hops);
     }
+  }
+
+  TEST_CASE("quoted-pairs stand for the octet they escape (RFC 9110 5.6.4)") {
+    struct row {
+      const char* line;
+      const char* hops;
+    };
+    for (const row& r : std::vector<row>{
+             {R"(for="1.2.3\.4")", "1.2.3.4"},
+             {R"(for="\1\.\2\.\3\.\4")", "1.2.3.4"},
+             {R"(for="\[2001:db8::1\]:4711")", "2001:db8::1"},
+             {R"(for="[2001:db8::1]:\_hidden", for=10.0.0.1)", "2001:db8::1 10.0.0.1"},
+             {R"(for="1.2.3.4\"")", "-"},                       // the escaped quote is part of the node
+             {R"(for="1.2.3.4\\")", "-"},                       // so is an escaped backslash
+             {R"(for="1.2.3.4", by="a\"b", for=10.0.0.1)", "1.2.3.4 - 10.0.0.1"},
+             {R"(for="1.2.3.4";by="a\"b,c", for=10.0.0.1)", "1.2.3.4 10.0.0.1"},
+         }) {
+      CAPTURE(r.line);
+      CHECK(hops_of_forwarded(r.line) == r.hops);
+    }
+    // Nodes longer than any address: an obfuscated port may run on.
+    const std::string long_port = "_" + std::string(200, 'x');
+    CHECK(hops_of_forwarded("for=\"1.2.3.4:" + long_port + "\"") == "1.2.3.4");
+    CHECK(hops_of_forwarded("for=\"1.2.3.4:\\" + long_port + "\"") == "1.2.3.4");
+    CHECK(hops_of_forwarded("for=\"1.2.3.4:\\" + long_port + ":\"") == "-");
+    CHECK(hops_of_forwarded("for=\"1.2.3.4:\\1" + std::string(200, '0') + "\"") == "-");
   }
 
   TEST_CASE("an unterminated quote ends its own line only") {

@@ -88,9 +88,36 @@ TEST_SUITE("ip") {
     CHECK(ten.contains(*parse_ip("10.1.2.3")));
     CHECK(ten.contains(*parse_ip("::ffff:10.1.2.3")));
     CHECK_FALSE(ten.contains(*parse_ip("11.0.0.1")));
-    const auto mapped = *parse_network("::ffff:10.0.0.0/104");
+    // Built in code (a store may hold one), a mapped network is the IPv4 network it maps.
+    const auto mapped = *grayroute::ip_network::make(*parse_ip("::ffff:10.0.0.0"), 104);
     CHECK(mapped.contains(*parse_ip("10.200.0.1")));
     CHECK(mapped.unmapped() == ten);
+    // A v4-mapped host parses and matches as its IPv4 address.
+    CHECK(parse_network("::ffff:10.0.0.1")->contains(*parse_ip("10.0.0.1")));
+    CHECK(parse_network("::ffff:10.0.0.1/128")->contains(*parse_ip("10.0.0.1")));
+  }
+
+  TEST_CASE("an IPv4-mapped network in text is refused, and the message gives the IPv4 form") {
+    struct row {
+      const char* text;
+      const char* message;
+    };
+    for (const row& r : std::vector<row>{
+             {"::ffff:0:0/96", R"("::ffff:0:0/96" is an IPv4-mapped network, which would match IPv4 clients: write "0.0.0.0/0" instead)"},
+             {"::ffff:0.0.0.0/96", R"("::ffff:0.0.0.0/96" is an IPv4-mapped network, which would match IPv4 clients: write "0.0.0.0/0" instead)"},
+             {"::ffff:10.0.0.0/104", R"("::ffff:10.0.0.0/104" is an IPv4-mapped network, which would match IPv4 clients: write "10.0.0.0/8" instead)"},
+             {"::FFFF:192.168.1.0/120", R"("::FFFF:192.168.1.0/120" is an IPv4-mapped network, which would match IPv4 clients: write "192.168.1.0/24" instead)"},
+             {"::ffff:10.0.0.1/127", R"("::ffff:10.0.0.1/127" is not an address or network (a network must have no host bits set))"},
+             {"::ffff:10.0.0.0/8", R"("::ffff:10.0.0.0/8" is not an address or network (a network must have no host bits set))"},
+             {"10.0.0.1/8", R"("10.0.0.1/8" is not an address or network (a network must have no host bits set))"},
+         }) {
+      CAPTURE(r.text);
+      CHECK_FALSE(parse_network(r.text).has_value());
+      CHECK(grayroute::bad_network_message(r.text) == r.message);
+    }
+    // Networks that merely contain the mapped range stay ordinary IPv6 networks.
+    CHECK(parse_network("::/80").has_value());
+    CHECK(parse_network("::/0").has_value());
   }
 
   TEST_CASE("an IPv6 network never matches IPv4, even ::/0") {

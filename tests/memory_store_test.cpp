@@ -63,7 +63,7 @@ TEST_SUITE("memory_store") {
 
   TEST_CASE("v4-mapped addresses and entries are their IPv4 selves") {
     memory_store s;
-    s.insert(net("::ffff:10.0.0.0/104"));
+    s.insert(*grayroute::ip_network::make(*parse_ip("::ffff:10.0.0.0"), 104));  // text refuses it; code may build it
     s.insert(net("::ffff:1.2.3.4"));
     CHECK(s.contains(*parse_ip("10.200.1.1")));
     CHECK(s.contains(*parse_ip("::ffff:10.200.1.1")));

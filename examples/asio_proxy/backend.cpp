@@ -85,6 +85,8 @@ void serve(tcp::socket socket, const std::string& name, std::uint64_t ordinal) {
     const std::string_view target(req.target().data(), req.target().size());
     const std::string_view path = target.substr(0, target.find('?'));
     if (const auto delay = query_value(target, "delay"); !delay.empty()) {
+      // Tests wait for this line to know a request is in flight (stderr: unbuffered).
+      std::fprintf(stderr, "delaying %.*s\n", static_cast<int>(target.size()), target.data());
       std::this_thread::sleep_for(std::chrono::milliseconds(std::atoll(delay.c_str())));
     }
     const bool keep_alive = req.keep_alive();

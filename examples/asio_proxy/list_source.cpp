@@ -66,8 +66,7 @@ list_source::list_source(const proxy_options& options)
   for (const auto& text : options.gray_list) {
     const auto network = grayroute::parse_network(text);
     if (!network) {
-      throw std::runtime_error("--gray-list: \"" + text +
-                               "\" is not an address or network (a network must have no host bits set)");
+      throw std::runtime_error("--gray-list: " + grayroute::bad_network_message(text));
     }
     flag_entries_.push_back({*network, grayroute::kGray});
   }

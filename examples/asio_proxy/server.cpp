@@ -89,8 +89,7 @@ int serve(const proxy_options& o) {
 
 worker::worker(const proxy_context& context) : context_(context), work_(asio::make_work_guard(io_)) {
   for (std::size_t route = 0; route < context.upstreams.size(); ++route) {
-    pools_.push_back(std::make_unique<upstream_pool>(io_, context.upstreams[route], context.upstream_names[route],
-                                                     context.options.upstream_keepalive,
+    pools_.push_back(std::make_unique<upstream_pool>(io_, context.upstreams[route], context.options.upstream_keepalive,
                                                      context.options.upstream_idle_timeout));
   }
 }

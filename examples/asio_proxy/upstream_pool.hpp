@@ -37,9 +37,9 @@ struct upstream_connection {
 
 class upstream_pool {
  public:
-  upstream_pool(boost::asio::io_context& context, boost::asio::ip::tcp::endpoint endpoint, std::string name,
-                std::size_t max_idle, std::chrono::milliseconds idle_timeout)
-      : context_(context), endpoint_(endpoint), name_(std::move(name)), max_idle_(max_idle), idle_timeout_(idle_timeout) {}
+  upstream_pool(boost::asio::io_context& context, boost::asio::ip::tcp::endpoint endpoint, std::size_t max_idle,
+                std::chrono::milliseconds idle_timeout)
+      : context_(context), endpoint_(endpoint), max_idle_(max_idle), idle_timeout_(idle_timeout) {}
 
   /// A live idle connection, or a fresh unconnected one (reused == false).
   /// `probe`: check that the upstream has not closed it (one extra syscall) — for a
@@ -71,7 +71,6 @@ class upstream_pool {
   }
 
   const boost::asio::ip::tcp::endpoint& endpoint() const { return endpoint_; }
-  const std::string& name() const { return name_; }
 
  private:
   // An idle upstream connection the server closed reads as EOF; data it never asked
@@ -84,7 +83,6 @@ class upstream_pool {
 
   boost::asio::io_context& context_;
   boost::asio::ip::tcp::endpoint endpoint_;
-  std::string name_;
   std::size_t max_idle_;
   std::chrono::milliseconds idle_timeout_;
   std::vector<std::unique_ptr<upstream_connection>> idle_;

@@ -30,13 +30,11 @@ class module_store {
 
   /// The configured entries; null when there are none (the lookup is skipped).
   void set_static_list(const grayroute::memory_store* list) noexcept { static_list_ = list; }
-  const grayroute::memory_store* static_list() const noexcept { return static_list_; }
 
 #if GRAYROUTE_NGINX_REDIS
   /// Set by the worker once its store exists, cleared before it is destroyed. Only the
   /// worker's event-loop thread reads it, so a plain pointer is enough.
   void set_redis(const grayroute::redis_store* redis) noexcept { redis_ = redis; }
-  const grayroute::redis_store* redis() const noexcept { return redis_; }
 #endif
 
  private:

@@ -259,8 +259,7 @@ char* set_list(ngx_conf_t* cf, ngx_command_t*, void* conf) {
       }
       const auto network = grayroute::parse_network(o.value);
       if (!network) {
-        return conf_error(cf, "grayroute_list: " + quote_value(o.value) +
-                                  " is not an address or network (a network must have no host bits set)");
+        return conf_error(cf, "grayroute_list: " + grayroute::bad_network_message(o.value));
       }
       networks.push_back(*network);
     }
@@ -291,8 +290,7 @@ char* set_trusted_proxies(ngx_conf_t* cf, ngx_command_t*, void* conf) {
     for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
       const std::string text = to_string(args[i]);
       if (!grayroute::parse_network(text)) {
-        return conf_error(cf, "grayroute_trusted_proxies: " + quote_value(text) +
-                                  " is not an address or network (a network must have no host bits set)");
+        return conf_error(cf, "grayroute_trusted_proxies: " + grayroute::bad_network_message(text));
       }
       m.client_ip.trusted_proxies.push_back(text);
     }

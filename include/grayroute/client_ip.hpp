@@ -14,6 +14,8 @@
 //     hop is trusted the leftmost wins. Without `recursive`, the last hop is used.
 //   - Any other header (X-Real-IP, CF-Connecting-IP, ...) must hold exactly one
 //     address on one line; a list, a repeat or garbage means the peer is used.
+//   - X-Forwarded-For elements and single-address values may carry a port or
+//     brackets as balancers write them (see parse_forwarded_address).
 // Results are unmapped: a client seen as ::ffff:10.1.2.3 is reported as 10.1.2.3.
 #ifndef GRAYROUTE_CLIENT_IP_HPP
 #define GRAYROUTE_CLIENT_IP_HPP
@@ -100,12 +102,10 @@ class client_ip_resolver {
 
   /// Validates the configuration; throws config_error naming a bad network or header.
   explicit client_ip_resolver(const resolver_config& config = {}) : recursive_(config.recursive) {
+    for (auto& slot : by_length_) slot = kNoHeader;
     for (const auto& text : config.trusted_proxies) {
       const auto network = parse_network(text);
-      if (!network) {
-        detail::throw_config_error("trusted proxy " + detail::quote_value(text) +
-                                   ": not an address or network (a network must have no host bits set)");
-      }
+      if (!network) detail::throw_config_error("trusted proxy " + bad_network_message(text));
       const ip_network n = network->unmapped();
       if (n.address().is_v4()) {
         const std::uint32_t mask = n.prefix_length() == 0 ? 0u : ~0u << (32 - n.prefix_length());
@@ -131,6 +131,8 @@ class client_ip_resolver {
       detail::lowered_copy(name, lowered_names_.back());
       formats_.push_back(format_of_header(name));
       lengths_.add(name.size());
+      std::uint8_t& slot = by_length_[length_slot(name.size())];
+      slot = slot == kNoHeader ? static_cast<std::uint8_t>(names_.size() - 1) : kSeveralHeaders;
     }
   }
 
@@ -144,12 +146,15 @@ class client_ip_resolver {
     return false;
   }
 
-  const std::vector<std::string>& header_names() const noexcept { return names_; }
   /// The lengths of the configured names, for callers that pre-filter headers.
   const detail::name_lengths& header_name_lengths() const noexcept { return lengths_; }
 
   /// Walks the headers once and keeps per-header state; for callers that read
   /// other headers in the same pass (the router does).
+  ///
+  /// An X-Forwarded-For line is read from the right and parsed only up to its first
+  /// untrusted hop (the client, as far as this line can tell): hops to the left of
+  /// it are never parsed. Each line folds into a small state, so nothing is stored.
   class scan {
    public:
     scan(const client_ip_resolver& resolver, const ip_address& peer) noexcept
@@ -157,14 +162,11 @@ class client_ip_resolver {
 
     /// Offers one header line; true when it is one of the configured headers.
     bool feed(std::string_view name, std::string_view value) noexcept {
-      if (!trusted_peer_ || !resolver_->lengths_.may_match(name.size())) return false;
-      const auto& names = resolver_->lowered_names_;
-      for (std::size_t i = 0; i < names.size(); ++i) {
-        if (!detail::iequals_lowered(name, names[i])) continue;
-        feed_line(i, value);
-        return true;
-      }
-      return false;
+      if (!trusted_peer_) return false;
+      const std::size_t i = resolver_->configured_header(name);
+      if (i == kNoHeader) return false;
+      feed_line(i, value);
+      return true;
     }
 
     client_ip finish() const noexcept {
@@ -179,9 +181,10 @@ class client_ip_resolver {
     }
 
    private:
-    // One forward pass gives the same answer as walking from the right: the answer is
-    // the rightmost untrusted hop, or the hop just after the rightmost invalid one,
-    // or the leftmost when all are trusted. So no hop list is ever stored.
+    // The answer of a trust walk over the hops so far: the rightmost untrusted hop,
+    // or the hop just after the rightmost invalid one, or the leftmost when all are
+    // trusted. It folds left to right, a hop or a line at a time, so no hop list is
+    // ever stored.
     struct walk {
       ip_address candidate;
       bool has_candidate;
@@ -194,29 +197,21 @@ class client_ip_resolver {
     const walk* walks() const noexcept { return std::launder(reinterpret_cast<const walk*>(storage_)); }
 
     void feed_line(std::size_t i, std::string_view value) noexcept {
-      if (!(present_ >> i & 1)) new (&storage_[i * sizeof(walk)]) walk{ip_address(), false, false};
+      if (!(seen_ >> i & 1)) {
+        new (&storage_[i * sizeof(walk)]) walk{ip_address(), false, false};
+        seen_ |= static_cast<std::uint8_t>(1u << i);
+      }
       walk& w = walks()[i];
-      const bool recursive = resolver_->recursive_;
-      auto on_hop = [&](const std::optional<ip_address>& hop) {
-        present_ |= static_cast<std::uint8_t>(1u << i);
-        if (!hop) {
-          w.has_candidate = false;
-          return;
-        }
-        const ip_address a = hop->unmapped();
-        // Not recursive: the last hop wins. Recursive: an untrusted hop is the newest
-        // answer, and a trusted one only fills an empty slot (the leftmost hop, or the
-        // one just after an invalid hop).
-        if (recursive && w.has_candidate && resolver_->is_trusted(a)) return;
-        w.candidate = a;
-        w.has_candidate = true;
-      };
+      const auto mark_present = [&] { present_ |= static_cast<std::uint8_t>(1u << i); };
       switch (resolver_->formats_[i]) {
         case header_format::x_forwarded_for:
-          for_each_x_forwarded_for(value, on_hop);
+          fold_x_forwarded_for(w, value, mark_present);
           break;
         case header_format::forwarded:
-          for_each_forwarded_for(value, on_hop);
+          for_each_forwarded_for(value, [&](const std::optional<ip_address>& hop) {
+            mark_present();
+            fold_hop(w, hop);
+          });
           break;
         case header_format::single_address: {
           const std::string_view text = detail::trim_ows(value);
@@ -225,8 +220,8 @@ class client_ip_resolver {
             w.broken = true;  // a repeated single-address header is not believed
             break;
           }
-          present_ |= static_cast<std::uint8_t>(1u << i);
-          const auto a = parse_ip(text);
+          mark_present();
+          const auto a = parse_forwarded_address(text);
           if (!a) {
             w.broken = true;
             break;
@@ -238,9 +233,60 @@ class client_ip_resolver {
       }
     }
 
+    // One hop, left to right. Not recursive: the last hop wins. Recursive: an
+    // untrusted hop is the newest answer, and a trusted one only fills an empty slot
+    // (the leftmost hop, or the one just after an invalid hop).
+    void fold_hop(walk& w, const std::optional<ip_address>& hop) const noexcept {
+      if (!hop) {
+        w.has_candidate = false;
+        return;
+      }
+      const ip_address a = hop->unmapped();
+      if (resolver_->recursive_ && w.has_candidate && resolver_->is_trusted(a)) return;
+      w.candidate = a;
+      w.has_candidate = true;
+    }
+
+    // One X-Forwarded-For line, read from the right: what fold_hop would leave after
+    // every hop of the line, found by parsing only the hops up to the first that
+    // decides it (an untrusted or invalid hop; without recursion, the last hop).
+    template <class MarkPresent>
+    void fold_x_forwarded_for(walk& w, std::string_view line, MarkPresent& mark_present) const noexcept {
+      const bool recursive = resolver_->recursive_;
+      ip_address leftmost_trusted;
+      bool any_trusted = false;
+      const bool decided = detail::for_each_x_forwarded_for_element_from_right(line, [&](std::string_view element) {
+        mark_present();
+        // parse_forwarded_address, with the bare address tried inline (most hops are).
+        auto hop = parse_ip(element);
+        if (!hop) hop = detail::parse_decorated_address(element);
+        if (!hop) {
+          // The hop after the invalid one (the leftmost trusted seen) answers, if any.
+          w.candidate = leftmost_trusted;
+          w.has_candidate = any_trusted;
+          return true;
+        }
+        const ip_address a = hop->unmapped();
+        if (!recursive || !resolver_->is_trusted(a)) {
+          w.candidate = a;
+          w.has_candidate = true;
+          return true;
+        }
+        leftmost_trusted = a;
+        any_trusted = true;
+        return false;
+      });
+      // Every hop of the line trusted: it only fills an empty slot, as in fold_hop.
+      if (!decided && any_trusted && !w.has_candidate) {
+        w.candidate = leftmost_trusted;
+        w.has_candidate = true;
+      }
+    }
+
     const client_ip_resolver* resolver_;
     ip_address peer_;
     bool trusted_peer_;
+    std::uint8_t seen_ = 0;     // bit i: header i has a constructed walk
     std::uint8_t present_ = 0;  // bit i: header i carried at least one hop or address
     alignas(walk) unsigned char storage_[sizeof(walk) * kMaxHeaders];
   };
@@ -256,6 +302,22 @@ class client_ip_resolver {
   }
 
  private:
+  static constexpr std::uint8_t kNoHeader = 0xff, kSeveralHeaders = 0xfe;
+
+  static constexpr std::size_t length_slot(std::size_t length) noexcept { return length < 63 ? length : 63; }
+
+  // The index of the configured header called `name`, or kNoHeader: the length picks
+  // the one candidate (a table load), and one word compare settles it.
+  std::size_t configured_header(std::string_view name) const noexcept {
+    const std::uint8_t slot = by_length_[length_slot(name.size())];
+    if (slot == kNoHeader) return kNoHeader;
+    if (slot != kSeveralHeaders) return detail::iequals_lowered(name, lowered_names_[slot]) ? slot : kNoHeader;
+    for (std::size_t i = 0; i < lowered_names_.size(); ++i) {
+      if (detail::iequals_lowered(name, lowered_names_[i])) return i;
+    }
+    return kNoHeader;
+  }
+
   bool is_trusted_v4(std::uint32_t v) const noexcept {
     for (const auto& n : trusted_v4_) {
       if ((v & n.mask) == n.base) return true;
@@ -265,6 +327,7 @@ class client_ip_resolver {
 
   std::vector<detail::masked_v4_network> trusted_v4_;
   std::vector<detail::masked_network> trusted_v6_;
+  std::uint8_t by_length_[64];  // header name length (63: longer) -> kNoHeader, an index, kSeveralHeaders
   std::vector<std::string> lowered_names_;  // for comparing request headers fast
   std::vector<std::string> names_;
   std::vector<header_format> formats_;

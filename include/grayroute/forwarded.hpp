@@ -1,6 +1,7 @@
 // Element parsers for the headers that carry client addresses through proxies:
-// X-Forwarded-For (a comma list of bare addresses) and RFC 7239 Forwarded
-// (elements of `for=`/`by=`/... pairs, quoted strings, bracketed IPv6, ports).
+// X-Forwarded-For (a comma list of addresses, each maybe with a port or brackets)
+// and RFC 7239 Forwarded (elements of `for=`/`by=`/... pairs, tokens or quoted
+// strings, bracketed IPv6, ports).
 //
 // Each parser reports the hops of ONE header line, left to right, as
 // std::optional<ip_address>: nullopt marks a hop that names no usable address
@@ -13,6 +14,10 @@
 #include <optional>
 #include <string_view>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "detail/ascii.hpp"
 #include "ip.hpp"
 #include "version.hpp"
@@ -21,14 +26,18 @@ GRAYROUTE_NAMESPACE_BEGIN
 
 namespace detail {
 
-// RFC 7239 6: node-port = port / obfport; port = 1*5DIGIT; obfport = "_" 1*(ALPHA / DIGIT / "." / "_" / "-")
+// RFC 7239 6: obfport = "_" 1*(ALPHA / DIGIT / "." / "_" / "-"), and the same set for obfnode.
+constexpr bool is_obfuscated_char(char c) noexcept {
+  return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '.' || c == '_' || c == '-';
+}
+
+// RFC 7239 6: node-port = port / obfport; port = 1*5DIGIT.
 constexpr bool is_node_port(std::string_view port) noexcept {
   if (port.empty()) return false;
   if (port[0] == '_') {
     if (port.size() == 1) return false;
     for (char c : port.substr(1)) {
-      const bool ok = is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '.' || c == '_' || c == '-';
-      if (!ok) return false;
+      if (!is_obfuscated_char(c)) return false;
     }
     return true;
   }
@@ -41,6 +50,29 @@ constexpr bool is_node_port(std::string_view port) noexcept {
   return value <= 65535;
 }
 
+// The port a balancer appends to an X-Forwarded-For element: 1-65535 in decimal,
+// without leading zeros (nginx's realip accepts the same range).
+constexpr bool is_decimal_port(std::string_view port) noexcept {
+  if (port.empty() || port.size() > 5 || port[0] == '0') return false;
+  unsigned value = 0;
+  for (char c : port) {
+    if (!is_digit(c)) return false;
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  return value <= 65535;
+}
+
+// "[v6]", maybe followed by ':' and a port that `is_port` accepts; brackets hold IPv6 only.
+constexpr std::optional<ip_address> parse_bracketed_v6(std::string_view text, bool (*is_port)(std::string_view)) noexcept {
+  const std::size_t close = text.find(']');
+  if (close == std::string_view::npos) return std::nullopt;
+  const auto address = parse_ip(text.substr(1, close - 1));
+  if (!address || !address->is_v6()) return std::nullopt;
+  const std::string_view rest = text.substr(close + 1);
+  if (!rest.empty() && (rest[0] != ':' || !is_port(rest.substr(1)))) return std::nullopt;
+  return address;
+}
+
 }  // namespace detail
 
 /// The address in one RFC 7239 node ("192.0.2.43", "192.0.2.43:47011",
@@ -48,15 +80,7 @@ constexpr bool is_node_port(std::string_view port) noexcept {
 /// obfuscated identifiers ("_hidden") give nullopt, as does anything malformed.
 [[nodiscard]] constexpr std::optional<ip_address> parse_forwarded_node(std::string_view node) noexcept {
   if (node.empty()) return std::nullopt;
-  if (node[0] == '[') {
-    const std::size_t close = node.find(']');
-    if (close == std::string_view::npos) return std::nullopt;
-    const auto address = parse_ip(node.substr(1, close - 1));
-    if (!address || !address->is_v6()) return std::nullopt;
-    const std::string_view rest = node.substr(close + 1);
-    if (!rest.empty() && (rest[0] != ':' || !detail::is_node_port(rest.substr(1)))) return std::nullopt;
-    return address;
-  }
+  if (node[0] == '[') return detail::parse_bracketed_v6(node, detail::is_node_port);
   const std::size_t colon = node.find(':');
   const auto address = parse_ip(node.substr(0, colon));
   if (!address || !address->is_v4()) return std::nullopt;  // bare IPv6 must be bracketed
@@ -64,23 +88,138 @@ constexpr bool is_node_port(std::string_view port) noexcept {
   return address;
 }
 
+namespace detail {
+
+// The decorated forms of parse_forwarded_address (brackets, a port): the request
+// path tries the bare address inline first, as most hops are bare.
+constexpr std::optional<ip_address> parse_decorated_address(std::string_view text) noexcept {
+  if (text.empty()) return std::nullopt;
+  if (text[0] == '[') return parse_bracketed_v6(text, is_decimal_port);
+  // "a.b.c.d:port": a colon here can only start a port, since bare IPv6 did not parse.
+  const std::size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || !is_decimal_port(text.substr(colon + 1))) return std::nullopt;
+  const auto address = parse_ip(text.substr(0, colon));
+  if (!address || !address->is_v4()) return std::nullopt;
+  return address;
+}
+
+}  // namespace detail
+
+/// One address as an X-Forwarded-For element or an X-Real-IP value carries it, in
+/// the forms balancers write (and nginx's realip module accepts): "203.0.113.9",
+/// "203.0.113.9:51234", "2001:db8::9", "[2001:db8::9]", "[2001:db8::9]:51234". A
+/// port is 1-65535 in decimal without leading zeros; nothing else is accepted (no
+/// whitespace, zones, brackets around IPv4, or a port after bare IPv6).
+[[nodiscard]] constexpr std::optional<ip_address> parse_forwarded_address(std::string_view text) noexcept {
+  if (auto address = parse_ip(text)) return address;
+  return detail::parse_decorated_address(text);
+}
+
 /// Calls on_hop(std::optional<ip_address>) for each element of one X-Forwarded-For
-/// line. Elements are trimmed of whitespace; empty elements (",,") are skipped.
+/// line (see parse_forwarded_address for the forms). Elements are trimmed of
+/// whitespace; empty elements (",,") are skipped.
 template <class OnHop>
 constexpr void for_each_x_forwarded_for(std::string_view line, OnHop&& on_hop) noexcept {
   while (true) {
     const std::size_t comma = line.find(',');
     const std::string_view element = detail::trim_ows(line.substr(0, comma));
-    if (!element.empty()) on_hop(parse_ip(element));
+    if (!element.empty()) on_hop(parse_forwarded_address(element));
     if (comma == std::string_view::npos) return;
     line.remove_prefix(comma + 1);
   }
 }
 
+namespace detail {
+
+/// The elements of one X-Forwarded-For line from the right, trimmed, empty ones
+/// skipped, each passed as text to `on_element`, until it returns true (stop).
+/// Returns whether it was stopped. Only the elements a trust walk needs get parsed.
+template <class OnElement>
+constexpr bool for_each_x_forwarded_for_element_from_right(std::string_view line, OnElement&& on_element) noexcept {
+  std::size_t end = line.size();  // one past the element being looked for
+  auto element_from = [&](std::size_t start) {
+    const std::string_view element = trim_ows(line.substr(start, end - start));
+    return !element.empty() && on_element(element);
+  };
+#if defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__))
+  // Sixteen bytes a compare, from the end: the last block overlaps the one before it
+  // rather than reading in front of the line.
+  if (!__builtin_is_constant_evaluated() && line.size() >= 16) {
+    const __m128i comma = _mm_set1_epi8(',');
+    std::size_t block_end = line.size();
+    while (true) {
+      const std::size_t base = block_end >= 16 ? block_end - 16 : 0;
+      const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(line.data() + base));
+      unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, comma)));
+      if (block_end - base < 16) mask &= (1u << (block_end - base)) - 1;
+      while (mask != 0) {
+        const unsigned top = 31u - static_cast<unsigned>(__builtin_clz(mask));
+        if (element_from(base + top + 1)) return true;
+        end = base + top;
+        mask &= ~(1u << top);
+      }
+      if (base == 0) return element_from(0);
+      block_end = base;
+    }
+  }
+#endif
+  std::size_t start = end;
+  while (true) {
+    while (start > 0 && line[start - 1] != ',') --start;
+    if (element_from(start)) return true;
+    if (start == 0) return false;
+    end = --start;
+  }
+}
+
+// RFC 9110 5.6.4: qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text.
+constexpr bool is_qdtext(char c) noexcept {
+  const auto u = static_cast<unsigned char>(c);
+  return u == '\t' || u == ' ' || u == 0x21 || (u >= 0x23 && u <= 0x5b) || (u >= 0x5d && u != 0x7f);
+}
+
+// RFC 9110 5.6.4: quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text ).
+constexpr bool is_quoted_pair_char(char c) noexcept {
+  const auto u = static_cast<unsigned char>(c);
+  return u == '\t' || (u >= 0x20 && u != 0x7f);
+}
+
+// The node in a quoted string holding quoted-pairs (`raw` is its inside, escapes
+// still in), unescaped into a stack buffer. An address node is at most
+// "[" 45 "]" ":" and a port; only an obfuscated port can be longer, and its tail is
+// checked as it streams past the buffer.
+constexpr std::optional<ip_address> parse_escaped_forwarded_node(std::string_view raw) noexcept {
+  constexpr std::size_t kBuffer = 64;
+  char buffer[kBuffer] = {};
+  std::size_t n = 0;
+  bool overflow = false;
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    const char c = raw[i] == '\\' ? raw[++i] : raw[i];  // the caller saw a char after every '\'
+    if (n < kBuffer) {
+      buffer[n++] = c;
+    } else if (!is_obfuscated_char(c)) {
+      return std::nullopt;
+    } else {
+      overflow = true;
+    }
+  }
+  const std::string_view node(buffer, n);
+  if (overflow) {
+    const std::size_t colon = node.rfind(':');
+    if (colon == std::string_view::npos || colon + 1 >= n || node[colon + 1] != '_') return std::nullopt;
+  }
+  return parse_forwarded_node(node);
+}
+
+}  // namespace detail
+
 /// Calls on_hop(std::optional<ip_address>) with the `for=` node of each element of
-/// one Forwarded line. An element without exactly one `for` gives nullopt. A syntax
-/// error (an unterminated quote, a stray character) gives one nullopt for the element
-/// it is in and ends the line: what follows it cannot be told apart reliably.
+/// one Forwarded line, read strictly by RFC 7239 section 4: a value is a token or a
+/// quoted string, so a node with ':' or '[' must be quoted (`for=192.0.2.60:8080`
+/// is not a node); quoted-pairs stand for the octet they escape (RFC 9110 5.6.4).
+/// An element without exactly one `for` gives nullopt. A syntax error (an
+/// unterminated quote, a stray character, an empty value) gives one nullopt for the
+/// element it is in and ends the line: what follows it cannot be told apart reliably.
 /// Parse each header line on its own, so a quote a client leaves open cannot
 /// swallow the element that a trusted proxy appended on its own line.
 template <class OnHop>
@@ -117,14 +256,22 @@ constexpr void for_each_forwarded_for(std::string_view line, OnHop&& on_hop) noe
       bool escaped = false;
       if (i < n && line[i] == '"') {
         const std::size_t value_start = ++i;
+        bool bad_char = false;
         while (i < n && line[i] != '"') {
           if (line[i] == '\\') {
+            if (i + 1 >= n || !detail::is_quoted_pair_char(line[i + 1])) {
+              bad_char = true;
+              break;
+            }
             escaped = true;
             ++i;
+          } else if (!detail::is_qdtext(line[i])) {
+            bad_char = true;
+            break;
           }
           ++i;
         }
-        if (i >= n) {
+        if (bad_char || i >= n) {
           broken = line_over = true;
           break;
         }
@@ -132,14 +279,17 @@ constexpr void for_each_forwarded_for(std::string_view line, OnHop&& on_hop) noe
         ++i;
       } else {
         const std::size_t value_start = i;
-        // Tokens per RFC 7239, plus ':' '[' ']' seen in the wild unquoted.
-        while (i < n && (is_tchar(line[i]) || line[i] == ':' || line[i] == '[' || line[i] == ']')) ++i;
+        while (i < n && is_tchar(line[i])) ++i;
         value = line.substr(value_start, i - value_start);
+        if (value.empty()) {  // token = 1*tchar
+          broken = line_over = true;
+          break;
+        }
       }
       has_pair = true;
       if (detail::iequals(name, "for")) {
         ++for_count;
-        hop = escaped ? std::nullopt : parse_forwarded_node(value);
+        hop = escaped ? detail::parse_escaped_forwarded_node(value) : parse_forwarded_node(value);
       }
       skip_ows();
       if (i < n && line[i] != ';' && line[i] != ',') {

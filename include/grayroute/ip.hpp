@@ -6,8 +6,10 @@
 //
 // Matching rule for IPv4-mapped IPv6 (::ffff:a.b.c.d): for every match (network
 // containment, stores, trusted proxies) it *is* the IPv4 address a.b.c.d, and a
-// network inside ::ffff:0:0/96 is the matching IPv4 network. A gateway listening
-// on [::] sees IPv4 clients in that form and they must still match 10.0.0.0/8.
+// network inside ::ffff:0:0/96 is the matching IPv4 network (parse_network refuses
+// to read one from text, though: configuration says 10.0.0.0/8, not ::ffff:10.0.0.0/104).
+// A gateway listening on [::] sees IPv4 clients in that form and they must still
+// match 10.0.0.0/8.
 // Other IPv6 networks never match IPv4 clients, so trusting ::/0 does not trust
 // all of IPv4. As values, 1.2.3.4 and ::ffff:1.2.3.4 stay distinct (each prints
 // as written); unmapped() converts.
@@ -21,6 +23,7 @@
 #include <string>
 #include <string_view>
 
+#include "config_error.hpp"
 #include "detail/ip_parse_fast.hpp"
 #include "detail/ip_parse_simd.hpp"
 #include "version.hpp"
@@ -433,22 +436,51 @@ inline std::optional<ip_address> parse_ip_fast(std::string_view text) noexcept {
   return detail::parse_ip_reference(text);
 }
 
+namespace detail {
+
+// A prefix length: decimal, 1-3 digits, no leading zeros; -1 when malformed.
+constexpr int parse_prefix_length(std::string_view digits) noexcept {
+  if (digits.empty() || digits.size() > 3 || (digits.size() > 1 && digits[0] == '0')) return -1;
+  int prefix = 0;
+  for (char c : digits) {
+    if (static_cast<unsigned char>(c - '0') > 9) return -1;
+    prefix = prefix * 10 + (c - '0');
+  }
+  return prefix;
+}
+
+}  // namespace detail
+
 /// Parses "address/prefix" or a bare address (a /32 or /128). The prefix is decimal
 /// without leading zeros. A network with host bits set ("10.0.0.1/8") is rejected,
-/// because it almost always hides a typo in a gray list or a trusted-proxy list.
+/// because it almost always hides a typo in a gray list or a trusted-proxy list. So
+/// is an IPv4-mapped network shorter than /128 ("::ffff:0:0/96" would silently mean
+/// all of IPv4): write the IPv4 network instead (bad_network_message says which).
+/// A v4-mapped host ("::ffff:10.0.0.1", "/128") is accepted and matches as IPv4.
 [[nodiscard]] constexpr std::optional<ip_network> parse_network(std::string_view text) noexcept {
   const std::size_t slash = text.find('/');
   const auto address = parse_ip(text.substr(0, slash));
   if (!address) return std::nullopt;
   if (slash == std::string_view::npos) return ip_network::host(*address);
-  const std::string_view digits = text.substr(slash + 1);
-  if (digits.empty() || digits.size() > 3 || (digits.size() > 1 && digits[0] == '0')) return std::nullopt;
-  unsigned prefix = 0;
-  for (char c : digits) {
-    if (static_cast<unsigned char>(c - '0') > 9) return std::nullopt;
-    prefix = prefix * 10 + static_cast<unsigned>(c - '0');
+  const int prefix = detail::parse_prefix_length(text.substr(slash + 1));
+  if (prefix < 0 || (address->is_v4_mapped() && prefix < 128)) return std::nullopt;
+  return ip_network::make(*address, static_cast<unsigned>(prefix));
+}
+
+/// Why parse_network(text) failed, naming the value, for a configuration error:
+/// `"::ffff:10.0.0.0/104" is an IPv4-mapped network: write "10.0.0.0/8"`.
+inline std::string bad_network_message(std::string_view text) {
+  const std::size_t slash = text.find('/');
+  const auto address = parse_ip(text.substr(0, slash));
+  if (address && address->is_v4_mapped() && slash != std::string_view::npos) {
+    const int prefix = detail::parse_prefix_length(text.substr(slash + 1));
+    if (prefix >= 96 && prefix < 128 && ip_network::make(*address, static_cast<unsigned>(prefix))) {
+      const auto v4 = ip_network::make(address->unmapped(), static_cast<unsigned>(prefix - 96));
+      return detail::quote_value(text) + " is an IPv4-mapped network, which would match IPv4 clients: write " +
+             detail::quote_value(v4->to_string()) + " instead";
+    }
   }
-  return ip_network::make(*address, prefix);
+  return detail::quote_value(text) + " is not an address or network (a network must have no host bits set)";
 }
 
 GRAYROUTE_NAMESPACE_END

@@ -65,8 +65,7 @@ struct parsed_list {
     const std::string_view route_text = detail::trim_ows(line.substr(space));
     const auto network = parse_network(network_text);
     if (!network) {
-      out.error = list_error{number, detail::quote_value(network_text) +
-                                         " is not an address or network (a network must have no host bits set)"};
+      out.error = list_error{number, bad_network_message(network_text)};
       out.entries.clear();
       return out;
     }

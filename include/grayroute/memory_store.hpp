@@ -156,14 +156,6 @@ class basic_memory_store {
     publish(std::move(t));
   }
 
-  /// replace() from a range of networks, all on `route`.
-  template <class Networks>
-  void replace_networks(const Networks& networks, route_id route = kGray) {
-    std::vector<store_entry> entries;
-    for (const ip_network& n : networks) entries.push_back({n, route});
-    replace(entries);
-  }
-
   void clear() { replace({}); }
 
   /// Number of listed networks and addresses.

@@ -1,9 +1,11 @@
-// Forwarded / X-Forwarded-For / X-Real-IP through the resolver: never a crash, and
-// an untrusted peer is always its own client whatever the headers say.
+// Forwarded / X-Forwarded-For / X-Real-IP through the resolver: never a crash, an
+// untrusted peer is always its own client whatever the headers say, and the lazy
+// right-to-left X-Forwarded-For walk agrees with walking every hop.
 #include <grayroute/client_ip.hpp>
 
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -15,6 +17,31 @@ const grayroute::client_ip_resolver& resolver(bool recursive) {
   static const grayroute::client_ip_resolver off(
       {{"10.0.0.0/8", "127.0.0.1", "2001:db8::/32"}, {"Forwarded", "X-Forwarded-For", "X-Real-IP"}, false});
   return recursive ? on : off;
+}
+
+// X-Forwarded-For only, to hold the lazy right-to-left walk to the plain reading.
+const grayroute::client_ip_resolver& xff_resolver() {
+  static const grayroute::client_ip_resolver r({{"10.0.0.0/8", "2001:db8::/32"}, {"X-Forwarded-For"}, true});
+  return r;
+}
+
+// Every element of every line, walked from the right: the first untrusted hop, or
+// the last trusted one before an invalid hop, or the leftmost when all are trusted.
+std::optional<grayroute::ip_address> plain_walk(const std::vector<grayroute::header>& headers) {
+  std::vector<std::optional<grayroute::ip_address>> hops;
+  for (const auto& [name, line] : headers) {
+    if (name != "X-Forwarded-For" && name != "x-forwarded-for") continue;
+    grayroute::for_each_x_forwarded_for(line, [&](const std::optional<grayroute::ip_address>& hop) {
+      hops.push_back(hop ? std::optional(hop->unmapped()) : std::nullopt);
+    });
+  }
+  std::optional<grayroute::ip_address> last_trusted;
+  for (auto it = hops.rbegin(); it != hops.rend(); ++it) {
+    if (!*it) return last_trusted;
+    if (!xff_resolver().is_trusted(**it)) return *it;
+    last_trusted = *it;
+  }
+  return last_trusted;
 }
 
 }  // namespace
@@ -34,6 +61,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const auto& [name, line] : headers) {
     grayroute::for_each_forwarded_for(line, [](const std::optional<grayroute::ip_address>&) {});
     grayroute::for_each_x_forwarded_for(line, [](const std::optional<grayroute::ip_address>&) {});
+    if (const auto a = grayroute::parse_forwarded_address(line); a && *grayroute::parse_ip(a->to_string()) != *a) {
+      std::abort();
+    }
   }
   const auto trusted_peer = *grayroute::parse_ip("10.1.2.3");
   const auto stranger = *grayroute::parse_ip("203.0.113.7");
@@ -43,5 +73,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (who.address.is_v4_mapped()) std::abort();  // results come out unmapped
   const auto other = r.resolve(stranger, headers);
   if (other.from_header() || other.address != stranger) std::abort();
+  const auto expected = plain_walk(headers);
+  const auto lazy = xff_resolver().resolve(trusted_peer, headers);
+  if (expected ? lazy.address != *expected || !lazy.from_header() : lazy.from_header()) std::abort();
   return 0;
 }

@@ -114,16 +114,22 @@ TEST_SUITE("proxy list reload") {
         }
       });
     }
+    // Each rewrite waits until the proxy routes by it: the clients run all along.
+    auto routed_to = [&](const char* backend) {
+      return eventually([&] {
+        return header(http_get(s.port(), "/", {{"X-Forwarded-For", "10.5.0.1"}}).headers, "X-Backend") == backend;
+      });
+    };
     for (int i = 0; i < 12; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(120));
       dir.write("gray.txt", i % 2 == 0 ? "10.5.0.0/16\n" : "# empty again\n192.0.2.1\n");
+      REQUIRE(routed_to(i % 2 == 0 ? "gray" : "production"));
     }
     // A bad file is refused and the previous list (10.5.0.0/16) stays.
     dir.write("gray.txt", "10.5.0.0/16\n");
     REQUIRE(eventually([&] { return header(http_get(s.port(), "/", {{"X-Forwarded-For", "10.5.0.1"}}).headers,
                                            "X-Backend") == "gray"; }));
     dir.write("gray.txt", "10.5.0.0/16\nnot-an-address\n");
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    REQUIRE(eventually([&] { return s.front.log().find("line 2: \"not-an-address\"") != std::string::npos; }));
     stop = true;
     for (auto& t : clients) t.join();
 
@@ -163,7 +169,7 @@ TEST_SUITE("proxy shutdown") {
 
     http_reply slow;
     std::thread in_flight([&] { slow = http_get(s.port(), "/?delay=1000", {}, std::chrono::seconds(10)); });
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    REQUIRE(eventually([&] { return s.production.log().find("delaying /?delay=1000") != std::string::npos; }));
     const auto started = std::chrono::steady_clock::now();
     s.front.proc().signal(SIGTERM);
 
@@ -184,7 +190,7 @@ TEST_SUITE("proxy shutdown") {
     proxy_setup s(dir, with({"--shutdown-timeout", "300"}));
     http_reply slow;
     std::thread in_flight([&] { slow = http_get(s.port(), "/?delay=3000", {}, std::chrono::seconds(10)); });
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    REQUIRE(eventually([&] { return s.production.log().find("delaying /?delay=3000") != std::string::npos; }));
     const auto started = std::chrono::steady_clock::now();
     s.front.proc().signal(SIGTERM);
     CHECK(eventually([&] { return !s.front.proc().running(); }, std::chrono::seconds(3)));

@@ -105,9 +105,13 @@ TEST_SUITE("redis concurrency") {
     config.resync_interval = 5ms;
     grayroute::redis_store store(config);
     REQUIRE(store.wait_until_synced(5s));
+    const auto started = std::chrono::steady_clock::now();
     std::thread stopper([&] { store.stop(); });
     store.stop();
     stopper.join();
+    // Prompt: the sync thread is woken, not waited out (between checks it sleeps up
+    // to ping_interval, 1 s; a command may wait command_timeout, 1 s).
+    CHECK(std::chrono::steady_clock::now() - started < 500ms);
     CHECK_FALSE(store.status().connected);
     CHECK_FALSE(store.contains(*grayroute::parse_ip("10.0.0.1")));
   }

@@ -148,8 +148,8 @@ class nginx_server {
     while (dirent* entry = ::readdir(proc)) {
       const int pid = std::atoi(entry->d_name);
       if (pid <= 0) continue;
-      std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-      std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+      // Workers come and go (a reload): a pid listed above may be gone by now.
+      const std::string text = read_proc_file("/proc/" + std::to_string(pid) + "/stat");
       // pid (comm) state ppid ...: comm may hold spaces, so parse after the last ')'.
       const std::size_t close = text.rfind(')');
       if (close == std::string::npos) continue;
@@ -168,11 +168,8 @@ class nginx_server {
   int worker_threads() const {
     int threads = 0;
     for (int pid : worker_pids()) {
-      std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-      std::string line;
-      while (std::getline(status, line)) {
-        if (line.rfind("Threads:", 0) == 0) threads += std::atoi(line.c_str() + 8);
-      }
+      const long n = proc_status_field(pid, "Threads");  // -1: the worker just exited
+      if (n > 0) threads += static_cast<int>(n);
     }
     return threads;
   }

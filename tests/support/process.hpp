@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -32,6 +33,40 @@
 #include <vector>
 
 namespace grayroute::test {
+
+/// The text of a /proc file, or "" when the process is gone. A process can exit
+/// between being listed and being read, and std::ifstream then throws from deep in
+/// its buffer (`basic_filebuf::underflow ... No such process`): read with plain
+/// open/read, which report that as an error code.
+inline std::string read_proc_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  std::string text;
+  char buffer[4096];
+  while (true) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      text.clear();  // gone mid-read: as if it had never been there
+      break;
+    }
+    if (n == 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return text;
+}
+
+/// One "Name:\tvalue" field of /proc/<pid>/status as a number; -1 when absent or gone.
+inline long proc_status_field(pid_t pid, const std::string& field) {
+  std::istringstream status(read_proc_file("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string line; std::getline(status, line);) {
+    if (line.size() > field.size() && line.compare(0, field.size(), field) == 0 && line[field.size()] == ':') {
+      return std::atol(line.c_str() + field.size() + 1);
+    }
+  }
+  return -1;
+}
 
 /// A fresh directory under $TMPDIR, removed with its contents at the end.
 class temp_dir {
@@ -137,11 +172,17 @@ class process {
     }
     ::setpgid(pid_, pid_);
   }
-  process(process&& other) noexcept : pid_(std::exchange(other.pid_, -1)), log_path_(std::move(other.log_path_)) {}
+  process(process&& other) noexcept
+      : pid_(std::exchange(other.pid_, -1)),
+        reaped_(std::exchange(other.reaped_, false)),
+        status_(other.status_),
+        log_path_(std::move(other.log_path_)) {}
   process& operator=(process&& other) noexcept {
     if (this != &other) {
       stop();
       pid_ = std::exchange(other.pid_, -1);
+      reaped_ = std::exchange(other.reaped_, false);
+      status_ = other.status_;
       log_path_ = std::move(other.log_path_);
     }
     return *this;
@@ -149,27 +190,41 @@ class process {
   ~process() { stop(); }
 
   pid_t pid() const { return pid_; }
-  bool running() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
+  /// False once it has exited. An exited child is reaped here, so its status is kept
+  /// for stop() and its pid, free for reuse, is never signalled again.
+  bool running() const {
+    if (pid_ <= 0 || reaped_) return false;
+    int status = 0;
+    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      reaped_ = true;
+      status_ = status;
+    }
+    return r == 0;
+  }
   void signal(int sig) const {
-    if (pid_ > 0) ::kill(pid_, sig);
+    if (pid_ > 0 && !reaped_) ::kill(pid_, sig);
   }
 
   /// SIGTERM to the group, SIGKILL after `grace`; returns the exit status (or -1).
   int stop(std::chrono::milliseconds grace = std::chrono::seconds(5)) {
     if (pid_ <= 0) return -1;
-    ::kill(-pid_, SIGTERM);
-    int status = 0;
-    const auto deadline = std::chrono::steady_clock::now() + grace;
-    while (::waitpid(pid_, &status, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::kill(-pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        break;
+    int status = status_;
+    if (!reaped_) {
+      ::kill(-pid_, SIGTERM);
+      const auto deadline = std::chrono::steady_clock::now() + grace;
+      while (::waitpid(pid_, &status, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          ::kill(-pid_, SIGKILL);
+          ::waitpid(pid_, &status, 0);
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    ::kill(-pid_, SIGKILL);  // stragglers in the group
+    ::kill(-pid_, SIGKILL);  // stragglers in the group (which keep its id from reuse)
     pid_ = -1;
+    reaped_ = false;
     return status;
   }
 
@@ -177,8 +232,9 @@ class process {
   void kill_now() {
     if (pid_ <= 0) return;
     ::kill(-pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
+    if (!reaped_) ::waitpid(pid_, nullptr, 0);
     pid_ = -1;
+    reaped_ = false;
   }
 
   std::string log() const {
@@ -190,6 +246,8 @@ class process {
 
  private:
   pid_t pid_ = -1;
+  mutable bool reaped_ = false;  // running() saw it exit and collected its status
+  mutable int status_ = 0;
   std::string log_path_;
 };
 

@@ -38,14 +38,7 @@ inline std::string header(const std::string& headers, const std::string& name) {
 }
 
 /// Resident and peak memory of a process, in KiB (VmRSS / VmHWM).
-inline long memory_kib(pid_t pid, const char* field = "VmRSS") {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field, 0) == 0) return std::atol(line.c_str() + std::string(field).size() + 1);
-  }
-  return -1;
-}
+inline long memory_kib(pid_t pid, const char* field = "VmRSS") { return proc_status_field(pid, field); }
 
 /// grayroute-backend: answers with its name; see examples/asio_proxy/backend.cpp.
 class backend {
@@ -57,6 +50,8 @@ class backend {
   }
   int port() const { return port_; }
   void stop() { process_.stop(); }
+  /// Its output: "delaying <target>" when a ?delay= request has arrived.
+  std::string log() const { return process_.log(); }
 
  private:
   int port_;
