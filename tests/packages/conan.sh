@@ -40,4 +40,7 @@ for with_redis in False True; do
   fi
   grep -E "^(grayroute [0-9]|redis store:)" "$log" | sort -u
 done
+if [ -e "$src/packaging/conan/test_package/CMakeUserPresets.json" ]; then
+  fail "conan wrote CMakeUserPresets.json into the source tree"
+fi
 echo "conan: both option values created and tested"

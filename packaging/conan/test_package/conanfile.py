@@ -24,6 +24,7 @@ class GrayrouteTestPackageConan(ConanFile):
         toolchain = CMakeToolchain(self)
         toolchain.cache_variables["GRAYROUTE_CONSUMER_REDIS"] = with_redis
         toolchain.cache_variables["GRAYROUTE_CONSUMER_PKG_CONFIG"] = True
+        toolchain.user_presets_path = False  # nothing written into the source tree
         toolchain.generate()
         CMakeDeps(self).generate()
         PkgConfigDeps(self).generate()
