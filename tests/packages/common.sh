@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the package tests (CTest label `packages`): strict mode, a temp dir removed on
 # exit however the script exits, background processes stopped, and cleanup hooks (the .deb
 # purge) run even after a failed step.

@@ -3,6 +3,7 @@
 # each building and running its test_package (CMakeDeps and PkgConfigDeps consumers).
 # hiredis is Debian's libhiredis-dev behind packaging/conan/hiredis-system.
 #   conan.sh SOURCE_DIR VERSION TOOLS_DIR
+# shellcheck source=tests/packages/common.sh
 . "$(dirname "$0")/common.sh"
 src=$1
 version=$2
@@ -40,6 +41,20 @@ for with_redis in False True; do
   fi
   grep -E "^(grayroute [0-9]|redis store:)" "$log" | sort -u
 done
+step "README's conanfile.txt: conan install, then CMake with conan_toolchain.cmake"
+consumer=$tmp/consumer
+mkdir -p "$consumer"
+cp "$src/packaging/consumer/CMakeLists.txt" "$src/packaging/consumer/main.cpp" "$consumer"/
+printf '[requires]\ngrayroute/%s\n[options]\ngrayroute/*:with_redis=True\n[generators]\nCMakeDeps\nCMakeToolchain\nPkgConfigDeps\n' \
+  "$version" >"$consumer/conanfile.txt"
+run "$tmp/install.log" "$conan" install "$consumer" --output-folder="$consumer/build" --build=missing
+run "$tmp/consumer.log" cmake -S "$consumer" -B "$consumer/build" -DCMAKE_TOOLCHAIN_FILE="$consumer/build/conan_toolchain.cmake" \
+  -DCMAKE_BUILD_TYPE=Release -DGRAYROUTE_CONSUMER_REDIS=ON
+run "$tmp/consumer.log" cmake --build "$consumer/build"
+"$consumer/build/grayroute_consumer" | tee "$tmp/consumer.out"
+expect "$tmp/consumer.out" "^$(routed_line "$version")$" "the conanfile.txt consumer did not route"
+expect "$tmp/consumer.out" "^redis store: redis disconnected" "the conanfile.txt consumer printed no redis_store status"
+
 if [ -e "$src/packaging/conan/test_package/CMakeUserPresets.json" ]; then
   fail "conan wrote CMakeUserPresets.json into the source tree"
 fi

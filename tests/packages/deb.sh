@@ -6,11 +6,13 @@
 # configuration with the installed module, and purges both packages, also when a step
 # fails. Needs root; exits 77 (skipped) otherwise.
 #   deb.sh SOURCE_DIR BINARY_DIR VERSION WITH_NGINX_PACKAGE(ON|OFF)
+# shellcheck source=tests/packages/common.sh
 . "$(dirname "$0")/common.sh"
 src=$1
 bin=$2
 version=$3
 with_nginx=$4
+# shellcheck source=scripts/lib.sh
 . "$src/scripts/lib.sh" # free_port, wait_port
 
 packages=(libgrayroute-dev)
@@ -200,8 +202,8 @@ CONF
   # until_answer BODY: the answer to /test/index.html becomes BODY (the Redis sync is
   # asynchronous), within 10 s.
   until_answer() {
-    local i answer=""
-    for i in $(seq 200); do
+    local answer=""
+    for _ in $(seq 200); do
       answer=$(curl -s --max-time 5 "http://127.0.0.1:$front/test/index.html" || true)
       if [ "$answer" = "$1" ]; then
         echo "curl 127.0.0.1/test/index.html -> $answer"

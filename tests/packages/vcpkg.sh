@@ -4,6 +4,7 @@
 # `grayroute[redis]` (which builds the registry's hiredis port from its archive), each
 # followed by packaging/consumer built through scripts/buildsystems/vcpkg.cmake and run.
 #   vcpkg.sh SOURCE_DIR VERSION TOOLS_DIR
+# shellcheck source=tests/packages/common.sh
 . "$(dirname "$0")/common.sh"
 src=$1
 version=$2
@@ -60,4 +61,19 @@ expect "$tmp/consumer-redis/CMakeCache.txt" "^hiredis_DIR:PATH=$installed/x64-li
   "grayroute::redis did not use vcpkg's hiredis"
 expect "$tmp/redis.out" "^redis store: redis disconnected, never synced, .*last error: redis 127\.0\.0\.1:1: connect" \
   "the redis_store status line is missing"
-echo "vcpkg: grayroute and grayroute[redis] installed and consumed"
+
+step "manifest mode: README's vcpkg.json, installed by the toolchain at configure time"
+mkdir -p "$tmp/manifest"
+cat >"$tmp/manifest/vcpkg.json" <<'JSON'
+{
+  "dependencies": [
+    { "name": "grayroute", "features": ["redis"] }
+  ]
+}
+JSON
+installed=$tmp/manifest-installed
+consume manifest -DGRAYROUTE_CONSUMER_REDIS=ON -DVCPKG_MANIFEST_MODE=ON -DVCPKG_MANIFEST_DIR="$tmp/manifest" \
+  -DVCPKG_OVERLAY_PORTS="$src/packaging/vcpkg/ports" -DVCPKG_OVERLAY_TRIPLETS="$tools/triplets" \
+  -DVCPKG_INSTALL_OPTIONS="--x-buildtrees-root=$tmp/buildtrees;--x-packages-root=$tmp/packages"
+expect "$tmp/manifest.out" "^redis store: redis disconnected" "the manifest-mode consumer printed no redis_store status"
+echo "vcpkg: grayroute and grayroute[redis] installed and consumed (classic and manifest mode)"
