@@ -38,10 +38,10 @@ if(_grayroute_abi)
   set(CPACK_DEBIAN_NGINX_PACKAGE_SHLIBDEPS ON)
   set(CPACK_DEBIAN_NGINX_PACKAGE_RECOMMENDS nginx)
   set(CPACK_DEBIAN_NGINX_DESCRIPTION "Gray release (canary) routing module for nginx
- ngx_http_grayroute_module routes each request to the production or the gray
- (pre-release) upstream from a gray list of addresses and networks (static or
- synced from Redis), a sticky percentage or a forced header/cookie, trusting
- forwarded headers only from configured proxies.")
+ngx_http_grayroute_module routes each request to the production or the gray
+(pre-release) upstream from a gray list of addresses and networks (static or
+synced from Redis), a sticky percentage or a forced header/cookie, trusting
+forwarded headers only from configured proxies.")
   set(CPACK_DEBIAN_NGINX_PACKAGE_CONTROL_EXTRA
     "${PROJECT_SOURCE_DIR}/packaging/debian/postinst"
     "${PROJECT_SOURCE_DIR}/packaging/debian/prerm"
@@ -54,6 +54,8 @@ endif()
 set(CPACK_PACKAGE_NAME grayroute)
 set(CPACK_PACKAGE_VERSION "${PROJECT_VERSION}")
 set(CPACK_PACKAGE_VENDOR grayroute)
+# Empty, so each package's description below starts with its own synopsis line.
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "")
 set(CPACK_PACKAGE_CONTACT "${GRAYROUTE_DEB_MAINTAINER}")
 set(CPACK_RESOURCE_FILE_LICENSE "${PROJECT_SOURCE_DIR}/LICENSE")
 set(CPACK_PACKAGE_DIRECTORY "${PROJECT_BINARY_DIR}/packages")
@@ -72,9 +74,9 @@ set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 # The core needs only the standard library; grayroute::redis appears when hiredis is there.
 set(CPACK_DEBIAN_DEV_PACKAGE_RECOMMENDS libhiredis-dev)
 set(CPACK_DEBIAN_DEV_DESCRIPTION "Gray release (canary) routing for C++ gateways (headers)
- grayroute is a header-only C++17 library that decides, per request, whether a
- client goes to production or to the gray (pre-release) upstream. This package
- holds the headers, the CMake package (grayroute::grayroute, and grayroute::redis
- when libhiredis-dev is installed) and grayroute.pc.")
+grayroute is a header-only C++17 library that decides, per request, whether a
+client goes to production or to the gray (pre-release) upstream. This package
+holds the headers, the CMake package (grayroute::grayroute, and grayroute::redis
+when libhiredis-dev is installed) and grayroute.pc.")
 
 include(CPack)
