@@ -1,9 +1,12 @@
-// Routes one request through router<memory_store>; with GRAYROUTE_CONSUMER_REDIS also
-// starts a redis_store against a loopback port nothing listens on (port 1) and prints
-// its status once its first connection attempt has failed, so hiredis is really called.
+// The smallest program that uses an installed grayroute, built by tests/find-package,
+// the Conan test_package and the vcpkg and .deb tests. Routes one request through
+// router<memory_store>; with GRAYROUTE_CONSUMER_REDIS also starts a redis_store against
+// a loopback port nothing listens on (port 1) and prints its status once its first
+// connection attempt has failed, so hiredis is really called.
 #include <grayroute/grayroute.hpp>
 #ifdef GRAYROUTE_CONSUMER_REDIS
 #include <grayroute/redis_store.hpp>
+static_assert(grayroute::is_store_v<grayroute::redis_store>);
 
 #include <chrono>
 #include <thread>

@@ -127,7 +127,8 @@ expect "$tmp/consumer/CMakeCache.txt" "^grayroute_DIR:PATH=/usr/share/cmake/gray
   "find_package(grayroute) did not find the installed package"
 run "$tmp/consumer.log" cmake --build "$tmp/consumer"
 "$tmp/consumer/consumer" | tee "$tmp/consumer.out"
-expect "$tmp/consumer.out" "^10\.1\.2\.3 -> gray \(list\)$" "the consumer did not route"
+expect "$tmp/consumer.out" "^$(routed_line "$version")$" "the consumer did not route"
+expect "$tmp/consumer.out" "^redis store: redis disconnected" "the consumer did not use grayroute::redis"
 [ "$(pkg-config --modversion grayroute)" = "$version" ] || fail "pkg-config grayroute: $(pkg-config --modversion grayroute)"
 # libhiredis-dev is only recommended: without it (hidden here) the core still loads, and
 # only `COMPONENTS redis` fails.
@@ -136,7 +137,8 @@ run "$tmp/consumer-core.log" cmake -S "$src/tests/find-package/consumer" -B "$tm
   -DCONSUME=find_package "${no_hiredis[@]}"
 run "$tmp/consumer-core.log" cmake --build "$tmp/consumer-core"
 "$tmp/consumer-core/consumer" | tee "$tmp/consumer-core.out"
-expect "$tmp/consumer-core.out" "^10\.1\.2\.3 -> gray \(list\)$" "the consumer without hiredis did not route"
+expect "$tmp/consumer-core.out" "^$(routed_line "$version")$" "the consumer without hiredis did not route"
+if grep -q "redis store" "$tmp/consumer-core.out"; then fail "grayroute::redis was defined without hiredis"; fi
 mkdir -p "$tmp/needs-redis"
 echo 'cmake_minimum_required(VERSION 3.16)
 project(needs_redis LANGUAGES CXX)
