@@ -152,18 +152,49 @@ if [ "$with_nginx" = ON ]; then
   step "stock nginx with the installed module, on examples/nginx/README.md's configuration"
   [ "$(readlink "$enabled")" = /usr/share/nginx/modules-available/mod-http-grayroute.conf ] \
     || fail "postinst did not enable the module in /etc/nginx/modules-enabled"
-  redis_port=$(free_port)
-  front=$(free_port)
-  production=$(free_port)
-  gray=$(free_port)
   mkdir -p "$tmp/redis" "$tmp/nginx"
-  redis-server --bind 127.0.0.1 --port "$redis_port" --requirepass foobared --save "" --appendonly no \
-    --dir "$tmp/redis" --logfile "$tmp/redis.log" &
-  pids+=($!)
-  wait_port "$redis_port"
-  # The README's example, with free ports, a temp prefix and the backends in the same nginx;
-  # the module is loaded the way Debian's nginx.conf does (include modules-enabled).
-  cat >"$tmp/nginx/nginx.conf" <<CONF
+  # free_port only probes: another process on this machine may take the port before the
+  # server binds it. Each server is started until it is seen serving on ports of its own
+  # (3 tries), judged by what it reports itself, not by a connect that anyone could answer.
+  #   serve LOG READY COMMAND...: READY is a command that succeeds once COMMAND serves;
+  #   1 when a port was taken (pick again), fails the test for any other reason.
+  serve() {
+    local log=$1 ready=$2 pid
+    shift 2
+    : >"$log" # there before READY reads it
+    "$@" >"$log" 2>&1 &
+    pid=$!
+    for _ in $(seq 200); do
+      if $ready; then
+        pids+=("$pid")
+        return 0
+      fi
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.05
+    done
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    grep -q "Address already in use" "$log" || { cat "$log" >&2; fail "$1 did not start"; }
+    echo "a port picked for $1 was taken meanwhile; picking again"
+    return 1
+  }
+  redis_ready() { grep -q "Ready to accept connections" "$tmp/redis.log"; }
+  nginx_ready() { [ -s "$tmp/nginx/nginx.pid" ]; } # written once it has bound its ports
+
+  for attempt in 1 2 3; do
+    redis_port=$(free_port)
+    serve "$tmp/redis.log" redis_ready redis-server --bind 127.0.0.1 --port "$redis_port" --requirepass foobared \
+      --save "" --appendonly no --dir "$tmp/redis" && break
+    [ "$attempt" -lt 3 ] || fail "redis-server found no free port"
+  done
+  for attempt in 1 2 3; do
+    front=$(free_port)
+    production=$(free_port)
+    gray=$(free_port)
+    rm -f "$tmp/nginx/nginx.pid"
+    # The README's example, with free ports, a temp prefix and the backends in the same nginx;
+    # the module is loaded the way Debian's nginx.conf does (include modules-enabled).
+    cat >"$tmp/nginx/nginx.conf" <<CONF
 include $enabled;
 daemon off;
 master_process on;
@@ -195,10 +226,11 @@ http {
     server { listen 127.0.0.1:$gray; location / { return 200 "8090\n"; } }
 }
 CONF
-  run "$tmp/nginx-t.log" nginx -t -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf"
-  expect "$tmp/nginx-t.log" "test is successful" "nginx -t failed"
-  nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" >"$tmp/nginx.log" 2>&1 &
-  pids+=($!)
+    run "$tmp/nginx-t.log" nginx -t -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf"
+    expect "$tmp/nginx-t.log" "test is successful" "nginx -t failed"
+    serve "$tmp/nginx.log" nginx_ready nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" && break
+    [ "$attempt" -lt 3 ] || fail "nginx found no free ports"
+  done
   wait_port "$front"
 
   # until_answer BODY: the answer to /test/index.html becomes BODY (the Redis sync is
