@@ -585,3 +585,24 @@ TEST_SUITE("policy: hostile input") {
     CHECK(decide(p, {"198.51.100.7", "a.example.com", "/v2/?x=1&k=5", hostile}) != "");
   }
 }
+
+TEST_SUITE("cookie") {
+  TEST_CASE("find_cookie's name search agrees with reading pair by pair") {
+    std::mt19937 rng(11);
+    const char alphabet[] = {'u', 'i', 'd', '=', ';', ' ', '\t', '"', 'a', 'x'};
+    const char* names[] = {"uid", "ui", "d", "a", "uid\"", "xuid", "u"};
+    for (int i = 0; i < 200000; ++i) {
+      std::string line;
+      const std::size_t length = rng() % 24;
+      for (std::size_t j = 0; j < length; ++j) line += alphabet[rng() % sizeof(alphabet)];
+      for (const char* name : names) {
+        const auto fast = grayroute::find_cookie(line, name);
+        const auto plain = grayroute::detail::find_cookie_by_pairs(line, name);
+        REQUIRE_MESSAGE(fast == plain, "line [", line, "] name ", name);
+      }
+    }
+    CHECK(grayroute::find_cookie("session=7d1f0c; theme=dark; uid=\"42\"", "uid") == std::string_view("42"));
+    CHECK(grayroute::find_cookie("a=uid=1; xuid=2;uid =3", "uid") == std::string_view("3"));
+    CHECK_FALSE(grayroute::find_cookie("uid; a=b uid=5", "uid"));
+  }
+}
