@@ -115,8 +115,8 @@ grayroute::policy_config example_policy(const std::vector<std::string>& extra = 
   return c;
 }
 
-void BM_Policy_Baseline_Router(benchmark::State& state) {
-  const grayroute::router<grayroute::memory_store> router(data().seed, router_config());
+void run_router(benchmark::State& state, const grayroute::router_config& config) {
+  const grayroute::router<grayroute::memory_store> router(data().seed, config);
   const auto& requests = data().requests;
   std::size_t i = 0, routed = 0;
   for (auto _ : state) {
@@ -127,6 +127,8 @@ void BM_Policy_Baseline_Router(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+void BM_Policy_Baseline_Router(benchmark::State& state) { run_router(state, router_config()); }
+
 // The closest router_config to the example: the same list, a 10% rollout keyed by
 // X-User-Id, then the uid cookie, then the client address (no hosts, paths, second list).
 void BM_Policy_Baseline_RouterUserKey(benchmark::State& state) {
@@ -134,15 +136,7 @@ void BM_Policy_Baseline_RouterUserKey(benchmark::State& state) {
   c.percent = 10;
   c.percent_key_header = "X-User-Id";
   c.percent_key_cookie = "uid";
-  const grayroute::router<grayroute::memory_store> router(data().seed, c);
-  const auto& requests = data().requests;
-  std::size_t i = 0, routed = 0;
-  for (auto _ : state) {
-    const request& r = requests[i++ & (kTableSize - 1)];
-    routed += router.decide(r.view.peer, r.headers).route;
-  }
-  benchmark::DoNotOptimize(routed);
-  state.SetItemsProcessed(state.iterations());
+  run_router(state, c);
 }
 
 void run_policy(benchmark::State& state, const grayroute::policy& policy) {

@@ -264,15 +264,16 @@ TEST_SUITE("policy actions") {
     for (int i = 0; i < 200; ++i) {
       const std::string v = std::to_string(i * 7919);
       const std::string arg_path = "/?u=" + v;
+      const std::string uid_cookie = "uid=" + v;  // header views point into it
       request given{"198.51.100.7", "", arg_path, {{"X-User-Id", "other"}, {"Cookie", "uid=other"}}, v};
       request header_only{"198.51.100.7", "", arg_path, {{"X-User-Id", v}, {"Cookie", "uid=other"}}};
-      request cookie_only{"198.51.100.7", "", arg_path, {{"X-User-Id", " "}, {"Cookie", "uid=" + v}}};
+      request cookie_only{"198.51.100.7", "", arg_path, {{"X-User-Id", " "}, {"Cookie", uid_cookie}}};
       request arg_only{"198.51.100.7", "", arg_path, {{"Cookie", "uid="}}};
       const std::string address = "10.0." + std::to_string(i) + ".1";
       request ip_only{address, "", "/"};
       CHECK(decide(by_key, given) == decide(by_header, {"1.1.1.1", "", "/", {{"X-User-Id", v}}}));
       CHECK(decide(by_key, header_only) == decide(by_header, {"1.1.1.1", "", "/", {{"X-User-Id", v}}}));
-      CHECK(decide(by_key, cookie_only) == decide(by_cookie, {"1.1.1.1", "", "/", {{"Cookie", "uid=" + v}}}));
+      CHECK(decide(by_key, cookie_only) == decide(by_cookie, {"1.1.1.1", "", "/", {{"Cookie", uid_cookie}}}));
       CHECK(decide(by_key, arg_only) == decide(by_arg, {"1.1.1.1", "", arg_path}));
       CHECK(decide(by_key, ip_only) == decide(by_ip, {address}));
     }

@@ -53,6 +53,12 @@ GRAYROUTE_NAMESPACE_BEGIN
 
 /// What a policy reads from a request besides its headers; nothing is copied.
 struct request_view {
+  request_view() = default;
+  /// `request_view r{peer, host, path};` with the rest empty.
+  request_view(const ip_address& from, std::string_view request_host = {}, std::string_view request_path = {},
+               std::string_view request_query = {}, std::string_view given_key = {}) noexcept
+      : peer(from), host(request_host), path(request_path), query(request_query), key(given_key) {}
+
   ip_address peer;         ///< the TCP peer
   std::string_view host;   ///< the request's host (port allowed); "": the Host header
   std::string_view path;   ///< the request target's path; a "?query" tail is split off
