@@ -503,6 +503,40 @@ TEST_SUITE("policy configuration errors") {
             c.rules = {parse_rule("a route=gray"), parse_rule("a route=beta")};
           }) == "grayroute: rule \"a\" is defined twice");
     CHECK(with([&](policy_config& c) { c.rules.emplace_back(); }) == "grayroute: rule 1 has no name");
+    CHECK(with([&](policy_config& c) { c.lists = {{"", {store_ref(s)}}}; }) == "grayroute: a list has no name");
+    CHECK(with([](policy_config& c) { c.force_cookie = "can ary"; }) ==
+          "grayroute: force_cookie: cookie name \"can ary\" is not a token");
+    CHECK(with([](policy_config& c) { c.rules = {parse_rule("r arg:a&b route=beta")}; }) ==
+          "grayroute: rule \"r\": arg: argument name \"a&b\" is not a query name");
+    CHECK(with([](policy_config& c) { c.rules = {parse_rule("r path=/a?b route=beta")}; }) ==
+          "grayroute: rule \"r\": path \"/a?b\" is not a path prefix (starts with /, no ?)");
+    CHECK(with([](policy_config& c) {
+            grayroute::rule_config r;
+            r.name = "r";
+            r.route = "beta";
+            r.fields.push_back({grayroute::field_kind::cookie, "uid", grayroute::field_test::present, {"1"}});
+            c.rules = {r};
+          }) == "grayroute: rule \"r\": cookie:uid: values given to a presence test");
+    CHECK(with([](policy_config& c) {
+            grayroute::rule_config r;
+            r.name = "r";
+            r.route = "beta";
+            r.fields.push_back({grayroute::field_kind::header, "X-Beta", grayroute::field_test::equals, {}});
+            c.rules = {r};
+          }) == "grayroute: rule \"r\": header:X-Beta: no value to compare with");
+    CHECK(with([](policy_config& c) {
+            grayroute::rule_config r;
+            r.name = "r";
+            r.split = {{"gray", 0.00001}};
+            c.rules = {r};
+          }).find("a share is a percentage in (0, 100] in steps of 0.0001") != std::string::npos);
+    CHECK(with([](policy_config& c) {
+            grayroute::rule_config r;
+            r.name = "r";
+            r.split = {{"gray", 5}};
+            r.key = {{grayroute::key_source::kind::header, ""}};
+            c.rules = {r};
+          }) == "grayroute: rule \"r\": key: empty header name");
     CHECK(with([](policy_config& c) { c.client_ip.trusted_proxies = {"10.0.0.1/8"}; }).find("trusted proxy \"10.0.0.1/8\"") !=
           std::string::npos);
     CHECK(with([](policy_config& c) {

@@ -83,6 +83,7 @@ TEST_SUITE("redis URL") {
     CHECK(error_of("redis://h/0?db=1") ==
           "grayroute: redis URL \"redis://h/0?db=1\": db= is for unix sockets; write the database as the path (/0)");
     CHECK(error_of("redis://:foo%zzbar@h") == "grayroute: redis URL \"redis://:***@h\": bad %-escape in the password");
+    CHECK(error_of("redis://%zz:foobared@h") == "grayroute: redis URL \"redis://%zz:***@h\": bad %-escape in the user name");
     CHECK(error_of("redis://u:@h") == "grayroute: redis URL \"redis://u:***@h\": empty password after ':'");
     CHECK(error_of("rediss://:foobared@h").find("rediss:// and TLS are not supported") != std::string::npos);
     CHECK(error_of("127.0.0.1:6379 password=foobared").find("not redis://") != std::string::npos);
