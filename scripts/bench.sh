@@ -49,6 +49,7 @@ run_core() {
 run_core bench_parse
 run_core bench_store
 run_core bench_decide
+run_core bench_policy
 
 [ "${1:-}" = core ] && exit 0
 
