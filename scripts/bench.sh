@@ -61,6 +61,8 @@ run_core() {
       base["BM_Resolve_Xff3Hops"]="BM_Resolve_Xff3Hops_Naive"
       base["BM_Decide_HalfListed"]="BM_Decide_HalfListed_Naive"
       base["BM_Decide_1PctListed"]="BM_Decide_1PctListed_Naive"
+      base["BM_Policy_IssueExample"]="BM_Policy_Baseline_Router"
+      base["BM_Policy_RouterShorthand"]="BM_Policy_Baseline_Router"
       for (i=1; i<=n; i++) { k=order[i]; if (k ~ /(InetPton|UnorderedSet|Naive)/) continue
         b=base[k]; if (b!="" && (b in cpu)) printf "| %s | %.1f | %s | %.1f | %.2fx |\n", k, cpu[k], b, cpu[b], cpu[b]/cpu[k]
         else printf "| %s | %.1f | | | |\n", k, cpu[k] }
@@ -79,6 +81,7 @@ run_core() {
 run_core bench_parse
 run_core bench_store
 run_core bench_decide
+run_core bench_policy --benchmark_enable_random_interleaving=true
 
 # Ends the run: names every benchmark that failed, and fails if any did.
 finish() {

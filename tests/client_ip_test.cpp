@@ -216,7 +216,7 @@ TEST_SUITE("client_ip") {
             last_trusted.clear();
             break;
           }
-          const std::string text = a->to_string() + " from X-Forwarded-For";
+          const std::string text = to_string(*a) + " from X-Forwarded-For";
           if (!recursive || !r.is_trusted(*a)) {
             expected = text;
             last_trusted.clear();

@@ -204,7 +204,7 @@ bool connection::begin_request() {
   if (options_.routing_enabled) {
     decision_ = context_.router.decide(peer_, headers);
   } else {
-    decision_ = grayroute::decision{grayroute::kProduction, grayroute::route_reason::default_route, {peer_, -1, "peer"}};
+    decision_ = grayroute::decision{grayroute::kProduction, grayroute::route_reason::default_route, {peer_, -1, "peer"}, {}};
   }
 
   const auto expect = req[http::field::expect];

@@ -477,7 +477,7 @@ inline std::string bad_network_message(std::string_view text) {
     if (prefix >= 96 && prefix < 128 && ip_network::make(*address, static_cast<unsigned>(prefix))) {
       const auto v4 = ip_network::make(address->unmapped(), static_cast<unsigned>(prefix - 96));
       return detail::quote_value(text) + " is an IPv4-mapped network, which would match IPv4 clients: write " +
-             detail::quote_value(v4->to_string()) + " instead";
+             detail::quote_value(to_string(*v4)) + " instead";
     }
   }
   return detail::quote_value(text) + " is not an address or network (a network must have no host bits set)";

@@ -164,6 +164,150 @@ inline std::string to_json(const redis_status& status) {
   return std::make_pair(std::string(host), port);
 }
 
+namespace detail {
+
+inline constexpr std::string_view kDirectNeedsSeed = "redis direct mode reads the seed schema only (one GET per lookup)";
+
+// `url` with the password (userinfo after its first ':') shown as "***", for error text.
+inline std::string redact_url(std::string_view url) {
+  const std::size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return quote_value(url);
+  const std::size_t start = scheme + 3;
+  const std::size_t at = url.find('@', start);
+  if (at == std::string_view::npos) return quote_value(url);
+  const std::size_t colon = url.find(':', start);
+  if (colon == std::string_view::npos || colon > at) return quote_value(url);
+  std::string out(url.substr(0, colon + 1));
+  out += "***";
+  out += url.substr(at);
+  return quote_value(out);
+}
+
+// RFC 3986 percent-decoding of user information; false on a bad escape.
+inline bool percent_decode(std::string_view text, std::string& out) {
+  out.clear();
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') return (c | 0x20) - 'a' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out += text[i];
+      continue;
+    }
+    if (i + 2 >= text.size() || hex(text[i + 1]) < 0 || hex(text[i + 2]) < 0) return false;
+    out += static_cast<char>(hex(text[i + 1]) * 16 + hex(text[i + 2]));
+    i += 2;
+  }
+  return true;
+}
+
+inline bool parse_small_number(std::string_view text, int& out) {
+  if (text.empty() || text.size() > 9) return false;
+  int value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + (c - '0');
+  }
+  out = value;
+  return true;
+}
+
+}  // namespace detail
+
+/// A Redis source as one URL, the spelling every adapter reads:
+///   redis://[user[:password]@]host[:port][/db][?schema=seed|set:NAME|hash:NAME][&mode=direct]
+///   unix://[user[:password]@]/path/redis.sock[?db=N&schema=...&mode=...]
+/// User and password are percent-decoded; an IPv6 host is bracketed ([::1]:6380); the
+/// schema defaults to seed, the mode to synced. Other fields keep redis_config's defaults.
+/// Throws config_error naming the URL with its password shown as "***".
+///
+///   auto config = grayroute::parse_redis_url("redis://:foobared@127.0.0.1:6379/0?schema=seed");
+[[nodiscard]] inline redis_config parse_redis_url(std::string_view url) {
+  const std::string shown = detail::redact_url(url);
+  auto fail = [&](const std::string& why) { detail::throw_config_error("redis URL " + shown + ": " + why); };
+  redis_config c;
+  const bool unix_socket = url.substr(0, 7) == "unix://";
+  if (!unix_socket && url.substr(0, 8) != "redis://") {
+    fail("not redis://host[:port][/db]?... or unix:///path?... (rediss:// and TLS are not supported)");
+  }
+  std::string_view rest = url.substr(unix_socket ? 7 : 8);
+  std::string_view query;
+  if (const std::size_t q = rest.find('?'); q != std::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  // User information ends at the last '@' before the path (a password may hold '/').
+  const std::size_t at = rest.rfind('@');
+  if (at != std::string_view::npos) {
+    const std::string_view userinfo = rest.substr(0, at);
+    const std::size_t colon = userinfo.find(':');
+    if (!detail::percent_decode(userinfo.substr(0, colon), c.username)) fail("bad %-escape in the user name");
+    if (colon != std::string_view::npos && !detail::percent_decode(userinfo.substr(colon + 1), c.password)) {
+      fail("bad %-escape in the password");
+    }
+    if (colon != std::string_view::npos && c.password.empty()) fail("empty password after ':'");
+    rest.remove_prefix(at + 1);
+  }
+  bool db_in_path = false;
+  if (unix_socket) {
+    if (rest.empty() || rest.front() != '/') fail("a unix socket needs an absolute path (unix:///run/redis.sock)");
+    c.unix_socket = std::string(rest);
+  } else {
+    const std::size_t slash = rest.find('/');
+    const std::string_view authority = rest.substr(0, slash);
+    const auto address = authority.substr(0, 5) == "unix:" ? std::nullopt : parse_redis_address(authority);
+    if (!address) fail("host " + detail::quote_value(authority) + " is not host[:port] with a port in 1..65535");
+    c.host = address->first;
+    c.port = address->second;
+    if (slash != std::string_view::npos && slash + 1 < rest.size()) {
+      if (!detail::parse_small_number(rest.substr(slash + 1), c.database)) {
+        fail("database " + detail::quote_value(rest.substr(slash + 1)) + " is not a number");
+      }
+      db_in_path = true;
+    }
+  }
+  bool seen_schema = false, seen_mode = false, seen_db = false;
+  while (!query.empty()) {
+    const std::size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query.remove_prefix(amp == std::string_view::npos ? query.size() : amp + 1);
+    const std::size_t eq = pair.find('=');
+    const std::string_view name = pair.substr(0, eq);
+    const std::string_view value = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    bool* seen = name == "schema" ? &seen_schema : name == "mode" ? &seen_mode : name == "db" ? &seen_db : nullptr;
+    if (!seen) fail("unknown parameter " + detail::quote_value(name) + " (schema, mode" + (unix_socket ? ", db)" : ")"));
+    if (*seen) fail("parameter " + detail::quote_value(name) + " given twice");
+    *seen = true;
+    if (name == "schema") {
+      const std::string_view kind = value.substr(0, value.find(':'));
+      const std::string_view key = value.find(':') == std::string_view::npos ? std::string_view() : value.substr(value.find(':') + 1);
+      if (value == "seed") {
+        c.schema = redis_schema::seed;
+      } else if ((kind == "set" || kind == "hash") && !key.empty()) {
+        c.schema = kind == "set" ? redis_schema::set : redis_schema::hash;
+        c.key = std::string(key);
+      } else {
+        fail("schema " + detail::quote_value(value) + " is not seed, set:NAME or hash:NAME");
+      }
+    } else if (name == "mode") {
+      if (value == "direct") {
+        c.mode = redis_mode::direct;
+      } else if (value == "synced") {
+        c.mode = redis_mode::synced;
+      } else {
+        fail("mode " + detail::quote_value(value) + " is not synced or direct");
+      }
+    } else {
+      if (!unix_socket || db_in_path) fail("db= is for unix sockets; write the database as the path (/0)");
+      if (!detail::parse_small_number(value, c.database)) fail("database " + detail::quote_value(value) + " is not a number");
+    }
+  }
+  if (c.mode == redis_mode::direct && c.schema != redis_schema::seed) fail(std::string(detail::kDirectNeedsSeed));
+  return c;
+}
+
 /// A loggable description of `config`; the password shows as "***".
 inline std::string redact(const redis_config& config) {
   std::string out = config.unix_socket.empty() ? "redis://" : "redis+unix://";
@@ -215,6 +359,7 @@ inline void validate(const redis_config& c) {
   positive(c.ping_interval, "ping_interval");
   positive(c.retry_max, "retry_max");
   if (c.max_staleness.count() < 0) throw_config_error("redis max_staleness is negative");
+  if (c.mode == redis_mode::direct && c.schema != redis_schema::seed) throw_config_error(std::string(kDirectNeedsSeed));
 }
 
 }  // namespace detail

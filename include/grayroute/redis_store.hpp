@@ -43,9 +43,6 @@ class redis_store {
   explicit redis_store(redis_config config) : config_(std::move(config)) {
     detail::validate(config_);
     if (config_.mode == redis_mode::direct) {
-      if (config_.schema != redis_schema::seed) {
-        detail::throw_config_error("redis direct mode reads the seed schema only (one GET per lookup)");
-      }
       pool_ = std::make_unique<detail::redis_pool>(config_);
     } else {
       sync_ = std::make_unique<detail::redis_sync>(config_, store_, serving_);

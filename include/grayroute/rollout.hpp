@@ -48,6 +48,22 @@ class percentage_rollout {
     return detail::murmur3_x86_32(bytes, n, seed) % kBuckets;
   }
 
+  /// Finer buckets for shares in 0.0001% steps (policy splits): a key's fine bucket is
+  /// bucket() * 100 plus a sub-bucket from the rest of the hash, so for a share that is a
+  /// multiple of 0.01% "fine_bucket < share * 10000" picks exactly the keys "bucket <
+  /// share * 100" picks: a policy split and this rollout agree on every such share.
+  static constexpr std::uint32_t kFineBuckets = kBuckets * 100;
+
+  static std::uint32_t fine_bucket(std::string_view key, std::uint32_t seed) noexcept {
+    return refine(detail::murmur3_x86_32(key, seed));
+  }
+
+  static std::uint32_t fine_bucket(const ip_address& key, std::uint32_t seed) noexcept {
+    unsigned char bytes[16];
+    const std::size_t n = key.unmapped().to_bytes(bytes);
+    return refine(detail::murmur3_x86_32(bytes, n, seed));
+  }
+
   bool includes(std::string_view key) const noexcept { return threshold_ != 0 && bucket(key, seed_) < threshold_; }
   bool includes(const ip_address& key) const noexcept { return threshold_ != 0 && bucket(key, seed_) < threshold_; }
 
@@ -56,6 +72,10 @@ class percentage_rollout {
   constexpr std::uint32_t seed() const noexcept { return seed_; }
 
  private:
+  static constexpr std::uint32_t refine(std::uint32_t hash) noexcept {
+    return hash % kBuckets * 100 + hash / kBuckets % 100;
+  }
+
   std::uint32_t threshold_ = 0;
   std::uint32_t seed_ = 0;
 };

@@ -28,6 +28,7 @@
 #include "client_ip.hpp"
 #include "config_error.hpp"
 #include "cookie.hpp"
+#include "decision.hpp"
 #include "detail/ascii.hpp"
 #include "headers.hpp"
 #include "ip.hpp"
@@ -36,29 +37,6 @@
 #include "version.hpp"
 
 GRAYROUTE_NAMESPACE_BEGIN
-
-// g++ (-Wshadow) reports the scoped enumerator `header` as shadowing the type
-// grayroute::header, though a scoped enumerator is only ever named qualified.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wshadow"
-#endif
-enum class route_reason : std::uint8_t { header, cookie, list, percentage, default_route };
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-
-/// "header", "cookie", "list", "percentage", "default": for logs and response headers.
-constexpr std::string_view to_string(route_reason reason) noexcept {
-  switch (reason) {
-    case route_reason::header: return "header";
-    case route_reason::cookie: return "cookie";
-    case route_reason::list: return "list";
-    case route_reason::percentage: return "percentage";
-    case route_reason::default_route: return "default";
-  }
-  return "default";
-}
 
 struct router_config {
   /// Route names; the index is the route_id. The first is production (where
@@ -79,12 +57,6 @@ struct router_config {
   std::uint32_t percent_seed = 0;    ///< another seed picks an independent set of clients
 
   std::string default_route;
-};
-
-struct decision {
-  route_id route = kProduction;
-  route_reason reason = route_reason::default_route;
-  client_ip client;
 };
 
 template <class Store>
