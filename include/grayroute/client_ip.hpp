@@ -146,6 +146,8 @@ class client_ip_resolver {
     return false;
   }
 
+  /// The configured header names, in order (the policy checks them against its own).
+  const std::vector<std::string>& header_names() const noexcept { return names_; }
   /// The lengths of the configured names, for callers that pre-filter headers.
   const detail::name_lengths& header_name_lengths() const noexcept { return lengths_; }
 

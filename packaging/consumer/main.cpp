@@ -34,7 +34,7 @@ int main() {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   const grayroute::redis_status status = redis.status();
-  std::printf("redis store: %s\n", status.describe().c_str());
+  std::printf("redis store: %s\n", grayroute::to_string(status).c_str());
   if (status.last_error.empty()) return 1;
 #endif
   return d.reason == grayroute::route_reason::list ? 0 : 1;
