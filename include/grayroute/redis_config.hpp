@@ -55,6 +55,9 @@ struct redis_config {
   // Additions to the shared contract (defaults keep its behaviour):
   std::chrono::milliseconds ping_interval{1000};  ///< how often the sync thread checks both connections
   std::chrono::milliseconds retry_max{5000};      ///< reconnect backoff: 100 ms doubling up to this
+  /// Full reloads (after a FLUSHDB of our database, a set/hash change, a resync) start
+  /// no sooner than this after the previous one ended: a storm costs one load per interval.
+  std::chrono::milliseconds min_reload_interval{1000};
 };
 
 struct redis_status {
@@ -64,10 +67,34 @@ struct redis_status {
   std::size_t entries = 0;
   std::uint64_t full_loads = 0;
   std::uint64_t invalidations = 0;  ///< change notifications received
-  std::string last_error;           ///< "" when none; never contains the password
+  std::string last_error;           ///< "" when none: the failing step and Redis's reason; never the password
   std::size_t ignored = 0;          ///< entries skipped by the last load (not an address, unknown route)
   bool serving = true;              ///< false once max_staleness passed: lookups answer "not listed"
   std::uint64_t connects = 0;       ///< successful connects (1 + reconnects), synced mode
+  /// "tracking" (client-side caching), "polling every resync_interval (... refused: ...)"
+  /// when the server refuses CLIENT TRACKING, "direct" in direct mode.
+  std::string sync_mode;
+  bool loading = false;              ///< a full load is running
+  bool slow_load = false;            ///< ... and has run longer than its size should take
+  std::string slow_load_detail;      ///< how far the slow load got
+  std::uint64_t last_load_ms = 0;    ///< how long the last complete full load took
+  std::uint64_t flaps = 0;           ///< connections lost before they had stayed up long enough to count as healthy
+  bool flapping = false;             ///< the last connection was one of those
+  std::uint64_t flushes_elsewhere = 0;  ///< FLUSHDB/FLUSHALL notifications that did not touch our database (no reload)
+
+  /// "" while the list source is healthy; else why it is degraded: never synced,
+  /// disconnected, stale, a slow load, flapping. For health endpoints.
+  std::string problem() const {
+    if (!serving) return "stale: no Redis for max_staleness, answering not listed";
+    if (sync_mode == "direct") return connected || last_error.empty() ? "" : "last lookup failed: " + last_error;
+    auto with_error = [this](std::string text) { return last_error.empty() ? text : text + ": " + last_error; };
+    if (!synced_once) return with_error("never synced");
+    if (!connected) return with_error("disconnected, serving the last list");
+    if (slow_load) return slow_load_detail;
+    if (flapping) return with_error("connection flapping");
+    return "";
+  }
+  bool healthy() const { return problem().empty(); }
 
   /// One line for logs.
   std::string describe() const {
@@ -77,6 +104,9 @@ struct redis_status {
     if (ignored) out += " (" + std::to_string(ignored) + " ignored)";
     out += ", " + std::to_string(full_loads) + " full loads, " + std::to_string(invalidations) + " invalidations, " +
            std::to_string(connects) + " connects";
+    if (flaps) out += ", " + std::to_string(flaps) + " flaps";
+    if (!sync_mode.empty() && sync_mode != "tracking") out += ", " + sync_mode;
+    if (slow_load) out += ", " + slow_load_detail;
     if (!serving) out += ", stale: answering not-listed";
     if (!last_error.empty()) out += ", last error: " + last_error;
     return out;
@@ -84,19 +114,31 @@ struct redis_status {
 
   /// For health endpoints: one JSON object.
   std::string to_json() const {
-    std::string out = "{\"connected\":";
+    const std::string why = problem();
+    std::string out = "{\"health\":";
+    out += why.empty() ? "\"ok\"" : "\"degraded\"";
+    out += ",\"problem\":" + json_string(why);
+    out += ",\"connected\":";
     out += connected ? "true" : "false";
     out += ",\"synced_once\":";
     out += synced_once ? "true" : "false";
     out += ",\"serving\":";
     out += serving ? "true" : "false";
+    out += ",\"mode\":" + json_string(sync_mode);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(last_sync.time_since_epoch()).count();
     out += ",\"last_sync_unix_ms\":" + std::to_string(ms);
     out += ",\"entries\":" + std::to_string(entries);
     out += ",\"ignored\":" + std::to_string(ignored);
     out += ",\"full_loads\":" + std::to_string(full_loads);
+    out += ",\"last_load_ms\":" + std::to_string(last_load_ms);
+    out += ",\"loading\":";
+    out += loading ? "true" : "false";
     out += ",\"invalidations\":" + std::to_string(invalidations);
+    out += ",\"flushes_elsewhere\":" + std::to_string(flushes_elsewhere);
     out += ",\"connects\":" + std::to_string(connects);
+    out += ",\"flaps\":" + std::to_string(flaps);
+    out += ",\"flapping\":";
+    out += flapping ? "true" : "false";
     out += ",\"last_error\":" + json_string(last_error) + "}";
     return out;
   }
@@ -201,6 +243,7 @@ inline void validate(const redis_config& c) {
   positive(c.ping_interval, "ping_interval");
   positive(c.retry_max, "retry_max");
   if (c.max_staleness.count() < 0) throw_config_error("redis max_staleness is negative");
+  if (c.min_reload_interval.count() < 0) throw_config_error("redis min_reload_interval is negative");
 }
 
 }  // namespace detail
