@@ -80,7 +80,9 @@ struct redis_status {
   std::uint64_t last_load_ms = 0;    ///< how long the last complete full load took
   std::uint64_t flaps = 0;           ///< connections lost before they had stayed up long enough to count as healthy
   bool flapping = false;             ///< the last connection was one of those
-  std::uint64_t flushes_elsewhere = 0;  ///< FLUSHDB/FLUSHALL notifications that did not touch our database (no reload)
+  /// Checks after FLUSHDB/FLUSHALL notifications (one per batch of them) that found our
+  /// database untouched, so nothing was reloaded.
+  std::uint64_t flushes_elsewhere = 0;
 
   /// "" while the list source is healthy; else why it is degraded: never synced,
   /// disconnected, stale, a slow load, flapping. For health endpoints.

@@ -162,10 +162,13 @@ TEST_SUITE("redis faults: no reload storms") {
       return true;
     });
     fake.set("10.0.0.1", "10.0.0.1");
-    redis_store store(config_for(fake));
+    auto config = config_for(fake);
+    config.command_timeout = 2s;  // a loaded CI machine must not turn this into a reconnect
+    redis_store store(config);
     REQUIRE(store.wait_until_synced(5s));
-    CHECK(eventually([&] { return store.status().flushes_elsewhere > 200; }, 5s));
+    CHECK(eventually([&] { return store.status().invalidations > 200; }, 5s));
     const auto status = store.status();
+    CHECK(status.flushes_elsewhere >= 1);
     MESSAGE(status.describe());
     CHECK(status.full_loads == 1);
     CHECK(status.connected);
