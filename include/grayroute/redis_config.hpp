@@ -98,6 +98,14 @@ struct redis_status {
   }
   bool healthy() const { return problem().empty(); }
 
+  /// True while Redis refuses our credentials (wrong or missing password, unknown or
+  /// disabled ACL user): a configuration problem worth one log line, not a retry storm
+  /// of them. Adapters log it once, rate-limited.
+  bool credentials_refused() const {
+    return last_error.find(": AUTH: ") != std::string::npos || last_error.find("NOAUTH") != std::string::npos ||
+           last_error.find("WRONGPASS") != std::string::npos;
+  }
+
   /// One line for logs.
   std::string describe() const {
     std::string out = connected ? "redis connected" : "redis disconnected";
