@@ -312,6 +312,7 @@ class redis_sync {
   // write (a replica, a read-only ACL) leaves it unset, and then every flush
   // notification reloads (coalesced).
   bool mark_loading() {
+    if (!tracking_) return true;  // polling: no notifications to check against
     const auto ttl = std::chrono::duration_cast<std::chrono::milliseconds>(2 * config_.resync_interval +
                                                                            std::chrono::minutes(1));
     redis_reply r = data_.command({"SET", sentinel_, "1", "PX", std::to_string(ttl.count())});
