@@ -8,6 +8,7 @@
 #include <grayroute/redis_store.hpp>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,6 +43,13 @@ redis_config config_for(const fake_redis& fake) {
 bool gray(const redis_store& s, const char* ip) { return s.lookup(*parse_ip(ip)) == grayroute::kGray; }
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+// A store on `fake` that has completed its first load.
+std::unique_ptr<redis_store> synced_store(const redis_config& config) {
+  auto store = std::make_unique<redis_store>(config);
+  REQUIRE(store->wait_until_synced(5s));
+  return store;
+}
+
 std::string scan_reply(const std::string& cursor, const std::vector<std::string>& keys) {
   return "*2\r\n" + grayroute::test::resp_bulk(cursor) + resp_array(keys);
 }
@@ -59,17 +67,16 @@ TEST_SUITE("redis faults: bounded commands") {
     fake.set("10.0.0.1", "10.0.0.1");
     auto config = config_for(fake);
     config.resync_interval = 300ms;
-    redis_store store(config);
-    REQUIRE(store.wait_until_synced(5s));
+    auto store = synced_store(config);
     trickle = true;
     const auto scans = fake.count("SCAN");
     REQUIRE(eventually([&] { return fake.count("SCAN") > scans; }));
     const auto started = clock_type::now();
-    CHECK(eventually([&] { return contains(store.status().last_error, "SCAN: timed out after 300 ms"); }, 3s));
+    CHECK(eventually([&] { return contains(store->status().last_error, "SCAN: timed out after 300 ms"); }, 3s));
     // Each read got a byte well within command_timeout: only a per-command deadline stops it.
     CHECK(clock_type::now() - started < 1000ms);
-    CHECK(gray(store, "10.0.0.1"));  // the last list is kept
-    CHECK_FALSE(store.status().healthy());
+    CHECK(gray(*store, "10.0.0.1"));  // the last list is kept
+    CHECK_FALSE(store->status().healthy());
   }
 
   TEST_CASE("direct mode: a trickling server never makes a lookup exceed command_timeout") {
@@ -116,14 +123,13 @@ TEST_SUITE("redis faults: bounded commands") {
     fake.set("10.0.0.1", "10.0.0.1");
     auto config = config_for(fake);
     config.resync_interval = 200ms;
-    redis_store store(config);
-    REQUIRE(store.wait_until_synced(5s));
+    auto store = synced_store(config);
     endless = true;
-    CHECK(eventually([&] { return contains(store.status().last_error, "cursor not back to 0"); }, 5s));
-    const auto status = store.status();
+    CHECK(eventually([&] { return contains(store->status().last_error, "cursor not back to 0"); }, 5s));
+    const auto status = store->status();
     MESSAGE(status.last_error);
     CHECK(round.load() < 200);  // bounded by DBSIZE (1 key): 64 calls per attempt
-    CHECK(gray(store, "10.0.0.1"));
+    CHECK(gray(*store, "10.0.0.1"));
   }
 
   TEST_CASE("a slow load says so in the status, and a watch connection lost meanwhile abandons it") {
@@ -137,19 +143,18 @@ TEST_SUITE("redis faults: bounded commands") {
     fake.set("10.0.0.1", "10.0.0.1");
     auto config = config_for(fake);
     config.resync_interval = 200ms;
-    redis_store store(config);
-    REQUIRE(store.wait_until_synced(5s));
+    auto store = synced_store(config);
     slow = true;
-    CHECK(eventually([&] { return store.status().slow_load; }, 3s));
-    const auto status = store.status();
+    CHECK(eventually([&] { return store->status().slow_load; }, 3s));
+    const auto status = store->status();
     CHECK(status.loading);
     CHECK(contains(status.problem(), "full load slow"));
     CHECK(contains(status.to_json(), "\"health\":\"degraded\""));
     fake.drop_subscribers();
     const auto dropped = clock_type::now();
-    CHECK(eventually([&] { return contains(store.status().last_error, "abandoned, the watch connection"); }, 3s));
+    CHECK(eventually([&] { return contains(store->status().last_error, "abandoned, the watch connection"); }, 3s));
     CHECK(clock_type::now() - dropped < 1s);
-    CHECK(gray(store, "10.0.0.1"));
+    CHECK(gray(*store, "10.0.0.1"));
   }
 }
 
@@ -157,17 +162,16 @@ TEST_SUITE("redis faults: no reload storms") {
   TEST_CASE("a flood of null invalidations about other databases reloads nothing") {
     fake_redis fake([&](fake_redis::connection& c, const command& cmd) {
       if (cmd[0] != "SUBSCRIBE") return false;
-      c.send("*3\r\n$9\r\nsubscribe\r\n$20\r\n__redis__:invalidate\r\n:1\r\n");
+      c.send(grayroute::test::kSubscribeConfirmation);
       c.flood = grayroute::test::kNullInvalidation;  // ~1000 per second
       return true;
     });
     fake.set("10.0.0.1", "10.0.0.1");
     auto config = config_for(fake);
     config.command_timeout = 2s;  // a loaded CI machine must not turn this into a reconnect
-    redis_store store(config);
-    REQUIRE(store.wait_until_synced(5s));
-    CHECK(eventually([&] { return store.status().invalidations > 200; }, 5s));
-    const auto status = store.status();
+    auto store = synced_store(config);
+    CHECK(eventually([&] { return store->status().invalidations > 200; }, 5s));
+    const auto status = store->status();
     CHECK(status.flushes_elsewhere >= 1);
     MESSAGE(status.describe());
     CHECK(status.full_loads == 1);
@@ -178,7 +182,7 @@ TEST_SUITE("redis faults: no reload storms") {
     fake_redis fake([&](fake_redis::connection& c, const command& cmd) {
       if (cmd[0] == "EXISTS") return c.send(":0\r\n"), true;  // our database was flushed, every time
       if (cmd[0] != "SUBSCRIBE") return false;
-      c.send("*3\r\n$9\r\nsubscribe\r\n$20\r\n__redis__:invalidate\r\n:1\r\n");
+      c.send(grayroute::test::kSubscribeConfirmation);
       c.flood = grayroute::test::kNullInvalidation;
       return true;
     });
@@ -204,7 +208,7 @@ TEST_SUITE("redis faults: no reload storms") {
     fake_redis fake([&](fake_redis::connection& c, const command& cmd) {
       if (cmd[0] != "SUBSCRIBE") return false;
       const auto mgets = server->count("MGET");
-      c.send("*3\r\n$9\r\nsubscribe\r\n$20\r\n__redis__:invalidate\r\n:1\r\n");
+      c.send(grayroute::test::kSubscribeConfirmation);
       // Dies as soon as the full load that follows has been answered (its MGET).
       for (int i = 0; i < 400 && server->count("MGET") == mgets; ++i) c.sleep_for(5ms);
       c.sleep_for(5ms);
@@ -242,17 +246,16 @@ TEST_SUITE("redis faults: servers without CLIENT TRACKING") {
     fake.set("10.0.0.1", "10.0.0.1");
     auto config = config_for(fake);
     config.resync_interval = 200ms;
-    redis_store store(config);
-    REQUIRE(store.wait_until_synced(5s));
-    CHECK(gray(store, "10.0.0.1"));
-    auto status = store.status();
+    auto store = synced_store(config);
+    CHECK(gray(*store, "10.0.0.1"));
+    auto status = store->status();
     CHECK(contains(status.sync_mode, "polling"));
     CHECK(contains(status.sync_mode, "ERR unknown subcommand"));
     CHECK(status.last_error.empty());
     fake.set("10.0.0.2", "10.0.0.2");
-    CHECK(eventually([&] { return gray(store, "10.0.0.2"); }, 3s));
-    CHECK(store.status().connected);
-    CHECK(store.status().healthy());
+    CHECK(eventually([&] { return gray(*store, "10.0.0.2"); }, 3s));
+    CHECK(store->status().connected);
+    CHECK(store->status().healthy());
   }
 }
 

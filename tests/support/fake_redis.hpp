@@ -44,6 +44,8 @@ inline std::string resp_array(const std::vector<std::string>& items) {
   for (const auto& i : items) out += resp_bulk(i);
   return out;
 }
+/// Redis's answer to `SUBSCRIBE __redis__:invalidate`.
+inline const std::string kSubscribeConfirmation = "*3\r\n$9\r\nsubscribe\r\n$20\r\n__redis__:invalidate\r\n:1\r\n";
 /// A null invalidation, as Redis sends to every tracking client on FLUSHDB/FLUSHALL.
 inline const std::string kNullInvalidation = "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*-1\r\n";
 
