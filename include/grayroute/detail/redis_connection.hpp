@@ -293,8 +293,10 @@ class redis_connection {
     if (!ctx_) return nullptr;
     void* r = nullptr;
     if (redisGetReplyFromReader(ctx_, &r) != REDIS_OK) {
-      fail(step, oversized_ ? "reply with more than " + std::to_string(kMaxReplyElements) + " elements refused"
-                            : "protocol error (" + io_error() + ")");
+      const std::string reason = io_error();
+      const bool oversized = oversized_ || reason.find("length out of range") != std::string::npos;  // 1.x
+      fail(step, oversized ? "reply with more than " + std::to_string(kMaxReplyElements) + " elements refused"
+                           : "protocol error (" + reason + ")");
       ok = false;
       return nullptr;
     }
@@ -344,7 +346,7 @@ class redis_connection {
 
   void cap_reply_size() {
 #if HIREDIS_MAJOR >= 1
-    ctx_->reader->maxelements = kMaxReplyElements;
+    ctx_->reader->maxelements = static_cast<long long>(kMaxReplyElements);  // "... length out of range"
 #else
     // hiredis 0.14 has no limit: wrap its array constructor to refuse huge headers
     // before they are allocated (the failure surfaces as a reader error).
