@@ -71,8 +71,9 @@ struct redis_status {
   std::size_t ignored = 0;          ///< entries skipped by the last load (not an address, unknown route)
   bool serving = true;              ///< false once max_staleness passed: lookups answer "not listed"
   std::uint64_t connects = 0;       ///< successful connects (1 + reconnects), synced mode
-  /// "tracking" (client-side caching), "polling every resync_interval (... refused: ...)"
-  /// when the server refuses CLIENT TRACKING, "direct" in direct mode.
+  /// "tracking" (client-side caching); when the server refuses CLIENT TRACKING,
+  /// "keyspace notifications (... refused: ...)" where notify-keyspace-events allows,
+  /// else "polling every resync_interval (... refused: ...)"; "direct" in direct mode.
   std::string sync_mode;
   bool loading = false;              ///< a full load is running
   bool slow_load = false;            ///< ... and has run longer than its size should take

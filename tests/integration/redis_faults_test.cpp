@@ -259,6 +259,29 @@ TEST_SUITE("redis faults: servers without CLIENT TRACKING") {
   }
 }
 
+TEST_SUITE("redis faults: servers without CLIENT TRACKING") {
+  TEST_CASE("CLIENT TRACKING refused, keyspace notifications enabled: changes follow them, no resync needed") {
+    fake_redis fake([&](fake_redis::connection& c, const command& cmd) {
+      if (cmd[0] != "CLIENT" || cmd.size() < 2 || cmd[1] != "TRACKING") return false;
+      c.send("-ERR unknown subcommand 'TRACKING'. Try CLIENT HELP.\r\n");
+      return true;
+    });
+    fake.set_notify_keyspace_events("KA");
+    fake.set("10.0.0.1", "10.0.0.1");
+    auto config = config_for(fake);
+    config.resync_interval = 60s;
+    auto store = synced_store(config);
+    CHECK(contains(store->status().sync_mode, "keyspace notifications (CLIENT TRACKING refused"));
+    CHECK(fake.last("PSUBSCRIBE") == command{"PSUBSCRIBE", "__keyspace@0__:*"});
+    fake.set("10.0.0.2", "10.0.0.2");
+    fake.publish("*4\r\n$8\r\npmessage\r\n" + grayroute::test::resp_bulk("__keyspace@0__:*") +
+                 grayroute::test::resp_bulk("__keyspace@0__:10.0.0.2") + grayroute::test::resp_bulk("set"));
+    CHECK(eventually([&] { return gray(*store, "10.0.0.2"); }, 3s));
+    CHECK(store->status().full_loads == 1);
+    CHECK(store->status().healthy());
+  }
+}
+
 TEST_SUITE("redis faults: truthful status") {
   TEST_CASE("last_error names the step and Redis's reason") {
     SUBCASE("MGET error reply") {

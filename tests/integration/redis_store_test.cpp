@@ -324,6 +324,38 @@ TEST_SUITE("redis connections") {
     CHECK(gray(store, "10.0.0.1"));
   }
 
+  TEST_CASE("a user that may not use CLIENT: keyspace notifications where enabled, else polling") {
+    temp_dir dir;
+    redis_server server(dir);
+    redis_client redis(server.port());
+    REQUIRE(redis.run({"ACL", "SETUSER", "no-client", "on", ">nc-pass-123", "~*", "&*", "+@all", "-client"}) == "OK");
+    redis.run({"SET", "10.0.0.1", "10.0.0.1"});
+    auto config = config_for(server);
+    config.username = "no-client";
+    config.password = "nc-pass-123";
+    config.resync_interval = 60s;
+    SUBCASE("notify-keyspace-events KA") {
+      REQUIRE(redis.run({"CONFIG", "SET", "notify-keyspace-events", "KA"}) == "OK");
+      redis_store store(config);
+      REQUIRE(store.wait_until_synced(5s));
+      CHECK(store.status().sync_mode.find("keyspace notifications (CLIENT ID refused: NOPERM") == 0);
+      redis.run({"SET", "10.0.0.2", "10.0.0.2"});
+      CHECK(eventually([&] { return gray(store, "10.0.0.2"); }));
+      redis.run({"DEL", "10.0.0.1"});
+      CHECK(eventually([&] { return !listed(store, "10.0.0.1"); }));
+      CHECK(store.status().full_loads == 1);
+    }
+    SUBCASE("no keyspace notifications") {
+      config.resync_interval = 300ms;
+      redis_store store(config);
+      REQUIRE(store.wait_until_synced(5s));
+      CHECK(store.status().sync_mode.find("polling every resync_interval (CLIENT ID refused: NOPERM") == 0);
+      redis.run({"SET", "10.0.0.2", "10.0.0.2"});
+      CHECK(eventually([&] { return gray(store, "10.0.0.2"); }));  // by the next periodic load
+      CHECK(store.status().healthy());
+    }
+  }
+
   TEST_CASE("a unix socket") {
     temp_dir dir;
     const std::string socket = dir.file("redis.sock");

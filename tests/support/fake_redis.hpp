@@ -153,6 +153,16 @@ class fake_redis {
     std::lock_guard<std::mutex> lock(mutex_);
     keys_[key] = value;
   }
+  /// What `CONFIG GET notify-keyspace-events` answers.
+  void set_notify_keyspace_events(const std::string& flags) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    notify_keyspace_events_ = flags;
+  }
+  /// Sends `bytes` to every subscribed connection (now and to later subscribers).
+  void publish(const std::string& bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    published_.push_back(bytes);
+  }
   /// Closes every subscribed connection (the next time its thread looks).
   void drop_subscribers() { drop_subscribers_.fetch_add(1); }
 
@@ -176,6 +186,7 @@ class fake_redis {
     std::string in;
     auto next_flood = std::chrono::steady_clock::now();
     const int drops = drop_subscribers_.load();
+    std::size_t sent_published = 0;
     while (!stopping_.load() && !c.closed_) {
       if (c.subscribed_ && drop_subscribers_.load() != drops) break;
       pollfd p{fd, POLLIN, 0};
@@ -187,6 +198,14 @@ class fake_redis {
         in.append(buffer, static_cast<std::size_t>(n));
         command cmd;
         while (!c.closed_ && parse(in, cmd)) answer(c, cmd);
+      }
+      if (c.subscribed_) {
+        std::vector<std::string> out;
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          for (; sent_published < published_.size(); ++sent_published) out.push_back(published_[sent_published]);
+        }
+        for (const auto& bytes : out) c.send(bytes);
       }
       if (!c.flood.empty() && std::chrono::steady_clock::now() >= next_flood) {
         pollfd w{fd, POLLOUT, 0};
@@ -226,7 +245,7 @@ class fake_redis {
       last_[name] = cmd;
     }
     if (handler_ && handler_(c, cmd)) return;
-    if (name == "SUBSCRIBE") c.subscribed_ = true;
+    if (name == "SUBSCRIBE" || name == "PSUBSCRIBE") c.subscribed_ = true;
     c.send(default_reply(c, name, cmd));
   }
 
@@ -237,7 +256,13 @@ class fake_redis {
     if (name == "PING") return c.subscribed_ ? "*2\r\n$4\r\npong\r\n$0\r\n\r\n" : "+PONG\r\n";
     if (name == "CLIENT" && cmd.size() > 1 && cmd[1] == "ID") return ":" + std::to_string(c.id_) + "\r\n";
     if (name == "CLIENT") return "+OK\r\n";
-    if (name == "SUBSCRIBE") return "*3\r\n$9\r\nsubscribe\r\n" + resp_bulk(cmd.size() > 1 ? cmd[1] : "") + ":1\r\n";
+    if (name == "SUBSCRIBE" || name == "PSUBSCRIBE") {
+      const std::string kind = name == "SUBSCRIBE" ? "subscribe" : "psubscribe";
+      return "*3\r\n" + resp_bulk(kind) + resp_bulk(cmd.size() > 1 ? cmd[1] : "") + ":1\r\n";
+    }
+    if (name == "CONFIG" && cmd.size() == 3 && cmd[2] == "notify-keyspace-events") {
+      return resp_array({"notify-keyspace-events", notify_keyspace_events_});
+    }
     if (name == "DBSIZE") return ":" + std::to_string(keys_.size()) + "\r\n";
     if (name == "SCAN") {
       std::vector<std::string> keys;
@@ -274,6 +299,8 @@ class fake_redis {
   std::map<std::string, std::size_t> counts_;
   std::map<std::string, command> last_;
   std::map<std::string, std::string> keys_;
+  std::vector<std::string> published_;
+  std::string notify_keyspace_events_;  // Redis's default: none
 };
 
 }  // namespace grayroute::test

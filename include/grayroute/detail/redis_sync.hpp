@@ -171,7 +171,7 @@ class redis_sync {
 
   bool connect() {
     if (!data_.open(config_, config_.connect_timeout, config_.command_timeout)) return failed(data_.error());
-    tracking_ = false;
+    watching_ = keyspace_ = false;
     if (!watch_.open(config_, config_.connect_timeout, config_.command_timeout)) return failed(watch_.error());
     redis_reply id = watch_.command({"CLIENT", "ID"});
     if (!id) return failed(watch_.error());
@@ -188,20 +188,46 @@ class redis_sync {
     if (sub->type != REDIS_REPLY_ARRAY) {
       return failed(describe_bad_reply(config_, "SUBSCRIBE", sub.get(), "a subscribe confirmation"));
     }
-    tracking_ = true;
+    watching_ = true;
     std::lock_guard<std::mutex> lock(status_mutex_);
     status_.sync_mode = "tracking";
     return true;
   }
 
-  // The server has no client-side caching (or refuses it to our user): reload every
-  // resync_interval instead. The data connection alone is enough.
+  // The server has no client-side caching (or refuses it to our user). Where it
+  // publishes keyspace notifications for the events that change our list, follow
+  // those (they do not report flushes: resync_interval covers those); else reload
+  // every resync_interval with the data connection alone.
   bool start_polling(const char* step, const redisReply* refusal) {
+    const std::string why = std::string(step) + " refused: " + std::string(reply_text(refusal));
+    if (keyspace_events_enabled()) {
+      const std::string db = std::to_string(config_.database);
+      const bool seed = config_.schema == redis_schema::seed;
+      const std::string channel = "__keyspace@" + db + "__:" + (seed ? std::string("*") : config_.key);
+      redis_reply sub = watch_.command({seed ? "PSUBSCRIBE" : "SUBSCRIBE", channel});
+      if (!sub) return failed(watch_.error());
+      if (sub->type == REDIS_REPLY_ARRAY) {
+        watching_ = keyspace_ = true;
+        std::lock_guard<std::mutex> lock(status_mutex_);
+        status_.sync_mode = "keyspace notifications (" + why + ")";
+        return true;
+      }
+    }
     watch_.close();
     std::lock_guard<std::mutex> lock(status_mutex_);
-    status_.sync_mode = std::string("polling every resync_interval (") + step + " refused: " +
-                        std::string(reply_text(refusal)) + ")";
+    status_.sync_mode = "polling every resync_interval (" + why + ")";
     return true;
+  }
+
+  // notify-keyspace-events has K (keyspace channel) and the classes that change our
+  // list: generic (DEL, RENAME, EXPIRE), expired, and strings / sets / hashes.
+  bool keyspace_events_enabled() {
+    redis_reply r = watch_.command({"CONFIG", "GET", "notify-keyspace-events"});
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) return false;
+    const std::string_view flags = reply_text(r->element[1]);
+    auto has = [&](char c) { return flags.find(c) != std::string_view::npos; };
+    const char type = config_.schema == redis_schema::seed ? '$' : config_.schema == redis_schema::set ? 's' : 'h';
+    return has('K') && (has('A') || (has('g') && has('x') && has(type)));
   }
 
   void count_connect() {
@@ -277,7 +303,7 @@ class redis_sync {
   // (a long load must not hide a dead server), and say when the load is slow.
   bool between_batches(clock::time_point started, std::size_t seen, std::size_t size, std::string& error) {
     const auto now = clock::now();
-    if (tracking_) {
+    if (watching_) {
       pollfd watch{watch_.fd(), POLLIN, 0};
       if (::poll(&watch, 1, 0) > 0 && !pump()) {
         error = "abandoned, the watch connection failed: " + watch_.error();
@@ -312,7 +338,7 @@ class redis_sync {
   // write (a replica, a read-only ACL) leaves it unset, and then every flush
   // notification reloads (coalesced).
   bool mark_loading() {
-    if (!tracking_) return true;  // polling: no notifications to check against
+    if (!watching_ || keyspace_) return true;  // only null invalidations are checked against it
     const auto ttl = std::chrono::duration_cast<std::chrono::milliseconds>(2 * config_.resync_interval +
                                                                            std::chrono::minutes(1));
     redis_reply r = data_.command({"SET", sentinel_, "1", "PX", std::to_string(ttl.count())});
@@ -340,9 +366,9 @@ class redis_sync {
       if (!stable_) until = std::min(until, began + stable_after);
       const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count();
       pollfd fds[2] = {{wake_[0], POLLIN, 0}, {watch_.fd(), POLLIN, 0}};
-      const int ready = ::poll(fds, tracking_ ? 2 : 1, static_cast<int>(std::clamp<long long>(wait + 1, 0, 60000)));
+      const int ready = ::poll(fds, watching_ ? 2 : 1, static_cast<int>(std::clamp<long long>(wait + 1, 0, 60000)));
       if (stopping_.load()) return;
-      if (ready > 0 && tracking_ && fds[1].revents && !pump()) return;
+      if (ready > 0 && watching_ && fds[1].revents && !pump()) return;
       if (!apply_queued()) return;
       now = clock::now();
       if (ping_outstanding_ && now >= ping_deadline_) {
@@ -388,22 +414,22 @@ class redis_sync {
         healthy();
         continue;
       }
+      if (keyspace_) {
+        // ["pmessage", pattern, "__keyspace@0__:<key>", event] or ["message", channel, event].
+        if (!((kind == "pmessage" && r->elements == 4) || (kind == "message" && r->elements == 3))) continue;
+        ++count;
+        const std::string_view channel = reply_text(r->element[r->elements - 2]);
+        const std::size_t at = channel.find("__:");
+        if (at != std::string_view::npos) changed(channel.substr(at + 3));
+        continue;
+      }
       if (kind != "message" || r->elements != 3) continue;
       ++count;
       const redisReply* payload = r->element[2];
       if (payload->type != REDIS_REPLY_ARRAY) {
         flush_hint_ = true;  // null: FLUSHDB / FLUSHALL in some database
-      } else if (config_.schema != redis_schema::seed) {
-        // BCAST PREFIX also matches longer names; only our key changes the list.
-        for (std::size_t i = 0; i < payload->elements; ++i) {
-          if (reply_text(payload->element[i]) == config_.key) reload_pending_ = true;
-        }
-      } else if (!reload_pending_) {
-        for (std::size_t i = 0; i < payload->elements; ++i) queued_keys_.emplace_back(reply_text(payload->element[i]));
-        if (queued_keys_.size() > kMaxQueuedKeys) {
-          queued_keys_.clear();
-          reload_pending_ = true;
-        }
+      } else {
+        for (std::size_t i = 0; i < payload->elements; ++i) changed(reply_text(payload->element[i]));
       }
     }
     if (count) {
@@ -411,6 +437,21 @@ class redis_sync {
       status_.invalidations += count;
     }
     return true;
+  }
+
+  // One key was written: seed keys are queued for a re-read; for set/hash only our
+  // key matters (BCAST PREFIX also matches longer names) and it means a reload.
+  void changed(std::string_view key) {
+    if (config_.schema != redis_schema::seed) {
+      if (key == config_.key) reload_pending_ = true;
+      return;
+    }
+    if (reload_pending_) return;
+    queued_keys_.emplace_back(key);
+    if (queued_keys_.size() > kMaxQueuedKeys) {
+      queued_keys_.clear();
+      reload_pending_ = true;
+    }
   }
 
   // Applies what pump() queued: the flush check, then the re-read of changed keys.
@@ -465,10 +506,10 @@ class redis_sync {
   bool ping() {
     const auto now = clock::now();
     next_ping_ = now + config_.ping_interval;
-    if (tracking_ && !ping_outstanding_ && !ping_watch(now)) return false;
+    if (watching_ && !ping_outstanding_ && !ping_watch(now)) return false;
     redis_reply r = data_.command({"PING"});
     if (!r) return failed(data_.error());
-    if (!tracking_) healthy();
+    if (!watching_) healthy();
     return true;
   }
 
@@ -558,7 +599,8 @@ class redis_sync {
   clock::time_point next_ping_{}, ping_deadline_{}, next_resync_{}, last_load_end_{};
   clock::time_point last_healthy_ = clock::now();
   bool ping_outstanding_ = false;
-  bool tracking_ = false;        // false: polling (no CLIENT TRACKING)
+  bool watching_ = false;        // the watch connection is in use (false: polling)
+  bool keyspace_ = false;        // ... for keyspace notifications, not CLIENT TRACKING
   bool stable_ = false;          // this connection has stayed up long enough to reset the backoff
   bool reload_pending_ = false;  // a full load is due (at most one waits)
   bool flush_hint_ = false;      // a null invalidation came: check the sentinel
