@@ -5,6 +5,7 @@
 //                          and BM_RedisLookup_SeedConnectPerRequest (the seed: connect, AUTH, GET, close)
 //   BM_RedisPropagation_Set / _Del: write -> visible to lookups, p50/p99 as counters
 //   BM_RedisFullLoad_Seed1M / _Set1M  vs  BM_MemoryStoreReplace_1M (the publish alone)
+//                          and BM_RedisScanMget_Seed1M_Baseline (the same SCAN + MGET, raw hiredis)
 //   counters snapshot_MB (memory_store::memory_bytes) and rss_MB (resident growth)
 //
 // Usage: bench_redis [--benchmark_filter=...]   (needs redis-server on PATH)
@@ -265,6 +266,70 @@ void full_load(benchmark::State& state, grayroute::redis_schema schema) {
   state.counters["rss_MB"] = rss_mb;
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(entries));
 }
+
+// Baseline for the seed load: what Redis needs to serve the same keys to the thinnest
+// client, i.e. the same pipelined SCAN + MGET over raw hiredis, replies freed unread.
+// The store's load (BM_RedisFullLoad_Seed1M) is compared with this, in the same run.
+void BM_RedisScanMget_Seed1M_Baseline(benchmark::State& state) {
+  auto& f = fixture();
+  f.ensure_big_seed();
+  std::size_t keys = 0;
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    timeval tv{30, 0};
+    redisContext* ctx = redisConnectWithTimeout("127.0.0.1", f.server.port(), tv);
+    auto run = [&](std::vector<std::string> args) {
+      std::vector<const char*> argv;
+      std::vector<std::size_t> lengths;
+      for (const auto& a : args) {
+        argv.push_back(a.data());
+        lengths.push_back(a.size());
+      }
+      redisAppendCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lengths.data());
+    };
+    auto reply = [&] {
+      void* r = nullptr;
+      if (redisGetReply(ctx, &r) != REDIS_OK || !r) {
+        state.SkipWithError("baseline: redis I/O error");
+        return static_cast<redisReply*>(nullptr);
+      }
+      return static_cast<redisReply*>(r);
+    };
+    run({"AUTH", f.server.password()});
+    run({"SELECT", std::to_string(kSeedDb)});
+    freeReplyObject(reply());
+    freeReplyObject(reply());
+    keys = 0;
+    run({"SCAN", "0", "COUNT", "1000"});
+    redisReply* scan = reply();
+    bool mget_pending = false;
+    while (scan) {
+      const std::string cursor(scan->element[0]->str, scan->element[0]->len);
+      if (cursor != "0") run({"SCAN", cursor, "COUNT", "1000"});
+      const redisReply* batch = scan->element[1];
+      std::vector<const char*> argv{"MGET"};
+      std::vector<std::size_t> lengths{4};
+      for (std::size_t i = 0; i < batch->elements; ++i) {
+        argv.push_back(batch->element[i]->str);
+        lengths.push_back(batch->element[i]->len);
+      }
+      keys += batch->elements;
+      if (batch->elements) redisAppendCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lengths.data());
+      if (mget_pending) freeReplyObject(reply());
+      mget_pending = batch->elements > 0;
+      freeReplyObject(scan);
+      scan = nullptr;
+      if (cursor == "0") break;
+      scan = reply();
+    }
+    if (mget_pending) freeReplyObject(reply());
+    redisFree(ctx);
+    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  state.counters["keys"] = static_cast<double>(keys);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(keys));
+}
+BENCHMARK(BM_RedisScanMget_Seed1M_Baseline)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
 
 void BM_RedisFullLoad_Seed1M(benchmark::State& state) { full_load(state, grayroute::redis_schema::seed); }
 void BM_RedisFullLoad_Set1M(benchmark::State& state) { full_load(state, grayroute::redis_schema::set); }

@@ -167,9 +167,11 @@ std::string list_source::health_json() const {
   std::time_t last_sync = 0;
   std::string redis_json;
   bool redis_connected = false;
+  std::string problem;  // "": healthy
 #if GRAYROUTE_PROXY_REDIS
   if (redis_) {
     const auto status = redis_->status();
+    if (!status.healthy()) problem = "redis: " + status.problem();
     entries += status.entries;
     source += source.empty() ? "redis" : " + redis";
     if (status.synced_once) last_sync = std::chrono::system_clock::to_time_t(status.last_sync);
@@ -177,7 +179,8 @@ std::string list_source::health_json() const {
     redis_json = grayroute::to_json(status);
   }
 #endif
-  std::string out = "{\"status\":\"ok\",\"entries\":" + std::to_string(entries);
+  std::string out = problem.empty() ? "{\"status\":\"ok\"" : "{\"status\":\"degraded\",\"reason\":" + grayroute::detail::json_string(problem);
+  out += ",\"entries\":" + std::to_string(entries);
   out += ",\"source\":" + grayroute::detail::json_string(source);
   {
     std::lock_guard<std::mutex> lock(status_mutex_);

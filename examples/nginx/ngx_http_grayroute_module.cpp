@@ -147,6 +147,9 @@ struct main_state {
 #if GRAYROUTE_NGINX_REDIS
   std::optional<grayroute::redis_config> redis;
   std::unique_ptr<grayroute::redis_store> redis_store;  // in a worker only
+  ngx_event_t credentials_timer{};  // logs refused Redis credentials, rate-limited
+  ngx_msec_t credentials_logged_at = 0;
+  bool credentials_logged = false;
 #endif
 
   std::optional<route_id> find_route(std::string_view name) const {
@@ -755,7 +758,19 @@ std::string status_json(const main_state& m) {
     if (i) out += ',';
     append_json_string(out, m.routes[i]);
   }
-  out += "],\"static_entries\":";
+  out += "]";
+#if GRAYROUTE_NGINX_REDIS
+  // "degraded" while the Redis list is failing or stale (never synced, disconnected, slow).
+  if (m.redis_store && !m.redis_store->status().healthy()) {
+    out += ",\"status\":\"degraded\",\"reason\":";
+    append_json_string(out, "redis: " + m.redis_store->status().problem());
+  } else {
+    out += ",\"status\":\"ok\"";
+  }
+#else
+  out += ",\"status\":\"ok\"";
+#endif
+  out += ",\"static_entries\":";
   out += std::to_string(m.static_list ? m.static_list->size() : 0);
   out += ",\"redis\":";
 #if GRAYROUTE_NGINX_REDIS
@@ -807,6 +822,29 @@ main_state* cycle_main(ngx_cycle_t* cycle) {
 }
 #endif
 
+#if GRAYROUTE_NGINX_REDIS
+// A wrong Redis password is logged once when it starts, then at most every ten
+// minutes while it lasts: the sync thread retries every few seconds, the log must not.
+constexpr ngx_msec_t kCredentialsCheck = 1000, kCredentialsRepeat = 600000;
+
+void check_redis_credentials(ngx_event_t* ev) {
+  auto* m = static_cast<main_state*>(ev->data);
+  if (!m->redis_store) return;
+  const grayroute::redis_status status = m->redis_store->status();
+  if (status.credentials_refused()) {
+    if (!m->credentials_logged || ngx_current_msec - m->credentials_logged_at >= kCredentialsRepeat) {
+      ngx_log_error(NGX_LOG_ERR, ev->log, 0, "grayroute: Redis refused the credentials (check password=): %s",
+                    status.last_error.c_str());
+      m->credentials_logged = true;
+      m->credentials_logged_at = ngx_current_msec;
+    }
+  } else if (status.connected) {
+    m->credentials_logged = false;
+  }
+  ngx_add_timer(ev, kCredentialsCheck);
+}
+#endif
+
 ngx_int_t init_process(ngx_cycle_t* cycle) {
 #if GRAYROUTE_NGINX_REDIS
   // Cache managers and loaders route nothing: only request-serving processes sync.
@@ -823,6 +861,11 @@ ngx_int_t init_process(ngx_cycle_t* cycle) {
     m->store.set_redis(m->redis_store.get());
     ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0, "grayroute: worker %P syncing the gray list from %s", ngx_pid,
                   grayroute::redact(*m->redis).c_str());
+    m->credentials_timer.handler = check_redis_credentials;
+    m->credentials_timer.data = m;
+    m->credentials_timer.log = cycle->log;
+    m->credentials_timer.cancelable = 1;  // never holds up a graceful shutdown
+    ngx_add_timer(&m->credentials_timer, kCredentialsCheck);
   } catch (const std::exception& e) {
     // A worker without Redis still serves, from the static list and the defaults.
     ngx_log_error(NGX_LOG_ALERT, cycle->log, 0, "grayroute: no Redis store in worker %P: %s", ngx_pid, e.what());
@@ -838,6 +881,7 @@ void exit_process(ngx_cycle_t* cycle) {
 #if GRAYROUTE_NGINX_REDIS
   main_state* m = cycle_main(cycle);
   if (!m || !m->redis_store) return;
+  if (m->credentials_timer.timer_set) ngx_del_timer(&m->credentials_timer);
   m->store.set_redis(nullptr);
   m->redis_store.reset();  // joins the sync thread and closes the connection
   ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0, "grayroute: worker %P stopped its Redis sync", ngx_pid);

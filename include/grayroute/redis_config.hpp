@@ -70,6 +70,9 @@ struct redis_config {
   // Additions to the shared contract (defaults keep its behaviour):
   std::chrono::milliseconds ping_interval{1000};  ///< how often the sync thread checks both connections
   std::chrono::milliseconds retry_max{5000};      ///< reconnect backoff: 100 ms doubling up to this
+  /// Full reloads (after a FLUSHDB of our database, a set/hash change, a resync) start
+  /// no sooner than this after the previous one ended: a storm costs one load per interval.
+  std::chrono::milliseconds min_reload_interval{1000};
 };
 
 struct redis_status {
@@ -79,10 +82,45 @@ struct redis_status {
   std::size_t entries = 0;
   std::uint64_t full_loads = 0;
   std::uint64_t invalidations = 0;  ///< change notifications received
-  std::string last_error;           ///< "" when none; never contains the password
+  std::string last_error;           ///< "" when none: the failing step and Redis's reason; never the password
   std::size_t ignored = 0;          ///< entries skipped by the last load (not an address, unknown route)
   bool serving = true;              ///< false once max_staleness passed: lookups answer "not listed"
   std::uint64_t connects = 0;       ///< successful connects (1 + reconnects), synced mode
+  /// "tracking" (client-side caching); when the server refuses CLIENT TRACKING,
+  /// "keyspace notifications (... refused: ...)" where notify-keyspace-events allows,
+  /// else "polling every resync_interval (... refused: ...)"; "direct" in direct mode.
+  std::string sync_mode;
+  bool loading = false;              ///< a full load is running
+  bool slow_load = false;            ///< ... and has run longer than its size should take
+  std::string slow_load_detail;      ///< how far the slow load got
+  std::uint64_t last_load_ms = 0;    ///< how long the last complete full load took
+  std::uint64_t flaps = 0;           ///< connections lost before they had stayed up long enough to count as healthy
+  bool flapping = false;             ///< the last connection was one of those
+  /// Checks after FLUSHDB/FLUSHALL notifications (one per batch of them) that found our
+  /// database untouched, so nothing was reloaded.
+  std::uint64_t flushes_elsewhere = 0;
+
+  /// "" while the list source is healthy; else why it is degraded: never synced,
+  /// disconnected, stale, a slow load, flapping. For health endpoints.
+  std::string problem() const {
+    if (!serving) return "stale: no Redis for max_staleness, answering not listed";
+    if (sync_mode == "direct") return connected || last_error.empty() ? "" : "last lookup failed: " + last_error;
+    auto with_error = [this](std::string text) { return last_error.empty() ? text : text + ": " + last_error; };
+    if (!synced_once) return with_error("never synced");
+    if (!connected) return with_error("disconnected, serving the last list");
+    if (slow_load) return slow_load_detail;
+    if (flapping) return with_error("connection flapping");
+    return "";
+  }
+  bool healthy() const { return problem().empty(); }
+
+  /// True while Redis refuses our credentials (wrong or missing password, unknown or
+  /// disabled ACL user): a configuration problem worth one log line, not a retry storm
+  /// of them. Adapters log it once, rate-limited.
+  bool credentials_refused() const {
+    return last_error.find(": AUTH: ") != std::string::npos || last_error.find("NOAUTH") != std::string::npos ||
+           last_error.find("WRONGPASS") != std::string::npos;
+  }
 };
 
 /// One line for logs: "redis connected, synced 3s ago, 1000 entries, ...".
@@ -96,26 +134,44 @@ inline std::string to_string(const redis_status& status) {
   if (status.ignored) out += " (" + std::to_string(status.ignored) + " ignored)";
   out += ", " + std::to_string(status.full_loads) + " full loads, " + std::to_string(status.invalidations) +
          " invalidations, " + std::to_string(status.connects) + " connects";
+  if (status.flaps) out += ", " + std::to_string(status.flaps) + " flaps";
+  if (!status.sync_mode.empty() && status.sync_mode != "tracking") out += ", " + status.sync_mode;
+  if (status.slow_load) out += ", " + status.slow_load_detail;
   if (!status.serving) out += ", stale: answering not-listed";
   if (!status.last_error.empty()) out += ", last error: " + status.last_error;
   return out;
 }
 
-/// For health endpoints: one JSON object.
+/// For health endpoints: one JSON object; "health" is "ok" or "degraded" (see problem()).
 inline std::string to_json(const redis_status& status) {
-  std::string out = "{\"connected\":";
-  out += status.connected ? "true" : "false";
+  const auto flag = [](bool b) { return b ? "true" : "false"; };
+  const std::string why = status.problem();
+  std::string out = "{\"health\":";
+  out += why.empty() ? "\"ok\"" : "\"degraded\"";
+  out += ",\"problem\":";
+  detail::append_json_string(out, why);
+  out += ",\"connected\":";
+  out += flag(status.connected);
   out += ",\"synced_once\":";
-  out += status.synced_once ? "true" : "false";
+  out += flag(status.synced_once);
   out += ",\"serving\":";
-  out += status.serving ? "true" : "false";
+  out += flag(status.serving);
+  out += ",\"mode\":";
+  detail::append_json_string(out, status.sync_mode);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(status.last_sync.time_since_epoch()).count();
   out += ",\"last_sync_unix_ms\":" + std::to_string(ms);
   out += ",\"entries\":" + std::to_string(status.entries);
   out += ",\"ignored\":" + std::to_string(status.ignored);
   out += ",\"full_loads\":" + std::to_string(status.full_loads);
+  out += ",\"last_load_ms\":" + std::to_string(status.last_load_ms);
+  out += ",\"loading\":";
+  out += flag(status.loading);
   out += ",\"invalidations\":" + std::to_string(status.invalidations);
+  out += ",\"flushes_elsewhere\":" + std::to_string(status.flushes_elsewhere);
   out += ",\"connects\":" + std::to_string(status.connects);
+  out += ",\"flaps\":" + std::to_string(status.flaps);
+  out += ",\"flapping\":";
+  out += flag(status.flapping);
   out += ",\"last_error\":";
   detail::append_json_string(out, status.last_error);
   out += '}';
@@ -360,6 +416,7 @@ inline void validate(const redis_config& c) {
   positive(c.retry_max, "retry_max");
   if (c.max_staleness.count() < 0) throw_config_error("redis max_staleness is negative");
   if (c.mode == redis_mode::direct && c.schema != redis_schema::seed) throw_config_error(std::string(kDirectNeedsSeed));
+  if (c.min_reload_interval.count() < 0) throw_config_error("redis min_reload_interval is negative");
 }
 
 }  // namespace detail

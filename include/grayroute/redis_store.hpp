@@ -7,11 +7,13 @@
 //
 // Synced mode (the default): lookups read a memory_store snapshot; one background
 // thread loads the whole list (SCAN in batches), follows changes through Redis
-// client-side caching invalidations, reloads after every reconnect and every
-// resync_interval, and publishes only complete reads. When Redis is down the last
-// snapshot keeps answering (until max_staleness, if set); nothing on the request path
-// waits for Redis. Direct mode does one GET per lookup, as the seed did: for
-// comparison and small setups. See docs/redis.md.
+// client-side caching invalidations (or polls, where CLIENT TRACKING is refused),
+// reloads after every reconnect, every resync_interval and every flush of its own
+// database (coalesced, at most one per min_reload_interval), and publishes only
+// complete reads. Every command and every load runs against a deadline. When Redis is
+// down the last snapshot keeps answering (until max_staleness, if set); nothing on the
+// request path waits for Redis. Direct mode does one GET per lookup, as the seed did:
+// for comparison and small setups. See docs/redis.md.
 //
 // This is the only grayroute header that includes hiredis (target grayroute::redis).
 #ifndef GRAYROUTE_REDIS_STORE_HPP
@@ -56,7 +58,8 @@ class redis_store {
   redis_store& operator=(const redis_store&) = delete;
 
   /// The route of `address`, or nullopt when it is not listed. Synced mode: reads
-  /// memory only. Direct mode: one GET, bounded by command_timeout, nullopt on failure.
+  /// memory only. Direct mode: one GET, never longer than command_timeout in all,
+  /// nullopt on failure.
   std::optional<route_id> lookup(const ip_address& address) const noexcept {
     if (pool_) return pool_->lookup(address);
     if (!serving_.load(std::memory_order_relaxed)) return std::nullopt;

@@ -72,6 +72,33 @@ TEST_SUITE("nginx module with redis") {
     CHECK(nginx.error_log().find("foobared") == std::string::npos);  // the password never reaches the log
   }
 
+  TEST_CASE("a wrong password: one error-log line per worker, the status page says degraded") {
+    temp_dir dir;
+    redis_server redis(dir, {"foobared"});
+    const std::string directive = "grayroute_redis 127.0.0.1:" + std::to_string(redis.port()) +
+                                  " password=WRONG;\n";
+    nginx_server nginx(dir, directive, kSeedLocation);
+    auto refusals = [&] {
+      const std::string log = nginx.error_log();
+      std::size_t n = 0;
+      for (std::size_t at = log.find("refused the credentials"); at != std::string::npos;
+           at = log.find("refused the credentials", at + 1)) {
+        ++n;
+      }
+      return n;
+    };
+    REQUIRE(eventually([&] { return refusals() >= static_cast<std::size_t>(nginx.worker_processes()); }));
+    // The store retries with a backoff growing from 100 ms: several tries, one line per worker.
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    CHECK(refusals() == static_cast<std::size_t>(nginx.worker_processes()));
+    const std::string log = nginx.error_log();
+    CHECK(log.find("WRONGPASS") != std::string::npos);  // Redis's reason, unredacted: the password is not in it
+    CHECK(log.find("password=WRONG ") == std::string::npos);
+    const http_reply status = http_get(nginx.port(), "/grayroute");
+    CHECK(status.body.find("\"status\":\"degraded\"") != std::string::npos);
+    CHECK(status.body.find("never synced") != std::string::npos);
+  }
+
   TEST_CASE("Redis killed, blackholed and restarted under load: no request fails") {
     temp_dir dir;
     redis_server redis(dir, {"foobared"});

@@ -217,6 +217,7 @@ TEST_SUITE("proxy redis") {
     CHECK(backend_of("203.0.113.10") == "production");
 
     auto health = http_get(s.port(), "/-/grayroute/health").body;
+    CHECK(health.find("\"status\":\"ok\"") != std::string::npos);
     CHECK(health.find("\"redis_connected\":true") != std::string::npos);
     CHECK(health.find("\"entries\":1") != std::string::npos);
 
@@ -227,6 +228,8 @@ TEST_SUITE("proxy redis") {
       return http_get(s.port(), "/-/grayroute/health").body.find("\"redis_connected\":false") != std::string::npos;
     }));
     health = http_get(s.port(), "/-/grayroute/health").body;
+    CHECK(health.find("\"status\":\"degraded\",\"reason\":\"redis: disconnected, serving the last list") !=
+          std::string::npos);
     CHECK(health.find("s3cret-pass") == std::string::npos);
     CHECK(s.front.log().find("s3cret-pass") == std::string::npos);
     CHECK(s.front.log().find("redis://:***@127.0.0.1") != std::string::npos);

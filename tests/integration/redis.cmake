@@ -8,5 +8,11 @@ if(GRAYROUTE_HAS_REDIS)
     SOURCES integration/redis_concurrency_test.cpp
     LIBRARIES grayroute::redis
     LABELS "server;concurrency")
-  set_tests_properties(redis_store_test redis_concurrency_test PROPERTIES TIMEOUT 120)
+  # A fake RESP server injecting faults (tests/support/fake_redis.hpp); the sync thread
+  # races status readers and the fake's threads, so it runs under TSan too.
+  grayroute_add_test(redis_faults_test
+    SOURCES integration/redis_faults_test.cpp
+    LIBRARIES grayroute::redis
+    LABELS "server;concurrency")
+  set_tests_properties(redis_store_test redis_concurrency_test redis_faults_test PROPERTIES TIMEOUT 120)
 endif()

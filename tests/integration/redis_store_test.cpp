@@ -295,7 +295,7 @@ TEST_SUITE("redis connections") {
       std::this_thread::sleep_for(300ms);
       const auto status = store.status();
       CHECK_FALSE(status.connected);
-      CHECK(status.last_error.find("AUTH failed") != std::string::npos);
+      CHECK(status.last_error.find("AUTH: WRONGPASS") != std::string::npos);
       for (const std::string& text : {status.last_error, to_string(status), to_json(status), redact(config)}) {
         CHECK(text.find("wrong-foobared-guess") == std::string::npos);
         CHECK(text.find("foobared-secret") == std::string::npos);
@@ -322,6 +322,38 @@ TEST_SUITE("redis connections") {
     redis_store store(config);
     REQUIRE(store.wait_until_synced(5s));
     CHECK(gray(store, "10.0.0.1"));
+  }
+
+  TEST_CASE("a user that may not use CLIENT: keyspace notifications where enabled, else polling") {
+    temp_dir dir;
+    redis_server server(dir);
+    redis_client redis(server.port());
+    REQUIRE(redis.run({"ACL", "SETUSER", "no-client", "on", ">nc-pass-123", "~*", "&*", "+@all", "-client"}) == "OK");
+    redis.run({"SET", "10.0.0.1", "10.0.0.1"});
+    auto config = config_for(server);
+    config.username = "no-client";
+    config.password = "nc-pass-123";
+    config.resync_interval = 60s;
+    SUBCASE("notify-keyspace-events KA") {
+      REQUIRE(redis.run({"CONFIG", "SET", "notify-keyspace-events", "KA"}) == "OK");
+      redis_store store(config);
+      REQUIRE(store.wait_until_synced(5s));
+      CHECK(store.status().sync_mode.find("keyspace notifications (CLIENT ID refused: NOPERM") == 0);
+      redis.run({"SET", "10.0.0.2", "10.0.0.2"});
+      CHECK(eventually([&] { return gray(store, "10.0.0.2"); }));
+      redis.run({"DEL", "10.0.0.1"});
+      CHECK(eventually([&] { return !listed(store, "10.0.0.1"); }));
+      CHECK(store.status().full_loads == 1);
+    }
+    SUBCASE("no keyspace notifications") {
+      config.resync_interval = 300ms;
+      redis_store store(config);
+      REQUIRE(store.wait_until_synced(5s));
+      CHECK(store.status().sync_mode.find("polling every resync_interval (CLIENT ID refused: NOPERM") == 0);
+      redis.run({"SET", "10.0.0.2", "10.0.0.2"});
+      CHECK(eventually([&] { return gray(store, "10.0.0.2"); }));  // by the next periodic load
+      CHECK(store.status().healthy());
+    }
   }
 
   TEST_CASE("a unix socket") {
@@ -566,6 +598,128 @@ TEST_SUITE("redis slow loads") {
     const auto status = store.status();
     MESSAGE(to_string(status));
     CHECK_FALSE(ping_error.load());
+  }
+}
+
+TEST_SUITE("redis reload storms") {
+  TEST_CASE("a FLUSHDB storm in another database reloads nothing; a FLUSHDB of ours still empties the list") {
+    temp_dir dir;
+    redis_server server(dir);
+    redis_client redis(server.port());
+    redis.run({"SET", "10.0.0.1", "10.0.0.1"});
+    redis_store store(config_for(server));
+    REQUIRE(store.wait_until_synced(5s));
+    redis_client other(server.port());
+    other.run({"SELECT", "5"});
+    for (int i = 0; i < 100; ++i) {
+      other.run({"SET", "x", "y"});
+      other.run({"FLUSHDB"});
+    }
+    // Every SET and flush reaches us (BCAST tracks all databases); wait for all of them.
+    CHECK(eventually([&] { return store.status().invalidations >= 200; }));
+    other.run({"SET", "10.0.0.9", "10.0.0.9"});  // db 5: not ours, but its notification marks the end
+    CHECK(eventually([&] { return store.status().invalidations >= 201; }));
+    auto status = store.status();
+    CHECK(status.flushes_elsewhere >= 1);  // checks, one per batch of flush notifications
+    MESSAGE(to_string(status));
+    CHECK(status.full_loads == 1);
+    CHECK(gray(store, "10.0.0.1"));
+    redis.run({"FLUSHDB"});
+    CHECK(eventually([&] { return !listed(store, "10.0.0.1") && store.status().full_loads == 2; }));
+  }
+
+  TEST_CASE("a FLUSHDB storm in our own database: one reload per min_reload_interval, and the last state wins") {
+    temp_dir dir;
+    redis_server server(dir);
+    redis_client redis(server.port());
+    auto config = config_for(server);
+    config.min_reload_interval = 300ms;
+    redis_store store(config);
+    REQUIRE(store.wait_until_synced(5s));
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 200; ++i) {
+      redis.run({"SET", "10.0.0.1", "10.0.0.1"});
+      redis.run({"FLUSHDB"});
+    }
+    redis.run({"SET", "10.0.0.2", "10.0.0.2"});
+    CHECK(eventually([&] { return gray(store, "10.0.0.2") && !listed(store, "10.0.0.1"); }));
+    // Let any pending reload run, then count.
+    std::this_thread::sleep_for(400ms);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const auto loads = store.status().full_loads - 1;
+    MESSAGE(loads << " reloads for 200 flushes in " << seconds << " s");
+    CHECK(loads <= static_cast<std::uint64_t>(seconds / 0.3) + 2);
+    CHECK(loads >= 1);
+    CHECK_FALSE(listed(store, "10.0.0.1"));
+  }
+}
+
+TEST_SUITE("redis one answer per address") {
+  TEST_CASE("seed: an address is listed while any of its spellings is, in full loads and changes alike") {
+    temp_dir dir;
+    redis_server server(dir);
+    redis_client redis(server.port());
+    // Migrated from the seed: nginx printed some clients as ::ffff:a.b.c.d.
+    redis.run({"SET", "1.2.3.30", "1.2.3.30"});
+    redis.run({"SET", "::ffff:1.2.3.30", "::ffff:1.2.3.30"});
+    redis.run({"SET", "1.2.3.31", "1.2.3.31"});
+    redis.run({"SET", "2001:db8::20", "2001:db8::20"});
+    redis.run({"SET", "2001:DB8::20", "2001:DB8::20"});
+    redis.run({"SET", "::ffff:1.2.3.32", "::ffff:1.2.3.32"});  // only the mapped spelling
+    redis_store store(config_for(server));
+    REQUIRE(store.wait_until_synced(5s));
+    CHECK(gray(store, "1.2.3.30"));
+    CHECK(gray(store, "1.2.3.32"));
+    CHECK(gray(store, "2001:db8::20"));
+    // Each change is followed by a marker write, so "applied" is observable.
+    int marker = 0;
+    auto settle = [&] {
+      const std::string ip = "10.255.0." + std::to_string(++marker);
+      redis.run({"SET", ip, ip});
+      REQUIRE(eventually([&] { return gray(store, ip.c_str()); }));
+    };
+    redis.run({"DEL", "::ffff:1.2.3.30"});
+    settle();
+    CHECK(gray(store, "1.2.3.30"));  // key 1.2.3.30 still lists it
+    redis.run({"SET", "::ffff:1.2.3.31", "junk"});
+    settle();
+    CHECK(gray(store, "1.2.3.31"));  // a junk spelling lists nothing, unlists nothing
+    redis.run({"DEL", "2001:db8::20"});
+    settle();
+    CHECK(gray(store, "2001:db8::20"));  // 2001:DB8::20 still lists it
+    redis.run({"DEL", "2001:DB8::20"});
+    settle();
+    CHECK_FALSE(listed(store, "2001:db8::20"));
+    redis.run({"SET", "::ffff:1.2.3.30", "::ffff:1.2.3.30"});
+    redis.run({"DEL", "1.2.3.30"});
+    settle();
+    CHECK(gray(store, "1.2.3.30"));  // listed by its mapped spelling alone
+    redis.run({"DEL", "::ffff:1.2.3.32"});
+    settle();
+    CHECK_FALSE(listed(store, "1.2.3.32"));
+    // A full load of the same keys gives the same answers.
+    redis_store fresh(config_for(server));
+    REQUIRE(fresh.wait_until_synced(5s));
+    for (const char* ip : {"1.2.3.30", "1.2.3.31", "1.2.3.32", "2001:db8::20"}) {
+      CAPTURE(ip);
+      CHECK(listed(store, ip) == listed(fresh, ip));
+    }
+  }
+
+  TEST_CASE("hash: spellings of one network that name different routes: the canonical one decides") {
+    temp_dir dir;
+    redis_server server(dir);
+    redis_client redis(server.port());
+    redis.run({"HSET", "grayroute:list", "::ffff:10.0.0.0/104", "production", "10.0.0.0/8", "gray",
+               "2001:DB8::/32", "production", "192.0.2.0/24", "gray"});
+    redis_store store(config_for(server, redis_schema::hash));
+    REQUIRE(store.wait_until_synced(5s));
+    CHECK(route_of(store, "10.1.2.3") == grayroute::kGray);
+    CHECK(route_of(store, "2001:db8::1") == grayroute::kProduction);
+    redis.run({"HSET", "grayroute:list", "2001:db8::/32", "gray"});
+    CHECK(eventually([&] { return route_of(store, "2001:db8::1") == grayroute::kGray; }));
+    redis.run({"HDEL", "grayroute:list", "10.0.0.0/8"});
+    CHECK(eventually([&] { return route_of(store, "10.1.2.3") == grayroute::kProduction; }));
   }
 }
 

@@ -1,21 +1,27 @@
-// One blocking hiredis connection, authenticated and on its database, with errors
-// as text that never carries the password. Uses only the hiredis API that 0.14
-// (Debian) and 1.x share.
+// One hiredis connection, authenticated and on its database, with errors as text
+// that names the step and never carries the password. Works with hiredis 0.14
+// (Debian) and 1.x.
 //
-// Blocking calls are bounded by the timeouts; another thread can cut them short by
-// shutting the socket down through the fd_registry (how redis_store::stop() stays
-// prompt even when Redis is blackholed).
+// hiredis only builds and parses; the socket is non-blocking and our own poll() loop
+// bounds each command by a deadline (command_timeout, or less), however slowly the
+// server trickles its answer. Replies are capped in size before hiredis allocates
+// them. Another thread can cut a wait short by shutting the socket down through the
+// fd_registry (how redis_store::stop() stays prompt even when Redis is blackholed).
 #ifndef GRAYROUTE_DETAIL_REDIS_CONNECTION_HPP
 #define GRAYROUTE_DETAIL_REDIS_CONNECTION_HPP
 
+#include <fcntl.h>
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -47,16 +53,6 @@ inline timeval to_timeval(std::chrono::milliseconds ms) noexcept {
   tv.tv_sec = ms.count() / 1000;
   tv.tv_usec = ms.count() % 1000 * 1000;
   return tv;
-}
-
-/// Removes every occurrence of `secret` from `text` (defence in depth: no server
-/// message we know of echoes a password, but a log line must never carry one).
-inline std::string scrub(std::string text, const std::string& secret) {
-  if (secret.empty()) return text;
-  for (std::size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 3)) {
-    text.replace(at, secret.size(), "***");
-  }
-  return text;
 }
 
 /// The sockets a thread may be blocked on, so stop() can shut them down.
@@ -127,6 +123,8 @@ class sigpipe_guard {
 
 class redis_connection {
  public:
+  using clock = std::chrono::steady_clock;
+
   redis_connection() = default;
   explicit redis_connection(fd_registry* registry) : registry_(registry) {}
   redis_connection(const redis_connection&) = delete;
@@ -134,49 +132,45 @@ class redis_connection {
   ~redis_connection() { close(); }
 
   /// Connects, authenticates and selects the database. False with error() on failure.
-  /// With a `deadline`, AUTH and SELECT get only what is left of it (direct mode
-  /// promises one lookup never takes longer than command_timeout).
+  /// Every command gets command_timeout, and never more than is left of `deadline`
+  /// (direct mode promises one lookup never takes longer than command_timeout).
   bool open(const redis_config& config, std::chrono::milliseconds connect_timeout,
-            std::chrono::milliseconds command_timeout,
-            std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max()) {
+            std::chrono::milliseconds command_timeout, clock::time_point deadline = clock::time_point::max()) {
     close();
-    password_ = config.password;
+    command_timeout_ = command_timeout;
     where_ = config.unix_socket.empty() ? config.host + ":" + std::to_string(config.port) : config.unix_socket;
     const timeval tv = to_timeval(connect_timeout);
     ctx_ = config.unix_socket.empty() ? redisConnectWithTimeout(config.host.c_str(), config.port, tv)
                                       : redisConnectUnixWithTimeout(config.unix_socket.c_str(), tv);
     if (!ctx_ || ctx_->err) {
-      fail("connect: " + io_error());
+      fail("connect", io_error());
       return false;
     }
     if (registry_ && !registry_->add(ctx_->fd)) {
-      fail("stopped");
+      fail("connect", "stopped");
       return false;
     }
     registered_ = registry_ != nullptr;
-    set_timeout(command_timeout);
     if (config.unix_socket.empty()) redisEnableKeepAlive(ctx_);
-    const bool bounded = deadline != std::chrono::steady_clock::time_point::max();
-    auto left = [&] {
-      return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    };
+    // Our own poll() loop bounds each command; hiredis only parses and buffers.
+    ::fcntl(ctx_->fd, F_SETFL, ::fcntl(ctx_->fd, F_GETFL) | O_NONBLOCK);
+    ctx_->flags &= ~REDIS_BLOCK;
+    cap_reply_size();
     if (!config.password.empty() || !config.username.empty()) {
-      if (bounded) set_timeout(left());
-      redis_reply r = config.username.empty() ? command({"AUTH", config.password})
-                                              : command({"AUTH", config.username, config.password});
+      redis_reply r = config.username.empty() ? command({"AUTH", config.password}, deadline)
+                                              : command({"AUTH", config.username, config.password}, deadline);
       if (!r) return false;
       if (r->type == REDIS_REPLY_ERROR) {
-        fail("AUTH failed: " + std::string(reply_text(r.get())));
+        fail_with_reply("AUTH", r.get());
         return false;
       }
     }
     if (config.database != 0) {
-      if (bounded) set_timeout(left());
       const std::string db = std::to_string(config.database);
-      redis_reply r = command({"SELECT", db});
+      redis_reply r = command({"SELECT", db}, deadline);
       if (!r) return false;
       if (r->type == REDIS_REPLY_ERROR) {
-        fail("SELECT " + db + " failed: " + std::string(reply_text(r.get())));
+        fail_with_reply("SELECT " + db, r.get());
         return false;
       }
     }
@@ -186,8 +180,10 @@ class redis_connection {
   bool is_open() const noexcept { return ctx_ != nullptr; }
   int fd() const noexcept { return ctx_ ? ctx_->fd : -1; }
   const std::string& error() const noexcept { return error_; }
+  std::chrono::milliseconds command_timeout() const noexcept { return command_timeout_; }
 
   void close() noexcept {
+    pending_.clear();
     if (!ctx_) return;
     if (registered_) registry_->remove(ctx_->fd);
     registered_ = false;
@@ -195,14 +191,15 @@ class redis_connection {
     ctx_ = nullptr;
   }
 
-  void set_timeout(std::chrono::milliseconds timeout) noexcept {
-    if (ctx_) redisSetTimeout(ctx_, to_timeval(timeout));
+  /// One command and its reply within command_timeout (and `deadline`); null (and the
+  /// connection closed) on an I/O error or timeout. A Redis error reply (WRONGTYPE,
+  /// NOAUTH, ...) is a reply, not a failure.
+  redis_reply command(std::initializer_list<std::string_view> args, clock::time_point deadline = clock::time_point::max()) {
+    return command(args.begin(), args.size(), deadline);
   }
-
-  /// One command and its reply; null (and the connection closed) on an I/O error.
-  /// A Redis error reply (WRONGTYPE, NOAUTH, ...) is a reply, not a failure.
-  redis_reply command(std::initializer_list<std::string_view> args) { return command(args.begin(), args.size()); }
-  redis_reply command(const std::vector<std::string_view>& args) { return command(args.data(), args.size()); }
+  redis_reply command(const std::vector<std::string_view>& args, clock::time_point deadline = clock::time_point::max()) {
+    return command(args.data(), args.size(), deadline);
+  }
 
   /// Queues a command for a pipeline; read replies with reply().
   bool append(const std::string_view* args, std::size_t count) {
@@ -214,71 +211,167 @@ class redis_connection {
       lengths_.push_back(args[i].size());
     }
     if (redisAppendCommandArgv(ctx_, static_cast<int>(count), argv_.data(), lengths_.data()) != REDIS_OK) {
-      fail(io_error());
+      fail(count ? std::string(args[0]) : std::string("command"), io_error());
       return false;
     }
+    pending_.emplace_back(count ? args[0] : std::string_view("command"));
     return true;
   }
   bool append(std::initializer_list<std::string_view> args) { return append(args.begin(), args.size()); }
   bool append(const std::vector<std::string_view>& args) { return append(args.data(), args.size()); }
 
-  /// The next reply of a pipeline (flushing queued commands first); null on I/O error.
-  redis_reply reply() {
+  /// The next reply of a pipeline (sending queued commands first), within
+  /// command_timeout and `deadline`; null on I/O error, timeout or an oversized reply.
+  redis_reply reply(clock::time_point deadline = clock::time_point::max()) {
     if (!ctx_) return nullptr;
-    void* r = nullptr;
-    if (redisGetReply(ctx_, &r) != REDIS_OK || !r) {
-      if (r) freeReplyObject(r);
-      fail(io_error());
-      return nullptr;
-    }
-    return redis_reply(static_cast<redisReply*>(r));
-  }
-
-  // Event-driven use (the watch connection): poll() the fd, then these never block
-  // for long: flush() writes a few bytes, read_some() does one read().
-  bool flush() {
-    if (!ctx_) return false;
-    int done = 0;
-    while (!done) {
-      if (redisBufferWrite(ctx_, &done) != REDIS_OK) {
-        fail(io_error());
-        return false;
+    const std::string step = pending_.empty() ? std::string("reply") : pending_.front();
+    if (!pending_.empty()) pending_.pop_front();
+    const bool whole = deadline < clock::now() + command_timeout_;  // the caller's deadline comes first
+    deadline = std::min(deadline, clock::now() + command_timeout_);
+    for (;;) {
+      bool ok = true;
+      redis_reply r = buffered_reply(ok, step);
+      if (!ok) return nullptr;
+      if (r) return r;
+      const bool writing = !write_pending_done();
+      if (!ctx_) return nullptr;
+      if (!read_some(step)) return nullptr;
+      if (last_read_ > 0) continue;
+      // Nothing to read yet: wait for the socket, at most until the deadline.
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
+      if (left <= 0) {
+        fail(step, whole ? std::string("timed out: the deadline of the whole load or lookup passed")
+                         : "timed out after " + std::to_string(command_timeout_.count()) + " ms");
+        return nullptr;
+      }
+      pollfd p{ctx_->fd, static_cast<short>(POLLIN | (writing ? POLLOUT : 0)), 0};
+      const int ready = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 60000)));
+      if (ready < 0 && errno != EINTR) {
+        fail(step, std::strerror(errno));
+        return nullptr;
       }
     }
-    return true;
   }
-  bool read_some() {
+
+  // Event-driven use (the watch connection): poll() the fd, then these never block:
+  // flush() writes what the socket takes, read_some() does one read().
+  bool flush() {
     if (!ctx_) return false;
-    if (redisBufferRead(ctx_) != REDIS_OK) {
-      fail(io_error());
+    write_pending_done();
+    return ctx_ != nullptr;
+  }
+  bool read_some(const std::string& step = "read") {
+    if (!ctx_) return false;
+    last_read_ = 0;
+    char buffer[64 * 1024];
+    const ssize_t n = ::recv(ctx_->fd, buffer, sizeof buffer, 0);
+    if (n == 0) {
+      fail(step, "connection closed by the server");
+      return false;
+    }
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return true;
+      fail(step, std::strerror(errno));
+      return false;
+    }
+    last_read_ = static_cast<std::size_t>(n);
+    if (redisReaderFeed(ctx_->reader, buffer, static_cast<std::size_t>(n)) != REDIS_OK) {
+      fail(step, "out of memory");
+      return false;
+    }
+    // A reply still incomplete after this many bytes is refused (a `$2000000000`
+    // header would otherwise make the buffer grow as long as the server sends).
+    if (ctx_->reader->len - ctx_->reader->pos > kMaxReplyBytes) {
+      fail(step, "reply larger than " + std::to_string(kMaxReplyBytes >> 20) + " MiB refused");
       return false;
     }
     return true;
   }
   /// A reply already read by read_some(), or null when none is complete (ok stays
-  /// true) or the stream is corrupt (ok false).
-  redis_reply buffered_reply(bool& ok) {
+  /// true) or the stream is corrupt or oversized (ok false).
+  redis_reply buffered_reply(bool& ok, const std::string& step = "read") {
     ok = ctx_ != nullptr;
     if (!ctx_) return nullptr;
     void* r = nullptr;
     if (redisGetReplyFromReader(ctx_, &r) != REDIS_OK) {
-      fail(io_error());
+      const std::string reason = io_error();
+      const bool oversized = oversized_ || reason.find("length out of range") != std::string::npos;  // 1.x
+      fail(step, oversized ? "reply with more than " + std::to_string(kMaxReplyElements) + " elements refused"
+                           : "protocol error (" + reason + ")");
       ok = false;
       return nullptr;
     }
     return redis_reply(static_cast<redisReply*>(r));
   }
 
-  void fail(const std::string& what) {
-    error_ = scrub("redis " + where_ + ": " + what, password_);
+  /// Records `what` as the error of `step` and closes the connection.
+  void fail(const std::string& step, const std::string& what) {
+    error_ = "redis " + where_ + ": " + step + ": " + what;
     close();
   }
 
- private:
-  redis_reply command(const std::string_view* args, std::size_t count) {
-    if (!append(args, count)) return nullptr;
-    return reply();
+  /// As fail(), with Redis's own reason. AUTH's reply is cut at the first quote: a
+  /// server that does not know the command quotes its arguments, and one of them is
+  /// the password. Nothing else ever sees the password, so nothing else can echo it.
+  void fail_with_reply(const std::string& step, const redisReply* r) {
+    std::string_view text = reply_text(r);
+    if (step == "AUTH") text = text.substr(0, text.find_first_of("'\""));
+    if (text.compare(0, 25, "ERR max number of clients") == 0) {
+      fail("connect", "refused by the server: " + std::string(text));  // sent before any command is read
+      return;
+    }
+    fail(step, text.empty() ? "error reply without text" : std::string(text));
   }
+
+  // Largest reply accepted: far above any batch we ask for (SCAN/MGET 1000, SSCAN/HSCAN
+  // 10000, a collection small enough to come in one reply), far below an allocation
+  // that could hurt: `*2147483647` is refused before hiredis allocates 16 GB.
+  static constexpr std::size_t kMaxReplyElements = std::size_t{1} << 20;
+  static constexpr std::size_t kMaxReplyBytes = std::size_t{64} << 20;
+
+ private:
+  redis_reply command(const std::string_view* args, std::size_t count, clock::time_point deadline) {
+    if (!append(args, count)) return nullptr;
+    return reply(deadline);
+  }
+
+  // Writes what the socket takes; true when everything queued is sent.
+  bool write_pending_done() {
+    int done = 0;
+    if (redisBufferWrite(ctx_, &done) != REDIS_OK) {
+      fail(pending_.empty() ? std::string("write") : pending_.front(), io_error());
+      return true;
+    }
+    return done != 0;
+  }
+
+  void cap_reply_size() {
+#if HIREDIS_MAJOR >= 1
+    ctx_->reader->maxelements = static_cast<long long>(kMaxReplyElements);  // "... length out of range"
+#else
+    // hiredis 0.14 has no limit: wrap its array constructor to refuse huge headers
+    // before they are allocated (the failure surfaces as a reader error).
+    base_functions_ = ctx_->reader->fn;
+    functions_ = *base_functions_;
+    functions_.createArray = &create_array_capped;
+    ctx_->reader->fn = &functions_;
+    ctx_->reader->privdata = this;
+#endif
+    oversized_ = false;
+  }
+
+#if HIREDIS_MAJOR < 1
+  static void* create_array_capped(const redisReadTask* task, int elements) {
+    auto* self = static_cast<redis_connection*>(task->privdata);
+    if (elements < 0 || static_cast<std::size_t>(elements) > kMaxReplyElements) {
+      self->oversized_ = true;
+      return nullptr;
+    }
+    return self->base_functions_->createArray(task, elements);
+  }
+  redisReplyObjectFunctions* base_functions_ = nullptr;
+  redisReplyObjectFunctions functions_{};
+#endif
 
   std::string io_error() const {
     if (!ctx_) return "cannot allocate a connection";
@@ -293,9 +386,12 @@ class redis_connection {
   redisContext* ctx_ = nullptr;
   fd_registry* registry_ = nullptr;
   bool registered_ = false;
+  bool oversized_ = false;
+  std::size_t last_read_ = 0;
+  std::chrono::milliseconds command_timeout_{1000};
   std::string error_;
   std::string where_;
-  std::string password_;  // only to scrub it from error text
+  std::deque<std::string> pending_;  // names of the commands whose replies are due, for errors
   std::vector<const char*> argv_;
   std::vector<std::size_t> lengths_;
 };

@@ -1,6 +1,6 @@
 // Direct mode: the seed's design, one GET per lookup over pooled connections. It exists
 // to compare against (bench_redis) and for small setups that want no background thread.
-// Each lookup is bounded by command_timeout (connect included); after a failure the
+// Each lookup is bounded by command_timeout (connect, AUTH and GET together); after a failure the
 // pool answers "not listed" without trying again until a short backoff has passed, so
 // a dead Redis costs one timeout per backoff period, not one per request.
 #ifndef GRAYROUTE_DETAIL_REDIS_POOL_HPP
@@ -41,27 +41,30 @@ class redis_pool {
       char text[ip_address::kMaxTextLength + 1];
       // As in synced mode, a v4-mapped peer (::ffff:10.1.2.3) is its IPv4 address.
       const std::string_view key(text, address.unmapped().format(text));
+      // One deadline for the whole lookup: connect, AUTH, SELECT and GET share it.
       const auto deadline = clock::now() + config_.command_timeout;
       std::unique_ptr<redis_connection> c = take();
       if (!c) {
         c = std::make_unique<redis_connection>();
-        if (!c->open(config_, config_.command_timeout, config_.command_timeout, deadline)) {
+        if (!c->open(config_, std::min(config_.connect_timeout, config_.command_timeout), config_.command_timeout,
+                     deadline)) {
           failure(c->error());
           return std::nullopt;
         }
       }
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-      if (left.count() <= 0) {
-        failure("redis: connect and AUTH used up command_timeout");
-        return std::nullopt;
-      }
-      c->set_timeout(left);
-      redis_reply r = c->command({"GET", key});
+      redis_reply r = c->command({"GET", key}, deadline);
       if (!r) {
         failure(c->error());
         return std::nullopt;
       }
       if (r->type == REDIS_REPLY_ERROR) {
+        // WRONGTYPE: the key holds a set or a hash, so it does not list the address (the
+        // seed's rule, as in synced mode); the connection is fine, keep it.
+        if (reply_text(r.get()).compare(0, 9, "WRONGTYPE") == 0) {
+          r.reset();
+          give_back(std::move(c));
+          return std::nullopt;
+        }
         failure("redis GET failed: " + std::string(reply_text(r.get())));
         return std::nullopt;
       }
@@ -87,6 +90,8 @@ class redis_pool {
     std::lock_guard<std::mutex> lock(mutex_);
     redis_status s;
     s.connected = connected_;
+    s.synced_once = true;  // nothing to load: every lookup asks Redis
+    s.sync_mode = "direct";
     s.last_error = last_error_;
     return s;
   }
@@ -110,7 +115,7 @@ class redis_pool {
   void failure(const std::string& error) const {
     std::lock_guard<std::mutex> lock(mutex_);
     connected_ = false;
-    last_error_ = scrub(error, config_.password);
+    last_error_ = error;
     // Connections that were idle are probably dead too.
     idle_.clear();
     const auto backoff = std::min(std::chrono::milliseconds(100 << std::min(failures_, 6)), config_.retry_max);
