@@ -131,6 +131,11 @@ class client_ip_resolver {
       detail::lowered_copy(name, lowered_names_.back());
       formats_.push_back(format_of_header(name));
       lengths_.add(name.size());
+      const std::string& lowered = lowered_names_.back();
+      if (lowered.size() >= 8) {
+        name_words_[names_.size() - 1][0] = detail::load_word(lowered.data());
+        name_words_[names_.size() - 1][1] = detail::load_word(lowered.data() + lowered.size() - 8);
+      }
       std::uint8_t& slot = by_length_[length_slot(name.size())];
       slot = slot == kNoHeader ? static_cast<std::uint8_t>(names_.size() - 1) : kSeveralHeaders;
     }
@@ -164,7 +169,8 @@ class client_ip_resolver {
 
     /// Offers one header line; true when it is one of the configured headers.
     bool feed(std::string_view name, std::string_view value) noexcept {
-      if (!trusted_peer_) return false;
+      // Most request headers differ in length from every configured one: one load.
+      if (!trusted_peer_ || resolver_->by_length_[length_slot(name.size())] == kNoHeader) return false;
       const std::size_t i = resolver_->configured_header(name);
       if (i == kNoHeader) return false;
       feed_line(i, value);
@@ -313,7 +319,17 @@ class client_ip_resolver {
   std::size_t configured_header(std::string_view name) const noexcept {
     const std::uint8_t slot = by_length_[length_slot(name.size())];
     if (slot == kNoHeader) return kNoHeader;
-    if (slot != kSeveralHeaders) return detail::iequals_lowered(name, lowered_names_[slot]) ? slot : kNoHeader;
+    if (slot != kSeveralHeaders) {
+      // Names of 8 to 16 bytes (X-Real-IP, X-Forwarded-For, ...) are two words,
+      // compared against words lowered once, at construction.
+      const std::size_t n = name.size();
+      if (n >= 8 && n <= 16) {
+        const bool same = detail::lower_word(detail::load_word(name.data())) == name_words_[slot][0] &&
+                          detail::lower_word(detail::load_word(name.data() + n - 8)) == name_words_[slot][1];
+        return same ? slot : kNoHeader;
+      }
+      return detail::iequals_lowered(name, lowered_names_[slot]) ? slot : kNoHeader;
+    }
     for (std::size_t i = 0; i < lowered_names_.size(); ++i) {
       if (detail::iequals_lowered(name, lowered_names_[i])) return i;
     }
@@ -329,6 +345,7 @@ class client_ip_resolver {
 
   std::vector<detail::masked_v4_network> trusted_v4_;
   std::vector<detail::masked_network> trusted_v6_;
+  std::uint64_t name_words_[kMaxHeaders][2] = {};  // first and last 8 bytes of each lowered name
   std::uint8_t by_length_[64];  // header name length (63: longer) -> kNoHeader, an index, kSeveralHeaders
   std::vector<std::string> lowered_names_;  // for comparing request headers fast
   std::vector<std::string> names_;
