@@ -465,6 +465,7 @@ TEST_SUITE("policy configuration errors") {
         {"r host=api.example.com:80 route=beta", "rule \"r\": host \"api.example.com:80\" is not a host name"},
         {"r host=a.*.com route=beta", "host \"a.*.com\" is not a host name"},
         {"r host=*. route=beta", "host \"*.\" is not a host name"},
+        {"r host=.example.com route=beta", "host \".example.com\" is not a host name or *.wildcard"},
         {"r path=v2/ route=beta", "rule \"r\": path \"v2/\" is not a path prefix"},
         {"r header:X(Beta route=beta", "rule \"r\": header: header name \"X(Beta\" is not a token"},
         {"r cookie:a;b route=beta", "cookie name \"a;b\" is not a token"},

@@ -86,11 +86,24 @@ TEST_SUITE("redis URL") {
     CHECK(error_of("redis://%zz:foobared@h") == "grayroute: redis URL \"redis://%zz:***@h\": bad %-escape in the user name");
     CHECK(error_of("redis://u:@h") == "grayroute: redis URL \"redis://u:***@h\": empty password after ':'");
     CHECK(error_of("rediss://:foobared@h").find("rediss:// and TLS are not supported") != std::string::npos);
-    CHECK(error_of("127.0.0.1:6379 password=foobared").find("not redis://") != std::string::npos);
+    CHECK(error_of("127.0.0.1:6379 password=foobared") ==
+          "grayroute: redis URL \"127.0.0.1:***\" (and more after a space): a URL has no spaces (options are written "
+          "in it: redis://:PASSWORD@host:port/db?schema=...)");
+    CHECK(error_of("127.0.0.1:6379").find("not redis://host[:port][/db]?... or unix:///path?...") != std::string::npos);
+    CHECK(error_of("redis://h password=foobared").find("\"redis://h\" (and more after a space)") != std::string::npos);
+    CHECK(error_of("redis:/:foobared@h") .find("\"redis:***\"") != std::string::npos);
     CHECK(error_of("unix://:foobared@run/redis.sock") ==
           "grayroute: redis URL \"unix://:***@run/redis.sock\": a unix socket needs an absolute path (unix:///run/redis.sock)");
     CHECK(error_of("redis://:foobared@") .find("host \"\" is not host[:port]") != std::string::npos);
-    for (const char* url : {"redis://:foobared@h?schema=x", "redis://u:foobared@h:0", "unix://:foobared@x",
+    // a password with unescaped '/', '?' or '@' is still user information, and hidden
+    const auto raw = parse_redis_url("redis://:fo/o?b@r@h:6380/1?schema=set:gray%40list");
+    CHECK(raw.password == "fo/o?b@r");
+    CHECK(raw.host == "h");
+    CHECK(raw.port == 6380);
+    CHECK(raw.key == "gray@list");
+    CHECK(error_of("redis://x@y:fo/o?b@r@h:0") == "grayroute: redis URL \"redis://x@y:***@h:0\": host \"h:0\" is not host[:port] with a port in 1..65535");
+    for (const char* url : {"redis://x@y:foobared@h:0", "redis://:foo?bared@h:0", "redis://:foo/bared@h?schema=x", "127.0.0.1:6379 password=foobared",
+                            "redis://h password=foobared", "redis:/:foobared@h", "redis://h?schema=set:a&x=1 foobared","redis://:foobared@h?schema=x", "redis://u:foobared@h:0", "unix://:foobared@x",
                             "redis://:foobared@h/0?db=1", "rediss://:foobared@h"}) {
       CHECK_MESSAGE(error_of(url).find("foobared") == std::string::npos, url);
     }

@@ -19,6 +19,7 @@
 #include "rollout.hpp"
 #include "route_table.hpp"
 #include "router.hpp"
+#include "shared_policy.hpp"
 #include "store.hpp"
 #include "version.hpp"
 

@@ -551,7 +551,7 @@ class policy {
     const bool wildcard = host.substr(0, 2) == "*.";
     if (wildcard) host.remove_prefix(1);
     if (!host.empty() && host.back() == '.') host.remove_suffix(1);
-    bool ok = host.size() > (wildcard ? 1u : 0u);
+    bool ok = host.size() > (wildcard ? 1u : 0u) && (wildcard || host.front() != '.');
     for (char c : host) {
       const bool name_char = detail::is_tchar(c) || c == '[' || c == ']' || c == ':';
       if (!name_char || c == '*' || (c == ':' && host.front() != '[')) ok = false;

@@ -224,19 +224,27 @@ namespace detail {
 
 inline constexpr std::string_view kDirectNeedsSeed = "redis direct mode reads the seed schema only (one GET per lookup)";
 
-// `url` with the password (userinfo after its first ':') shown as "***", for error text.
+// `url` with the password shown as "***", for error text. User information ends at the
+// last '@' (as parse_redis_url reads it), so a password holding '/', '?' or '@' unescaped
+// is still hidden whole. Text that is not a URL may be an older spelling
+// ("127.0.0.1:6379 password=..."): only what precedes its first space is shown, and
+// without "://" nothing after the first ':'.
 inline std::string redact_url(std::string_view url) {
-  const std::size_t scheme = url.find("://");
-  if (scheme == std::string_view::npos) return quote_value(url);
+  const std::size_t space = url.find_first_of(" \t\r\n");
+  const std::string_view text = url.substr(0, space);
+  const std::string more = space == std::string_view::npos ? "" : " (and more after a space)";
+  const std::size_t scheme = text.find(':');
+  if (scheme == std::string_view::npos) return quote_value(text) + more;
+  if (text.substr(scheme, 3) != "://") return quote_value(std::string(text.substr(0, scheme + 1)) + "***") + more;
   const std::size_t start = scheme + 3;
-  const std::size_t at = url.find('@', start);
-  if (at == std::string_view::npos) return quote_value(url);
-  const std::size_t colon = url.find(':', start);
-  if (colon == std::string_view::npos || colon > at) return quote_value(url);
-  std::string out(url.substr(0, colon + 1));
+  const std::size_t at = text.rfind('@');
+  if (at == std::string_view::npos || at < start) return quote_value(text) + more;
+  const std::size_t colon = text.find(':', start);
+  if (colon == std::string_view::npos || colon > at) return quote_value(text) + more;
+  std::string out(text.substr(0, colon + 1));
   out += "***";
-  out += url.substr(at);
-  return quote_value(out);
+  out += text.substr(at);
+  return quote_value(out) + more;
 }
 
 // RFC 3986 percent-decoding of user information; false on a bad escape.
@@ -275,7 +283,7 @@ inline bool parse_small_number(std::string_view text, int& out) {
 /// A Redis source as one URL, the spelling every adapter reads:
 ///   redis://[user[:password]@]host[:port][/db][?schema=seed|set:NAME|hash:NAME][&mode=direct]
 ///   unix://[user[:password]@]/path/redis.sock[?db=N&schema=...&mode=...]
-/// User and password are percent-decoded; an IPv6 host is bracketed ([::1]:6380); the
+/// User, password and key are percent-decoded (user information ends at the last '@'); an IPv6 host is bracketed ([::1]:6380); the
 /// schema defaults to seed, the mode to synced. Other fields keep redis_config's defaults.
 /// Throws config_error naming the URL with its password shown as "***".
 ///
@@ -284,17 +292,17 @@ inline bool parse_small_number(std::string_view text, int& out) {
   const std::string shown = detail::redact_url(url);
   auto fail = [&](const std::string& why) { detail::throw_config_error("redis URL " + shown + ": " + why); };
   redis_config c;
+  if (url.find_first_of(" \t\r\n") != std::string_view::npos) {
+    fail("a URL has no spaces (options are written in it: redis://:PASSWORD@host:port/db?schema=...)");
+  }
   const bool unix_socket = url.substr(0, 7) == "unix://";
   if (!unix_socket && url.substr(0, 8) != "redis://") {
     fail("not redis://host[:port][/db]?... or unix:///path?... (rediss:// and TLS are not supported)");
   }
   std::string_view rest = url.substr(unix_socket ? 7 : 8);
-  std::string_view query;
-  if (const std::size_t q = rest.find('?'); q != std::string_view::npos) {
-    query = rest.substr(q + 1);
-    rest = rest.substr(0, q);
-  }
-  // User information ends at the last '@' before the path (a password may hold '/').
+  // User information ends at the last '@' of the URL, so a password that holds '/', '?'
+  // or '@' unescaped is never read as host, path or query (and never shown in an error);
+  // an '@' in a key name is written %40.
   const std::size_t at = rest.rfind('@');
   if (at != std::string_view::npos) {
     const std::string_view userinfo = rest.substr(0, at);
@@ -305,6 +313,11 @@ inline bool parse_small_number(std::string_view text, int& out) {
     }
     if (colon != std::string_view::npos && c.password.empty()) fail("empty password after ':'");
     rest.remove_prefix(at + 1);
+  }
+  std::string_view query;
+  if (const std::size_t q = rest.find('?'); q != std::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
   }
   bool db_in_path = false;
   if (unix_socket) {
@@ -343,7 +356,7 @@ inline bool parse_small_number(std::string_view text, int& out) {
         c.schema = redis_schema::seed;
       } else if ((kind == "set" || kind == "hash") && !key.empty()) {
         c.schema = kind == "set" ? redis_schema::set : redis_schema::hash;
-        c.key = std::string(key);
+        if (!detail::percent_decode(key, c.key)) fail("bad %-escape in the key " + detail::quote_value(key));
       } else {
         fail("schema " + detail::quote_value(value) + " is not seed, set:NAME or hash:NAME");
       }
