@@ -394,6 +394,22 @@ TEST_SUITE("health") {
     CHECK(page.find("grayroute_health_window_errors{route=\"gray\"} 4\n") != std::string::npos);
     CHECK(page.find("grayroute_breaker_state{route=\"beta\",state=\"closed\"} 1\n") != std::string::npos);
   }
+
+  TEST_CASE("without the latency histogram outcomes are still counted, the page has no histogram") {
+    health_config config;
+    config.latency_histogram = false;
+    fixture f(config);
+    f.record(kGray, outcome::success, 7);
+    f.record(kGray, outcome::timeout, 2);
+    const auto s = f.health.snapshot(kGray, f.now);
+    CHECK(s.outcomes[static_cast<int>(outcome::success)] == 7);
+    CHECK(s.outcomes[static_cast<int>(outcome::timeout)] == 2);
+    CHECK(s.latency_sum_us == 0);
+    std::string page;
+    grayroute::write_health_metrics(page, f.health, grayroute::route_table({"production", "gray", "beta"}), f.now);
+    CHECK(page.find("grayroute_upstream_outcomes_total{route=\"gray\",outcome=\"success\"} 7\n") != std::string::npos);
+    CHECK(page.find("duration_seconds") == std::string::npos);
+  }
 }
 
 TEST_SUITE("health concurrency") {

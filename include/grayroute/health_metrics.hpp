@@ -4,7 +4,8 @@
 //   grayroute_breaker_state{route,state}                 gauge, 1 for the current state
 //   grayroute_breaker_transitions_total{route,to}        counter, by the state entered
 //   grayroute_upstream_outcomes_total{route,outcome}     counter
-//   grayroute_upstream_duration_seconds{route}           histogram (5 ms .. 10 s)
+//   grayroute_upstream_duration_seconds{route}           histogram (5 ms .. 10 s), unless
+//                                                        health_config::latency_histogram is false
 //   grayroute_health_window_outcomes{route}              gauge, outcomes in the window
 //   grayroute_health_window_errors{route}                gauge, errors in the window
 //   grayroute_health_connect_failures_in_row{route}      gauge
@@ -111,9 +112,11 @@ inline void write_health_metrics(std::string& out, const health_table& health, c
                             std::to_string(s.outcomes[o]));
     }
   }
-  detail::append_metric_header(out, "grayroute_upstream_duration_seconds", "histogram",
-                               "Time from sending a request to the route to its outcome.");
-  for (std::size_t r = 0; r < n; ++r) {
+  if (health.config().latency_histogram) {
+    detail::append_metric_header(out, "grayroute_upstream_duration_seconds", "histogram",
+                                 "Time from sending a request to the route to its outcome.");
+  }
+  for (std::size_t r = 0; r < n && health.config().latency_histogram; ++r) {
     const health_snapshot s = snap(r);
     std::uint64_t cumulative = 0;
     for (std::size_t b = 0; b < kLatencyBuckets; ++b) {

@@ -124,10 +124,14 @@ class health_table {
     route_health& h = states_[route];
     const bool error = o != outcome::success;
     count_in_window(h, error, now);
-    h.outcomes[static_cast<std::size_t>(o)].fetch_add(1, std::memory_order_relaxed);
-    const std::uint64_t us = latency.count() > 0 ? static_cast<std::uint64_t>(latency.count()) : 0;
-    h.latency[detail::latency_bucket(us)].fetch_add(1, std::memory_order_relaxed);
-    h.latency_sum_us.fetch_add(us, std::memory_order_relaxed);
+    if (error) h.errors[static_cast<std::size_t>(o) - 1].fetch_add(1, std::memory_order_relaxed);
+    if (config_.latency_histogram) {
+      const std::uint64_t us = latency.count() > 0 ? static_cast<std::uint64_t>(latency.count()) : 0;
+      h.latency[detail::latency_bucket(us)].fetch_add(1, std::memory_order_relaxed);
+      h.latency_sum_us.fetch_add(us, std::memory_order_relaxed);
+    } else {
+      h.latency[kLatencyBuckets - 1].fetch_add(1, std::memory_order_relaxed);  // the total, for successes
+    }
     std::uint32_t run = 0;
     if (o == outcome::connect_failure) {
       run = h.connect_failures_in_row.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -210,9 +214,12 @@ class health_table {
     s.window_errors = w.errors;
     s.error_ratio = w.ratio();
     s.connect_failures_in_row = h.connect_failures_in_row.load(std::memory_order_relaxed);
-    for (std::size_t i = 0; i < kOutcomes; ++i) s.outcomes[i] = h.outcomes[i].load(std::memory_order_relaxed);
     for (std::size_t i = 0; i < kBreakerStates; ++i) s.transitions[i] = h.transitions[i].load(std::memory_order_relaxed);
-    for (std::size_t i = 0; i < kLatencyBuckets; ++i) s.latency[i] = h.latency[i].load(std::memory_order_relaxed);
+    std::uint64_t total = 0, errors = 0;
+    for (std::size_t i = 0; i < kLatencyBuckets; ++i) total += s.latency[i] = h.latency[i].load(std::memory_order_relaxed);
+    for (std::size_t i = 1; i < kOutcomes; ++i) errors += s.outcomes[i] = h.errors[i - 1].load(std::memory_order_relaxed);
+    // Read one after the other while others record: never let successes go negative.
+    s.outcomes[0] = total > errors ? total - errors : 0;
     s.latency_sum_us = h.latency_sum_us.load(std::memory_order_relaxed);
     return s;
   }

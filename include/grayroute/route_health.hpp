@@ -13,9 +13,9 @@
 // configuration, the clock, the callback - lives in health_table (health_table.hpp),
 // which reads and writes these states.
 //
-// Recording costs one compare-and-swap on the current window bucket and three relaxed
-// fetch_adds (outcome total, latency bucket, latency sum); reading the state is one
-// load. The window is kWindowBuckets buckets of window/kWindowBuckets each; a bucket
+// Recording a success costs one compare-and-swap on the current window bucket and two
+// relaxed fetch_adds (latency bucket, latency sum; one without the histogram); an error
+// adds its total and a window sum. Reading the state is one load. The window is kWindowBuckets buckets of window/kWindowBuckets each; a bucket
 // carries the number of the time slot it counts, so a stale bucket is reset by the first
 // writer of a new slot and skipped by readers, without a timer.
 #ifndef GRAYROUTE_ROUTE_HEALTH_HPP
@@ -102,6 +102,9 @@ struct health_config {
   /// half_open -> closed after this many successful probes in a row (>= 1); any error
   /// while half_open reopens.
   std::uint32_t probe_successes = 5;
+  /// Count latencies in the histogram of the metrics page (two atomic adds per outcome,
+  /// about 10 ns); false: the page has no histogram and recording costs one add less.
+  bool latency_histogram = true;
 
   /// Throws config_error naming the bad value (`health: error_ratio 1.5 is not in [0, 1]`).
   void validate() const {
@@ -138,9 +141,9 @@ inline constexpr std::size_t kWindowBuckets = 10;
 
 /// One route's counters and breaker. Standard layout, no pointers, lock-free atomics
 /// only, zero bytes = initial state: place it in caller memory (shared memory included)
-/// with placement new or by zeroing it. health_table is the API; the members are public
+/// with placement new or by zeroing it, aligned to alignof(route_health) (64). health_table is the API; the members are public
 /// so the struct stays an aggregate of atomics, not for callers to write.
-struct route_health {
+struct alignas(64) route_health {  // a cache line of its own: routes do not share one
   // Each bucket: slot number (20 bits) | errors (22 bits) | outcomes (22 bits). One word,
   // so a reset to a new slot and an increment cannot interleave.
   std::atomic<std::uint64_t> window[kWindowBuckets] = {};
@@ -149,9 +152,12 @@ struct route_health {
   std::atomic<std::uint64_t> breaker{0};
   std::atomic<std::uint32_t> connect_failures_in_row{0};
   std::atomic<std::uint32_t> half_open_decisions{0};
-  std::atomic<std::uint64_t> outcomes[kOutcomes] = {};
+  // Totals of the error outcomes, by outcome - 1. Successes are not counted apart: they
+  // are the latency count minus these, which saves the common path one atomic add.
+  std::atomic<std::uint64_t> errors[kOutcomes - 1] = {};
   std::atomic<std::uint64_t> transitions[kBreakerStates] = {};  // by the state entered
-  std::atomic<std::uint64_t> latency[kLatencyBuckets] = {};     // not cumulative
+  std::atomic<std::uint64_t> latency[kLatencyBuckets] = {};     // not cumulative; all outcomes
+                                                                // in the last without histogram
   std::atomic<std::uint64_t> latency_sum_us{0};
 };
 
