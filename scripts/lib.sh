@@ -30,7 +30,7 @@ ensure_packages() {
 
 # Packages for building and testing everything.
 GRAYROUTE_BUILD_PACKAGES=(cmake make g++ pkg-config doctest-dev libhiredis-dev libboost-dev libcli11-dev)
-GRAYROUTE_TEST_PACKAGES=(redis-server redis-tools nginx nginx-dev curl clang libclang-rt-14-dev)
+GRAYROUTE_TEST_PACKAGES=(redis-server redis-tools nginx nginx-dev curl clang libclang-rt-14-dev python3-prometheus-client)
 GRAYROUTE_BENCH_PACKAGES=(libbenchmark-dev wrk)
 
 build_jobs() { nproc 2>/dev/null || echo 2; }
