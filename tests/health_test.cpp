@@ -3,6 +3,7 @@
 // is a number the test moves.
 #include <grayroute/config_error.hpp>
 #include <grayroute/health_metrics.hpp>
+#include <grayroute/health_syntax.hpp>
 #include <grayroute/health_table.hpp>
 #include <grayroute/route_table.hpp>
 
@@ -409,6 +410,53 @@ TEST_SUITE("health") {
     grayroute::write_health_metrics(page, f.health, grayroute::route_table({"production", "gray", "beta"}), f.now);
     CHECK(page.find("grayroute_upstream_outcomes_total{route=\"gray\",outcome=\"success\"} 7\n") != std::string::npos);
     CHECK(page.find("duration_seconds") == std::string::npos);
+  }
+}
+
+TEST_SUITE("health syntax") {
+  TEST_CASE("words set what they name, the rest keeps the defaults") {
+    const health_config c = grayroute::parse_health(
+        "  connect_failures=5 error_ratio=25% min_requests=50\twindow=30s relative_margin=0.2 "
+        "cooldown=1500ms probe=12.5% probe_successes=3 latency_histogram=off ");
+    CHECK(c.enabled);
+    CHECK(c.consecutive_connect_failures == 5);
+    CHECK(c.error_ratio == doctest::Approx(0.25));
+    CHECK(c.min_requests == 50);
+    CHECK(c.window == milliseconds(30000));
+    CHECK(c.relative_margin == doctest::Approx(0.2));
+    CHECK(c.cooldown == milliseconds(1500));
+    CHECK(c.probe_percent == doctest::Approx(12.5));
+    CHECK(c.probe_successes == 3);
+    CHECK_FALSE(c.latency_histogram);
+    const health_config d = grayroute::parse_health("");
+    CHECK(d.enabled);
+    CHECK(d.consecutive_connect_failures == 3);
+    CHECK(d.window == milliseconds(10000));
+    CHECK_FALSE(grayroute::parse_health("off").enabled);
+    CHECK(grayroute::parse_health("window=2m").window == milliseconds(120000));
+    CHECK(grayroute::parse_health("error_ratio=0.5").error_ratio == doctest::Approx(0.5));
+  }
+
+  TEST_CASE("mistakes name the word") {
+    struct bad {
+      const char* text;
+      const char* message;
+    };
+    const bad cases[] = {
+        {"error_ratio=half", "grayroute: health: \"error_ratio=half\": not a share (50% or 0.5)"},
+        {"window=10", "grayroute: health: \"window=10\": not a duration (250ms, 10s, 2m)"},
+        {"connect_failures=-1", "grayroute: health: \"connect_failures=-1\": not a whole number"},
+        {"probe", "grayroute: health: \"probe\": not name=value, on or off"},
+        {"latency_histogram=yes", "grayroute: health: \"latency_histogram=yes\": not on or off"},
+        {"error_ratio=150%", "grayroute: health: error_ratio 1.500000 is not in [0, 1]"},
+        {"window=1s5", "grayroute: health: \"window=1s5\": not a duration (250ms, 10s, 2m)"},
+    };
+    for (const bad& b : cases) {
+      CAPTURE(b.text);
+      CHECK_THROWS_WITH_AS(grayroute::parse_health(b.text), b.message, grayroute::config_error);
+    }
+    CHECK_THROWS_WITH_AS(grayroute::parse_health("treshold=3"),
+                         doctest::Contains("\"treshold=3\": unknown setting"), grayroute::config_error);
   }
 }
 

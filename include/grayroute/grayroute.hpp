@@ -10,6 +10,7 @@
 #include "forwarded.hpp"
 #include "headers.hpp"
 #include "health_metrics.hpp"
+#include "health_syntax.hpp"
 #include "health_table.hpp"
 #include "ip.hpp"
 #include "layered_store.hpp"
