@@ -519,4 +519,37 @@ TEST_SUITE("health concurrency") {
     CHECK(health.state(kGray, now) == breaker_state::open);
     CHECK(health.snapshot(kGray, now).transitions[static_cast<int>(breaker_state::open)] == 1);
   }
+
+  TEST_CASE("threads probing a recovered route: one half_open, one closed") {
+    std::atomic<int> to_half_open{0}, to_closed{0}, to_open{0};
+    health_table health(health_config{}, 2, [&](const health_event& e) {
+      if (e.to == breaker_state::half_open) ++to_half_open;
+      if (e.to == breaker_state::closed) ++to_closed;
+      if (e.to == breaker_state::open) ++to_open;
+    });
+    const milliseconds opened_at{100000};
+    for (int i = 0; i < 3; ++i) health.record(kGray, outcome::connect_failure, kLatency, opened_at);
+    REQUIRE(to_open == 1);
+    const milliseconds later = opened_at + milliseconds(10000);
+    constexpr int kThreads = 4;
+    std::atomic<int> ready{0}, admitted{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&] {
+        ++ready;
+        while (ready.load() < kThreads) std::this_thread::yield();
+        for (int i = 0; i < 500; ++i) {
+          if (!health.admit(kGray, later)) continue;
+          ++admitted;
+          health.record(kGray, outcome::success, kLatency, later);
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    CHECK(to_half_open == 1);
+    CHECK(to_closed == 1);
+    CHECK(to_open == 1);
+    CHECK(health.state(kGray, later) == breaker_state::closed);
+    CHECK(admitted >= 5);
+  }
 }
