@@ -32,7 +32,7 @@ ensure_packages() {
 
 # Packages for building and testing everything.
 GRAYROUTE_BUILD_PACKAGES=(cmake make g++ pkg-config doctest-dev libhiredis-dev libboost-dev libcli11-dev)
-GRAYROUTE_TEST_PACKAGES=(redis-server redis-tools nginx nginx-dev curl clang libclang-rt-14-dev)
+GRAYROUTE_TEST_PACKAGES=(redis-server redis-tools nginx nginx-dev curl clang libclang-rt-14-dev python3-prometheus-client)
 # The package tests (tests/packages): Conan 2 run from source needs these Python modules,
 # the vcpkg tool and its ports the build tools, cpack's DEB generator dpkg-shlibdeps.
 GRAYROUTE_TEST_PACKAGES+=(python3-yaml python3-requests python3-jinja2 python3-fasteners python3-distro

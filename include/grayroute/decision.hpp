@@ -34,12 +34,13 @@ enum class route_reason : std::uint8_t {
   percentage,     ///< the sticky hash of the rollout key fell inside a share
   default_route,  ///< nothing else applied
   match,          ///< a policy rule with a fixed route matched
+  fallback,       ///< the chosen route was unhealthy (original_route); health_table.hpp
 };
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
 
-/// "header", "cookie", "list", "percentage", "default", "match": for logs and response headers.
+/// "header", "cookie", "list", "percentage", "default", "match", "fallback": for logs and response headers.
 constexpr std::string_view to_string(route_reason reason) noexcept {
   switch (reason) {
     case route_reason::header: return "header";
@@ -48,6 +49,7 @@ constexpr std::string_view to_string(route_reason reason) noexcept {
     case route_reason::percentage: return "percentage";
     case route_reason::default_route: return "default";
     case route_reason::match: return "match";
+    case route_reason::fallback: return "fallback";
   }
   return "default";
 }
@@ -59,6 +61,8 @@ struct decision {
   /// The name of the policy rule that decided; empty for forced routes, the default
   /// and router<Store>. Points into the policy, valid while it lives.
   std::string_view rule;
+  /// With reason `fallback`: the route the rules chose, which was unhealthy; `route` serves instead.
+  route_id original_route = kProduction;
 };
 
 GRAYROUTE_NAMESPACE_END
