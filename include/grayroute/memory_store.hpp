@@ -63,6 +63,7 @@ class memory_store {
   memory_store(const memory_store&) = delete;
   memory_store& operator=(const memory_store&) = delete;
 
+  // No reader may still be inside a lookup: what the graveyard holds dies now.
   ~memory_store() { delete current_.load(std::memory_order_relaxed); }
 
   /// The route of the longest listed network containing `address`, or nullopt.
@@ -71,9 +72,37 @@ class memory_store {
     // Read the fields one by one rather than copying the address: a wide load of
     // a just-stored argument cannot be forwarded from the store buffer, and that
     // stall would serialise the cache misses of consecutive lookups.
-    if (address.is_v4()) return lookup_v4(address.v4_value());
-    if (address.is_v4_mapped()) return lookup_v4(static_cast<std::uint32_t>(address.v6_low()));
-    return lookup_v6(address.v6_high(), address.v6_low());
+    const auto guard = detail::reader_gate::enter();
+    const snapshot& s = *current_.load(std::memory_order_seq_cst);
+    if (address.is_v4()) return lookup_v4(s, address.v4_value());
+    if (address.is_v4_mapped()) return lookup_v4(s, static_cast<std::uint32_t>(address.v6_low()));
+    return lookup_v6(s, address.v6_high(), address.v6_low());
+  }
+
+  /// lookup() of `count` addresses into `routes`, for callers that resolve many
+  /// clients at once (log processors, pre-computation): one read section for the
+  /// batch, and each group's cache misses started together before any is waited for.
+  ///   std::vector<std::optional<grayroute::route_id>> routes(clients.size());
+  ///   store.lookup_batch(clients.data(), routes.data(), clients.size());
+  void lookup_batch(const ip_address* addresses, std::optional<route_id>* routes, std::size_t count) const noexcept {
+    const auto guard = detail::reader_gate::enter();
+    const snapshot& s = *current_.load(std::memory_order_seq_cst);
+    constexpr std::size_t kGroup = 16;
+    for (std::size_t first = 0; first < count; first += kGroup) {
+      const std::size_t last = first + kGroup < count ? first + kGroup : count;
+      for (std::size_t i = first; i < last; ++i) {
+        const ip_address& a = addresses[i];
+        if (!a.is_v4() && !a.is_v4_mapped()) continue;
+        const std::uint32_t key = static_cast<std::uint32_t>(a.v6_low());
+        __builtin_prefetch(s.v4_gray.bucket(detail::gray_v4_table::hash(key)));
+        __builtin_prefetch(s.v4_networks + (key >> 16));
+      }
+      for (std::size_t i = first; i < last; ++i) {
+        const ip_address& a = addresses[i];
+        routes[i] = a.is_v4() || a.is_v4_mapped() ? lookup_v4(s, static_cast<std::uint32_t>(a.v6_low()))
+                                                  : lookup_v6(s, a.v6_high(), a.v6_low());
+      }
+    }
   }
 
   /// True when `address` is listed, on any route.
@@ -85,10 +114,11 @@ class memory_store {
     const ip_network n = network.unmapped();
     if (!n.is_host()) {
       auto& networks = n.address().is_v4() ? writer_.v4_networks : writer_.v6_networks;
-      auto [it, added] = networks.insert_or_assign(n, route);
-      (void)it;
-      if (added) size_.fetch_add(1, std::memory_order_relaxed);
-      republish_networks(n.address().family());
+      const auto it = networks.find(n);
+      if (it != networks.end() && it->second == route) return;
+      if (it == networks.end()) size_.fetch_add(1, std::memory_order_relaxed);
+      networks[n] = route;
+      networks_changed(n);
       return;
     }
     if (n.address().is_v6()) {
@@ -101,16 +131,17 @@ class memory_store {
     }
     if (writer_.v4_gray->full() || writer_.v4_tagged->full()) grow();
     const std::uint32_t key = n.address().v4_value();
-    const std::uint64_t hash = detail::mix64(key);
-    // The filter first: a reader that finds the key in a table must pass the filter.
-    writer_.v4_filter->add(hash);
+    const std::uint64_t gray_hash = detail::gray_v4_table::hash(key);
+    const std::uint64_t tagged_hash = detail::mix64(key);
     bool added;
     if (route == kGray && detail::gray_v4_table::storable(key)) {
-      added = writer_.v4_gray->insert(key, hash);
-      if (writer_.v4_tagged->erase({key}, hash)) added = false;  // it moved tables
+      added = writer_.v4_gray->insert(key, gray_hash);
+      if (writer_.v4_tagged->erase({key}, tagged_hash)) added = false;  // it moved tables
     } else {
-      added = writer_.v4_tagged->insert({key}, hash, route) == detail::tagged_table<1>::change::added;
-      if (detail::gray_v4_table::storable(key) && writer_.v4_gray->erase(key, hash)) added = false;
+      // The filter first: a reader that finds the key in the table must pass the filter.
+      writer_.v4_filter->add(tagged_hash);
+      added = writer_.v4_tagged->insert({key}, tagged_hash, route) == detail::tagged_table<1>::change::added;
+      if (detail::gray_v4_table::storable(key) && writer_.v4_gray->erase(key, gray_hash)) added = false;
     }
     if (added) size_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -119,27 +150,25 @@ class memory_store {
   bool erase(const ip_network& network) {
     std::lock_guard<std::mutex> lock(write_mutex_);
     const ip_network n = network.unmapped();
-    bool erased = false;
+    bool erased = false, stale_filter = false;
     if (!n.is_host()) {
       auto& networks = n.address().is_v4() ? writer_.v4_networks : writer_.v6_networks;
       erased = networks.erase(n) > 0;
-      if (erased) republish_networks(n.address().family());
+      if (erased) networks_changed(n);
     } else if (n.address().is_v6()) {
       const v6_key key{n.address().v6_high(), n.address().v6_low()};
       erased = writer_.v6_hosts->erase(key, hash_v6(key));
     } else {
       const std::uint32_t key = n.address().v4_value();
-      const std::uint64_t hash = detail::mix64(key);
-      erased = (detail::gray_v4_table::storable(key) && writer_.v4_gray->erase(key, hash)) ||
-               writer_.v4_tagged->erase({key}, hash);
-      if (erased) {
-        size_.fetch_sub(1, std::memory_order_relaxed);
+      erased = detail::gray_v4_table::storable(key) && writer_.v4_gray->erase(key, detail::gray_v4_table::hash(key));
+      if (!erased && writer_.v4_tagged->erase({key}, detail::mix64(key))) {
+        erased = true;
         // The filter keeps an erased key's bits; rebuild once stale bits could be half of it.
-        if (++stale_filter_bits_ > 1024 + size() / 2) grow();
+        stale_filter = ++stale_filter_bits_ > 1024 + writer_.v4_tagged->live() / 2;
       }
-      return erased;
     }
     if (erased) size_.fetch_sub(1, std::memory_order_relaxed);
+    if (stale_filter) grow();
     return erased;
   }
 
@@ -186,25 +215,23 @@ class memory_store {
   std::size_t memory_bytes() const {
     std::lock_guard<std::mutex> lock(write_mutex_);
     std::size_t bytes = writer_.v4_gray->bytes() + writer_.v4_tagged->bytes() + writer_.v4_filter->bytes() +
-                        writer_.v6_hosts->bytes();
-    if (writer_.v4_index) bytes += writer_.v4_index->bytes();
+                        writer_.v6_hosts->bytes() + writer_.v4_index->bytes();
     if (writer_.v6_index) bytes += writer_.v6_index->bytes();
     return bytes;
   }
 
  private:
   using v6_key = detail::tagged_table<2>::key_type;
-  using v4_prefix_index = detail::prefix_index<std::uint32_t>;
   using v6_prefix_index = detail::prefix_index<detail::u128>;
 
   // What readers see: plain pointers, immutable once published.
   struct snapshot {
     detail::gray_v4_table::view v4_gray;
-    detail::bloom_filter::view v4_filter;
+    const detail::v4_prefix_directory::entry* v4_networks;
     const detail::tagged_table<1>* v4_tagged;
-    const v4_prefix_index* v4_networks;  // null when there are none
+    detail::bloom_filter::view v4_filter;
     const detail::tagged_table<2>* v6_hosts;
-    const v6_prefix_index* v6_networks;
+    const v6_prefix_index* v6_networks;  // null when there are none
   };
 
   // What the writer owns; the tables are shared with the published snapshot.
@@ -214,47 +241,39 @@ class memory_store {
     std::unique_ptr<detail::bloom_filter> v4_filter;
     std::unique_ptr<detail::tagged_table<2>> v6_hosts;
     std::map<ip_network, route_id> v4_networks, v6_networks;
-    std::unique_ptr<v4_prefix_index> v4_index;
+    std::unique_ptr<detail::v4_prefix_directory> v4_index;
     std::unique_ptr<v6_prefix_index> v6_index;
   };
 
-  std::optional<route_id> lookup_v4(std::uint32_t key) const noexcept {
-    const auto guard = detail::reader_gate::enter();
-    const snapshot* s = current_.load(std::memory_order_seq_cst);
-    const std::uint64_t hash = detail::mix64(key);
-    // Start the table's cache miss now, so a listed client waits for one miss
-    // (filter and table in parallel) instead of two in a row.
-    __builtin_prefetch(s->v4_gray.home(hash));
-    if (s->v4_filter.may_contain(hash)) {
-      if (detail::gray_v4_table::storable(key) && s->v4_gray.find(key, hash)) return kGray;
-      if (auto r = s->v4_tagged->find({key}, hash)) return r;
+  // The directory entry is loaded first and the host bucket matched while it
+  // arrives: the two misses overlap, and a host that is listed never waits for
+  // the networks.
+  static std::optional<route_id> lookup_v4(const snapshot& s, std::uint32_t key) noexcept {
+    const std::uint64_t networks = s.v4_networks[key >> 16].load(std::memory_order_acquire);
+    if (detail::gray_v4_table::storable(key) && s.v4_gray.find(key, detail::gray_v4_table::hash(key))) return kGray;
+    if (s.v4_tagged->any()) {
+      const std::uint64_t hash = detail::mix64(key);
+      if (s.v4_filter.may_contain(hash)) {
+        if (auto r = s.v4_tagged->find({key}, hash)) return r;
+      }
     }
-    return s->v4_networks ? s->v4_networks->lookup(key) : std::nullopt;
+    return detail::route_of(detail::v4_prefix_directory::code(networks, key));
   }
 
-  std::optional<route_id> lookup_v6(std::uint64_t high, std::uint64_t low) const noexcept {
-    const auto guard = detail::reader_gate::enter();
-    const snapshot* s = current_.load(std::memory_order_seq_cst);
+  static std::optional<route_id> lookup_v6(const snapshot& s, std::uint64_t high, std::uint64_t low) noexcept {
     const v6_key key{high, low};
-    if (auto r = s->v6_hosts->find(key, hash_v6(key))) return r;
-    return s->v6_networks ? s->v6_networks->lookup({high, low}) : std::nullopt;
+    if (auto r = s.v6_hosts->find(key, hash_v6(key))) return r;
+    return s.v6_networks ? s.v6_networks->lookup({high, low}) : std::nullopt;
   }
 
   static std::uint64_t hash_v6(const v6_key& k) noexcept { return detail::mix64(k[0] ^ detail::mix64(k[1])); }
 
-  template <class Index>
-  static std::unique_ptr<Index> index_of(const std::map<ip_network, route_id>& networks) {
+  static std::unique_ptr<v6_prefix_index> v6_index_of(const std::map<ip_network, route_id>& networks) {
     if (networks.empty()) return nullptr;
-    std::vector<typename Index::network> flat;
+    std::vector<v6_prefix_index::network> flat;
     flat.reserve(networks.size());
-    for (const auto& [n, r] : networks) {
-      if constexpr (std::is_same_v<Index, v4_prefix_index>) {
-        flat.push_back({n.address().v4_value(), n.prefix_length(), r});
-      } else {
-        flat.push_back({{n.address().v6_high(), n.address().v6_low()}, n.prefix_length(), r});
-      }
-    }
-    return std::make_unique<Index>(std::move(flat));
+    for (const auto& [n, r] : networks) flat.push_back({{n.address().v6_high(), n.address().v6_low()}, n.prefix_length(), r});
+    return std::make_unique<v6_prefix_index>(std::move(flat));
   }
 
   // Fresh tables holding `entries`, sized for them with room to grow.
@@ -284,28 +303,27 @@ class memory_store {
         continue;
       }
       const std::uint32_t key = n.address().v4_value();
-      const std::uint64_t hash = detail::mix64(key);
-      t.v4_filter->add(hash);
+      const std::uint64_t gray_hash = detail::gray_v4_table::hash(key);
+      const std::uint64_t tagged_hash = detail::mix64(key);
       if (e.route == kGray && detail::gray_v4_table::storable(key)) {
-        t.v4_gray->insert(key, hash);
-        t.v4_tagged->erase({key}, hash);
+        t.v4_gray->insert(key, gray_hash);
+        t.v4_tagged->erase({key}, tagged_hash);
       } else {
-        t.v4_tagged->insert({key}, hash, e.route);
-        if (detail::gray_v4_table::storable(key)) t.v4_gray->erase(key, hash);
+        t.v4_filter->add(tagged_hash);
+        t.v4_tagged->insert({key}, tagged_hash, e.route);
+        if (detail::gray_v4_table::storable(key)) t.v4_gray->erase(key, gray_hash);
       }
     }
-    t.v4_index = index_of<v4_prefix_index>(t.v4_networks);
-    t.v6_index = index_of<v6_prefix_index>(t.v6_networks);
+    t.v4_index = std::make_unique<detail::v4_prefix_directory>(t.v4_networks);
+    t.v6_index = v6_index_of(t.v6_networks);
     return t;
   }
 
   static tables empty_tables(std::size_t v4_gray, std::size_t v4_tagged, std::size_t v6_hosts) {
     tables t;
-    const unsigned gray_bits = detail::table_bits_for(v4_gray);
-    t.v4_gray = std::make_unique<detail::gray_v4_table>(gray_bits);
+    t.v4_gray = std::make_unique<detail::gray_v4_table>(detail::table_bits_for(v4_gray));
     t.v4_tagged = std::make_unique<detail::tagged_table<1>>(detail::table_bits_for(v4_tagged));
-    // The filter covers both IPv4 tables, so it is sized for both.
-    t.v4_filter = std::make_unique<detail::bloom_filter>(detail::table_bits_for(v4_gray + v4_tagged));
+    t.v4_filter = std::make_unique<detail::bloom_filter>(detail::table_bits_for(v4_tagged));
     t.v6_hosts = std::make_unique<detail::tagged_table<2>>(detail::table_bits_for(v6_hosts));
     return t;
   }
@@ -319,8 +337,8 @@ class memory_store {
     writer_ = std::move(t);
     size_.store(count(writer_), std::memory_order_relaxed);
     stale_filter_bits_ = 0;
-    return new snapshot{writer_.v4_gray->reader_view(), writer_.v4_filter->reader_view(), writer_.v4_tagged.get(),
-                        writer_.v4_index.get(),         writer_.v6_hosts.get(),               writer_.v6_index.get()};
+    return new snapshot{writer_.v4_gray->reader_view(), writer_.v4_index->entries(), writer_.v4_tagged.get(),
+                        writer_.v4_filter->reader_view(), writer_.v6_hosts.get(),  writer_.v6_index.get()};
   }
 
   // Publishes `t` as the new list and frees the old one once no reader holds it.
@@ -331,6 +349,7 @@ class memory_store {
     snapshot* previous = current_.exchange(fresh, std::memory_order_seq_cst);
     detail::reader_gate::synchronize();
     delete previous;
+    graveyard_.clear();  // retired before the grace period just waited for
     // `old` and its tables die here, after the grace period.
   }
 
@@ -347,36 +366,47 @@ class memory_store {
       all.push_back({ip_network::host(ip_address::v6(k[0], k[1])), r});
     });
     tables t = build(all);  // sized to be at most half full
-    t.v4_networks = writer_.v4_networks;
-    t.v6_networks = writer_.v6_networks;
+    t.v4_networks = std::move(writer_.v4_networks);
+    t.v6_networks = std::move(writer_.v6_networks);
     t.v4_index = std::move(writer_.v4_index);
     t.v6_index = std::move(writer_.v6_index);
     publish(std::move(t));
   }
 
-  void republish_networks(ip_family family) {
-    // Only the changed family's index is rebuilt; everything else is shared.
-    snapshot* fresh = new snapshot(*current_.load(std::memory_order_relaxed));
-    std::unique_ptr<v4_prefix_index> old_v4;
-    std::unique_ptr<v6_prefix_index> old_v6;
-    if (family == ip_family::v4) {
-      old_v4 = std::move(writer_.v4_index);
-      writer_.v4_index = index_of<v4_prefix_index>(writer_.v4_networks);
-      fresh->v4_networks = writer_.v4_index.get();
+  // `n` (a network, not a host) was just inserted, re-routed or erased in the
+  // writer's map. IPv4: the directory changes in place, or is copied and published
+  // whole when `n` is shorter than /16. IPv6: the index is rebuilt.
+  void networks_changed(const ip_network& n) {
+    snapshot* fresh = nullptr;
+    if (n.address().is_v4()) {
+      if (!writer_.v4_index->apply(writer_.v4_networks, n, graveyard_)) return bury_if_full();
+      fresh = new snapshot(*current_.load(std::memory_order_relaxed));
+      fresh->v4_networks = writer_.v4_index->entries();
     } else {
-      old_v6 = std::move(writer_.v6_index);
-      writer_.v6_index = index_of<v6_prefix_index>(writer_.v6_networks);
+      graveyard_.push_back(std::shared_ptr<const void>(std::move(writer_.v6_index)));
+      writer_.v6_index = v6_index_of(writer_.v6_networks);
+      fresh = new snapshot(*current_.load(std::memory_order_relaxed));
       fresh->v6_networks = writer_.v6_index.get();
     }
-    snapshot* previous = current_.exchange(fresh, std::memory_order_seq_cst);
-    detail::reader_gate::synchronize();
-    delete previous;
+    graveyard_.push_back(std::shared_ptr<const void>(std::unique_ptr<snapshot>(current_.exchange(fresh, std::memory_order_seq_cst))));
+    bury_if_full();
   }
+
+  // What readers may still hold is freed in batches, one grace period for many
+  // changes, so a stream of small updates does not pay a membarrier each.
+  void bury_if_full() {
+    if (graveyard_.size() < kGraveyardBatch) return;
+    detail::reader_gate::synchronize();
+    graveyard_.clear();
+  }
+
+  static constexpr std::size_t kGraveyardBatch = 256;
 
   std::atomic<snapshot*> current_{nullptr};
   std::atomic<std::size_t> size_{0};
   mutable std::mutex write_mutex_;
   tables writer_;
+  detail::v4_prefix_directory::graveyard graveyard_;
   std::size_t stale_filter_bits_ = 0;
 };
 
