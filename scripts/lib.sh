@@ -31,7 +31,7 @@ ensure_packages() {
 # Packages for building and testing everything.
 GRAYROUTE_BUILD_PACKAGES=(cmake make g++ pkg-config doctest-dev libhiredis-dev libboost-dev libcli11-dev)
 GRAYROUTE_TEST_PACKAGES=(redis-server redis-tools nginx nginx-dev curl clang libclang-rt-14-dev)
-GRAYROUTE_BENCH_PACKAGES=(libbenchmark-dev wrk)
+GRAYROUTE_BENCH_PACKAGES=(libbenchmark-dev wrk libabsl-dev dpdk-dev)  # absl, DPDK: bench_lookup peers
 
 build_jobs() { nproc 2>/dev/null || echo 2; }
 

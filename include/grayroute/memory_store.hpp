@@ -74,8 +74,11 @@ class memory_store {
     // stall would serialise the cache misses of consecutive lookups.
     const auto guard = detail::reader_gate::enter();
     const snapshot& s = *current_.load(std::memory_order_seq_cst);
-    if (address.is_v4()) return lookup_v4(s, address.v4_value());
-    if (address.is_v4_mapped()) return lookup_v4(s, static_cast<std::uint32_t>(address.v6_low()));
+    // Route codes (0: none, else route + 1) until here: an optional assembled inside
+    // an out-of-line call comes back through the stack in pieces, and the failed
+    // store-to-load forwarding that follows serialises consecutive lookups.
+    if (address.is_v4()) return detail::route_of(code_v4(s, address.v4_value()));
+    if (address.is_v4_mapped()) return detail::route_of(code_v4(s, static_cast<std::uint32_t>(address.v6_low())));
     return lookup_v6(s, address.v6_high(), address.v6_low());
   }
 
@@ -99,7 +102,7 @@ class memory_store {
       }
       for (std::size_t i = first; i < last; ++i) {
         const ip_address& a = addresses[i];
-        routes[i] = a.is_v4() || a.is_v4_mapped() ? lookup_v4(s, static_cast<std::uint32_t>(a.v6_low()))
+        routes[i] = a.is_v4() || a.is_v4_mapped() ? detail::route_of(code_v4(s, static_cast<std::uint32_t>(a.v6_low())))
                                                   : lookup_v6(s, a.v6_high(), a.v6_low());
       }
     }
@@ -248,16 +251,18 @@ class memory_store {
   // The directory entry is loaded first and the host bucket matched while it
   // arrives: the two misses overlap, and a host that is listed never waits for
   // the networks.
-  static std::optional<route_id> lookup_v4(const snapshot& s, std::uint32_t key) noexcept {
+  static std::uint32_t code_v4(const snapshot& s, std::uint32_t key) noexcept {
     const std::uint64_t networks = s.v4_networks[key >> 16].load(std::memory_order_acquire);
-    if (detail::gray_v4_table::storable(key) && s.v4_gray.find(key, detail::gray_v4_table::hash(key))) return kGray;
-    if (s.v4_tagged->any()) {
+    const bool gray = s.v4_gray.contains(key);
+    std::uint32_t code = detail::v4_prefix_directory::code(networks, key);
+    if (s.v4_tagged->any()) {  // hosts on other routes, or the marker keys: rare
       const std::uint64_t hash = detail::mix64(key);
       if (s.v4_filter.may_contain(hash)) {
-        if (auto r = s.v4_tagged->find({key}, hash)) return r;
+        if (auto r = s.v4_tagged->find({key}, hash)) code = detail::route_code(*r);
       }
     }
-    return detail::route_of(detail::v4_prefix_directory::code(networks, key));
+    // A host is never in both host tables; either beats any network.
+    return gray ? detail::route_code(kGray) : code;
   }
 
   static std::optional<route_id> lookup_v6(const snapshot& s, std::uint64_t high, std::uint64_t low) noexcept {

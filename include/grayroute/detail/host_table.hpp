@@ -128,22 +128,26 @@ class gray_v4_table {
       return slots + (static_cast<std::size_t>(hash >> shift) * kBucketSlots);
     }
 
-    /// `key` must be storable().
-    bool find(std::uint32_t key, std::uint64_t hash) const noexcept {
-      std::size_t b = static_cast<std::size_t>(hash >> shift);
-      for (;;) {
-        const match m = match_bucket(slots + b * kBucketSlots, key);
-        if (m.found) return true;
-        // Keys overflow into the next bucket only while this one is full, and
-        // erasing leaves a tombstone, so a bucket with an empty slot ends the probe.
-        if (m.has_empty) return false;
+    /// True when `key` is in the table. No branch depends on the answer in the
+    /// common case (a bucket that holds the key or has room): a lookup's caller can
+    /// go on while the line is still on its way, and a mispredicted branch on it
+    /// would stall the lookups after it until the miss is served.
+    bool contains(std::uint32_t key) const noexcept {
+      const std::uint64_t h = hash(key);
+      std::size_t b = static_cast<std::size_t>(h >> shift);
+      match m = match_bucket(slots + b * kBucketSlots, key);
+      // Keys overflow into the next bucket only while this one is full, and
+      // erasing leaves a tombstone, so a bucket with an empty slot ends the probe.
+      while (__builtin_expect(!m.settled, 0)) {
         b = (b + 1) & bucket_mask;
+        m = match_bucket(slots + b * kBucketSlots, key);
       }
+      return m.found & storable(key);  // the markers match empty slots and tombstones
     }
   };
 
   view reader_view() const noexcept { return {&slots_[0], slots_.size() / kBucketSlots - 1, shift_}; }
-  bool find(std::uint32_t key, std::uint64_t hash) const noexcept { return reader_view().find(key, hash); }
+  bool contains(std::uint32_t key) const noexcept { return reader_view().contains(key); }
 
   // Writer side: one thread at a time (the store's mutex).
   bool insert(std::uint32_t key, std::uint64_t hash) noexcept {
@@ -205,7 +209,7 @@ class gray_v4_table {
  private:
   struct match {
     bool found;
-    bool has_empty;
+    bool settled;  // found, or the bucket has an empty slot: the probe ends here
   };
 
   static match match_bucket(const std::atomic<std::uint32_t>* bucket, std::uint32_t key) noexcept {
@@ -225,7 +229,8 @@ class gray_v4_table {
                                     _mm_or_si128(_mm_cmpeq_epi32(c, k), _mm_cmpeq_epi32(d, k)));
     const __m128i empty = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi32(a, zero), _mm_cmpeq_epi32(b, zero)),
                                        _mm_or_si128(_mm_cmpeq_epi32(c, zero), _mm_cmpeq_epi32(d, zero)));
-    return {_mm_movemask_epi8(eq) != 0, _mm_movemask_epi8(empty) != 0};
+    // `settled` from one combined mask, so that no branch waits on `found` alone.
+    return {_mm_movemask_epi8(eq) != 0, _mm_movemask_epi8(_mm_or_si128(eq, empty)) != 0};
 #else
     bool found = false, has_empty = false;
     for (std::size_t j = 0; j < kBucketSlots; ++j) {
@@ -233,7 +238,7 @@ class gray_v4_table {
       found |= v == key;
       has_empty |= v == kEmpty;
     }
-    return {found, has_empty};
+    return {found, found || has_empty};
 #endif
   }
 

@@ -18,6 +18,7 @@
 #define GRAYROUTE_DETAIL_READER_GATE_HPP
 
 #include <atomic>
+#include <cassert>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -47,11 +48,19 @@
 GRAYROUTE_NAMESPACE_BEGIN
 namespace detail {
 
+// All a reader touches besides its own record, constant-initialised so that
+// entering costs no initialisation check. Readers fence until membarrier is
+// registered, which happens before any thread's first read section (claiming a
+// record constructs the domain).
+struct reader_gate_state {
+  std::atomic<std::uint64_t> epoch{1};
+  std::atomic<bool> fenced{true};
+};
+
 class reader_gate {
  private:
   struct alignas(64) record {
     std::atomic<std::uint64_t> epoch{0};  // 0: not reading
-    int depth = 0;                        // touched only by the owning thread
     std::atomic<bool> in_use{true};
     record* next = nullptr;
   };
@@ -62,27 +71,25 @@ class reader_gate {
     explicit guard(record* r) noexcept : record_(r) {}
     guard(const guard&) = delete;
     guard& operator=(const guard&) = delete;
-    ~guard() {
-      if (--record_->depth == 0) record_->epoch.store(0, std::memory_order_release);
-    }
+    ~guard() { record_->epoch.store(0, std::memory_order_release); }
 
    private:
     record* record_;
   };
 
-  /// Marks the calling thread as reading until the guard dies; nests. Load the
-  /// published pointer after this.
+  /// Marks the calling thread as reading until the guard dies. Load the published
+  /// pointer after this. Sections do not nest (no lookup calls another): checking
+  /// for an outer section costs a load and a branch that measurably slow down
+  /// back-to-back lookups, so only debug builds check.
   [[nodiscard]] static guard enter() noexcept {
     record* r = this_thread_record();
-    if (r->depth++ == 0) {
-      domain& d = the_domain();
-      const std::uint64_t now = d.epoch.load(std::memory_order_relaxed);
-      if (d.fence_readers.load(std::memory_order_relaxed)) {
-        r->epoch.exchange(now, std::memory_order_seq_cst);  // a full barrier, portable
-      } else {
-        r->epoch.store(now, std::memory_order_relaxed);
-        std::atomic_signal_fence(std::memory_order_seq_cst);  // the compiler must not sink the store
-      }
+    assert(r->epoch.load(std::memory_order_relaxed) == 0 && "reader_gate sections do not nest");
+    const std::uint64_t now = readers_.epoch.load(std::memory_order_relaxed);
+    if (readers_.fenced.load(std::memory_order_relaxed)) {
+      r->epoch.exchange(now, std::memory_order_seq_cst);  // a full barrier, portable
+    } else {
+      r->epoch.store(now, std::memory_order_relaxed);
+      std::atomic_signal_fence(std::memory_order_seq_cst);  // the compiler must not sink the store
     }
     return guard(r);
   }
@@ -92,7 +99,7 @@ class reader_gate {
   static void synchronize() noexcept {
     domain& d = the_domain();
     std::lock_guard<std::mutex> lock(d.mutex);
-    const std::uint64_t now = d.epoch.fetch_add(1, std::memory_order_seq_cst) + 1;
+    const std::uint64_t now = readers_.epoch.fetch_add(1, std::memory_order_seq_cst) + 1;
     heavy_barrier(d);
     for (record* r = d.head.load(std::memory_order_acquire); r != nullptr; r = r->next) {
       for (int spins = 0;; ++spins) {
@@ -104,10 +111,10 @@ class reader_gate {
   }
 
  private:
+  static inline reader_gate_state readers_{};
+
   struct domain {
-    std::atomic<std::uint64_t> epoch{1};
     std::atomic<record*> head{nullptr};
-    std::atomic<bool> fence_readers{false};
     bool membarrier_ready = false;
     std::mutex mutex;  // serialises synchronize()
 
@@ -117,7 +124,7 @@ class reader_gate {
       membarrier_ready = supported > 0 && (supported & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
                          ::syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
 #endif
-      fence_readers.store(!membarrier_ready, std::memory_order_relaxed);
+      readers_.fenced.store(!membarrier_ready, std::memory_order_seq_cst);
     }
   };
 
@@ -135,22 +142,29 @@ class reader_gate {
     // with the writer's seq_cst epoch bump and loads). If membarrier failed only now,
     // readers already inside entered unfenced: give their store buffers time to
     // drain (they do within nanoseconds).
-    const bool was_fenced = d.fence_readers.exchange(true, std::memory_order_seq_cst);
+    const bool was_fenced = readers_.fenced.exchange(true, std::memory_order_seq_cst);
     if (!was_fenced) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
 
-  // The calling thread's record: claimed on first use, released at thread exit.
+  // The calling thread's record. A plain pointer in thread-local storage, read
+  // with no initialisation check; the owner object that hands the record back at
+  // thread exit is created only when the record is claimed.
+  static inline thread_local record* mine_ = nullptr;
+
   struct owner {
     record* r = nullptr;
     ~owner() {
+      mine_ = nullptr;
       if (r) r->in_use.store(false, std::memory_order_release);
     }
   };
 
   static record* this_thread_record() noexcept {
+    if (mine_ != nullptr) return mine_;
     thread_local owner mine;
-    if (mine.r == nullptr) mine.r = claim_record();
-    return mine.r;
+    mine.r = claim_record();
+    mine_ = mine.r;
+    return mine_;
   }
 
   static record* claim_record() noexcept {
