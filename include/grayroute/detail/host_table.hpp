@@ -212,7 +212,11 @@ class gray_v4_table {
     bool settled;  // found, or the bucket has an empty slot: the probe ends here
   };
 
+  // A bucket fills from its first slot and an erased key leaves a tombstone, so
+  // its empty slots are always its last ones: it has room iff its last slot is
+  // empty, one scalar load instead of sixteen comparisons.
   static match match_bucket(const std::atomic<std::uint32_t>* bucket, std::uint32_t key) noexcept {
+    const bool has_room = bucket[kBucketSlots - 1].load(std::memory_order_acquire) == kEmpty;
 #if GRAYROUTE_SIMD_PROBE
     // One line, four 16-byte loads. The C++ memory model has no vector atomics, but
     // on x86 each aligned 4-byte lane of a vector load is read whole, so a lane is
@@ -222,24 +226,15 @@ class gray_v4_table {
     static_assert(sizeof(std::atomic<std::uint32_t>) == 4 && std::atomic<std::uint32_t>::is_always_lock_free);
     const auto* p = reinterpret_cast<const __m128i*>(bucket);
     const __m128i k = _mm_set1_epi32(static_cast<int>(key));
-    const __m128i zero = _mm_setzero_si128();
-    const __m128i a = _mm_load_si128(p), b = _mm_load_si128(p + 1), c = _mm_load_si128(p + 2),
-                  d = _mm_load_si128(p + 3);
-    const __m128i eq = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi32(a, k), _mm_cmpeq_epi32(b, k)),
-                                    _mm_or_si128(_mm_cmpeq_epi32(c, k), _mm_cmpeq_epi32(d, k)));
-    const __m128i empty = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi32(a, zero), _mm_cmpeq_epi32(b, zero)),
-                                       _mm_or_si128(_mm_cmpeq_epi32(c, zero), _mm_cmpeq_epi32(d, zero)));
-    // `settled` from one combined mask, so that no branch waits on `found` alone.
-    return {_mm_movemask_epi8(eq) != 0, _mm_movemask_epi8(_mm_or_si128(eq, empty)) != 0};
+    const __m128i eq = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi32(_mm_load_si128(p), k), _mm_cmpeq_epi32(_mm_load_si128(p + 1), k)),
+                                    _mm_or_si128(_mm_cmpeq_epi32(_mm_load_si128(p + 2), k), _mm_cmpeq_epi32(_mm_load_si128(p + 3), k)));
+    const bool found = _mm_movemask_epi8(eq) != 0;
 #else
-    bool found = false, has_empty = false;
-    for (std::size_t j = 0; j < kBucketSlots; ++j) {
-      const std::uint32_t v = bucket[j].load(std::memory_order_acquire);
-      found |= v == key;
-      has_empty |= v == kEmpty;
-    }
-    return {found, found || has_empty};
+    bool found = false;
+    for (std::size_t j = 0; j < kBucketSlots; ++j) found |= bucket[j].load(std::memory_order_acquire) == key;
 #endif
+    // `settled` from bitwise operations, so that no branch waits on `found` alone.
+    return {found, static_cast<bool>(found | has_room)};
   }
 
   atomic_array<std::uint32_t> slots_;

@@ -237,6 +237,12 @@ class v4_prefix_directory {
   /// when a network shorter than /16 changes (apply() says so).
   const entry* entries() const noexcept { return &(*dir_)[0]; }
 
+  /// Where the ranges of an entry's /16 live, for prefetching (a prefetch of null
+  /// does nothing): null when the entry is the answer.
+  static const void* chunk_of(std::uint64_t e) noexcept {
+    return e & 1 ? nullptr : reinterpret_cast<const void*>(static_cast<std::uintptr_t>(e));
+  }
+
   /// The route code (0: none) of `key`, given the entry of its /16.
   static std::uint32_t code(std::uint64_t e, std::uint32_t key) noexcept {
     if (e & 1) return static_cast<std::uint32_t>(e >> 1);
