@@ -43,6 +43,13 @@ const std::string& eal_error() {
   return error;
 }
 
+// False, with the reason on the benchmark, when the EAL did not start.
+bool eal_ready(benchmark::State& state) {
+  if (eal_error().empty()) return true;
+  state.SkipWithError(eal_error().c_str());
+  return false;
+}
+
 std::size_t dpdk_heap_in_use() {
   rte_malloc_socket_stats stats{};
   rte_malloc_get_socket_stats(static_cast<int>(rte_socket_id_by_idx(0)), &stats);
@@ -60,10 +67,7 @@ struct fib_deleter {
 
 // Builds an rte_lpm of the networks, or says why it could not.
 std::unique_ptr<rte_lpm, lpm_deleter> make_lpm(benchmark::State& state) {
-  if (!eal_error().empty()) {
-    state.SkipWithError(eal_error().c_str());
-    return nullptr;
-  }
+  if (!eal_ready(state)) return nullptr;
   const std::size_t before = dpdk_heap_in_use();
   rte_lpm_config config{};
   config.max_rules = 2 * gb::kLookupNetworks;
@@ -79,10 +83,7 @@ std::unique_ptr<rte_lpm, lpm_deleter> make_lpm(benchmark::State& state) {
 }
 
 std::unique_ptr<rte_fib, fib_deleter> make_fib(benchmark::State& state) {
-  if (!eal_error().empty()) {
-    state.SkipWithError(eal_error().c_str());
-    return nullptr;
-  }
+  if (!eal_ready(state)) return nullptr;
   const std::size_t before = dpdk_heap_in_use();
   rte_fib_conf config{};
   config.type = RTE_FIB_DIR24_8;

@@ -6,18 +6,42 @@
 //   store.insert(*grayroute::parse_network("192.168.116.7"), grayroute::kProduction);  // an exception
 //   store.lookup(*grayroute::parse_ip("192.168.116.9"));           // kGray
 //
-// Concurrency: any number of threads call lookup()/contains() while writers
-// (serialised by an internal mutex) call insert/erase/replace. Readers never block
-// and never see half of a replace(): they read one published snapshot of table
-// pointers; exact-address tables are updated in place with atomic slot writes, and
-// anything rebuilt (a grown table, the network index, a whole new list) is a new
-// snapshot, published with one atomic store and freed after detail::reader_gate
-// (userspace RCU over membarrier) says no reader still holds the old one. An insert or erase is visible to every
-// lookup that starts after it returns.
+// An IPv4 lookup (the hot path) is two independent loads, issued together:
+//   - the host's bucket: 16 four-byte keys in one cache line, matched at once with
+//     SSE2 (detail/host_table.hpp); a bucket with room ends the probe, so a listed
+//     or unlisted host costs one line. 8.4 bytes per host at 1M hosts.
+//   - the /16's entry in a 65,536-entry directory (detail/prefix_index.hpp): either
+//     the answer for the whole /16 ("no network here" included), or a pointer to
+//     the few ranges inside it, searched with one SIMD compare. About 30 bytes per
+//     network plus the 512 KiB directory.
+// No branch waits on the answer (found or not), so consecutive lookups overlap
+// their cache misses; lookup_batch() also prefetches bucket, entry and ranges
+// ahead. Measured (bench/bench_lookup.cpp: 1M hosts + 10K random /16-/24
+// networks, half the probes listed, CPU ns per lookup, median of 5 on a loaded
+// 2-core VM), hot (64K clients) / cold (1M clients):
+//   memory_store, hosts + networks    10.1 / 27.6
+//   absl::flat_hash_set, hosts only   10.5 / 21.0
+//   absl + DPDK rte_lpm back to back  34.3 / 34.5  (rte_lpm alone 3.9 / 11.7)
+//   memory_store, networks only        5.2 /  5.5
+//   std::unordered_set, hosts only    56.1 / 59.8
 //
-// Costs: inserting or erasing an exact address is amortised O(1) (a table grows by
-// rebuilding at 70% occupancy). A network insert/erase rebuilds only the network
-// index of its family, O(n log n) in the number of networks.
+// Concurrency: any number of threads call lookup()/contains()/lookup_batch()
+// while writers (serialised by an internal mutex) call insert/erase/replace.
+// Readers never block and never see half of a change: they read one published
+// snapshot of table pointers; host tables and directory entries are updated in
+// place with single atomic stores (an IPv4 network's /16 ranges are rebuilt aside
+// and swapped in), and anything wider (a grown table, a network shorter than /16,
+// which spans directory entries, the IPv6 network index, a whole new list) is a
+// new snapshot published with one atomic store. What readers may still hold is
+// freed after detail::reader_gate (userspace RCU over membarrier) says no reader
+// does; small changes are retired in batches, one grace period for many. An insert
+// or erase is visible to every lookup that starts after it returns.
+//
+// Costs: inserting or erasing a host is amortised O(1) (a table grows by
+// rebuilding at 70% occupancy). An IPv4 network of /16 or longer rebuilds the
+// ranges of its /16, O(networks in that /16); a shorter one copies the directory
+// (512 KiB). 100,000 random /16-/24 networks insert one at a time in about 0.17 s.
+// An IPv6 network insert/erase rebuilds the IPv6 index, O(n log n).
 #ifndef GRAYROUTE_MEMORY_STORE_HPP
 #define GRAYROUTE_MEMORY_STORE_HPP
 

@@ -1,12 +1,31 @@
-// Longest-prefix match over a fixed set of networks, as a sorted array of ranges.
+// Longest-prefix match over networks, as ranges.
 //
 // Networks nest or are disjoint, so the address line splits into ranges on which
-// the longest match does not change. Building flattens the networks into the sorted
-// starts of those ranges (at most 2n + 1 of them); a lookup is one binary search,
-// narrowed first by a 65,536-entry table on the key's top 16 bits, so it touches
-// two or three cache lines however many networks there are. The index is immutable:
-// a change builds a new one (O(n log n); 10,000 networks take about a millisecond)
-// and the store publishes it through its reader_gate.
+// the longest match does not change; flatten() turns networks into the sorted
+// starts of those ranges (at most 2n + 1 of them) and the route of each.
+//
+// IPv6 (prefix_index): one immutable sorted array, binary-searched after a
+// 65,536-entry table on the key's top 16 bits; a change builds a new index
+// (O(n log n)) and the store publishes it.
+//
+// IPv4 (v4_prefix_directory), the hot path, updated in place. A directory of
+// 65,536 eight-byte entries, one per /16 (512 KiB, like DPDK's DIR-24-8 but one
+// level up, so it stays in L2 rather than spanning 64 MiB). An entry is either
+// the answer for its whole /16 (low bit set: the route code of the longest network
+// of /16 or shorter around it, or "none"), so most addresses are answered by that
+// one load, or a pointer to an immutable chunk holding the ranges inside the /16
+// (starts as 16-bit offsets, at most 8 of them compared in one SSE2 step, more
+// binary-searched). Random /16-/24 networks leave one to three networks per
+// occupied /16: 10,000 of them take about 30 bytes each besides the directory,
+// where rte_lpm takes 6.7 KB per network for its 64 MiB table.
+//
+// Updates: a network of /16 or longer changes one /16: its chunk is rebuilt from
+// the writer's sorted map (O(networks in the /16)) and swapped in with one release
+// store; the old chunk is retired for the store's grace period. A shorter network
+// changes many entries, which readers must see change together, so the directory
+// is copied, updated and published as a whole. 100,000 random /16-/24 networks
+// insert one at a time in about 0.17 s; packed hundreds to a /16 (the worst case
+// for a chunk), 2.6 s.
 #ifndef GRAYROUTE_DETAIL_PREFIX_INDEX_HPP
 #define GRAYROUTE_DETAIL_PREFIX_INDEX_HPP
 
@@ -116,9 +135,13 @@ constexpr std::optional<route_id> route_of(std::uint32_t code) noexcept {
 template <class Key>
 range_list<Key> flatten(std::vector<prefix_network<Key>> networks) {
   using traits = key_traits<Key>;
-  std::sort(networks.begin(), networks.end(), [](const prefix_network<Key>& a, const prefix_network<Key>& b) {
-    return a.start != b.start ? a.start < b.start : a.prefix < b.prefix;  // outer before inner
-  });
+  const auto outer_first = [](const prefix_network<Key>& a, const prefix_network<Key>& b) {
+    return a.start != b.start ? a.start < b.start : a.prefix < b.prefix;
+  };
+  // The store hands over networks in map order, already sorted: skip the sort then.
+  if (!std::is_sorted(networks.begin(), networks.end(), outer_first)) {
+    std::sort(networks.begin(), networks.end(), outer_first);
+  }
   struct open {
     Key last;
     std::uint32_t code;
