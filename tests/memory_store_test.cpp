@@ -227,7 +227,7 @@ TEST_SUITE("memory_store") {
     };
     std::vector<std::pair<std::uint32_t, unsigned>> listed;
     std::size_t mismatches = 0, checks = 0;
-    for (int step = 0; step < 3000; ++step) {
+    for (int step = 0; step < 4000; ++step) {
       if (!listed.empty() && rng() % 3 == 0) {
         const std::size_t i = rng() % listed.size();
         const auto n = listed[i];
@@ -235,13 +235,17 @@ TEST_SUITE("memory_store") {
         CHECK(s.erase(*grayroute::ip_network::make(ip_address::v4(n.first), n.second)) == (model.erase(n) == 1));
       } else {
         const unsigned p = rng() % 8 == 0 ? 4 + rng() % 12 : 16 + rng() % 16;
-        // Addresses within 10.0.0.0/8 and 172.16.0.0/12 mostly, so networks nest.
-        std::uint32_t a = rng() % 2 ? 0x0a000000u | (static_cast<std::uint32_t>(rng()) & 0x00ffffffu)
-                                    : 0xac100000u | (static_cast<std::uint32_t>(rng()) & 0x000fffffu);
+        // Addresses within 10.0.0.0/8, 172.16.0.0/12 and 192.168.0.0/16, so that
+        // networks nest, hundreds of them in one /16.
+        const std::uint32_t r = static_cast<std::uint32_t>(rng());
+        const int region = static_cast<int>(rng() % 3);
+        std::uint32_t a = region == 0   ? 0x0a000000u | (r & 0x00ffffffu)
+                          : region == 1 ? 0xac100000u | (r & 0x000fffffu)
+                                        : 0xc0a80000u | (r & 0x0000ffffu);
         a &= ~0u << (32 - p);
-        const route_id r = static_cast<route_id>(rng() % 3);
-        if (model.insert_or_assign({a, p}, r).second) listed.push_back({a, p});
-        s.insert(*grayroute::ip_network::make(ip_address::v4(a), p), r);
+        const route_id route = static_cast<route_id>(rng() % 3);
+        if (model.insert_or_assign({a, p}, route).second) listed.push_back({a, p});
+        s.insert(*grayroute::ip_network::make(ip_address::v4(a), p), route);
       }
       if (step % 100 != 99) continue;
       std::vector<std::uint32_t> probes;
