@@ -18,12 +18,12 @@
 // their cache misses; lookup_batch() also prefetches bucket, entry and ranges
 // ahead. Measured (bench/bench_lookup.cpp: 1M hosts + 10K random /16-/24
 // networks, half the probes listed, CPU ns per lookup, median of 5 on a loaded
-// 2-core VM), hot (64K clients) / cold (1M clients):
-//   memory_store, hosts + networks    10.1 / 27.6
-//   absl::flat_hash_set, hosts only   10.5 / 21.0
-//   absl + DPDK rte_lpm back to back  34.3 / 34.5  (rte_lpm alone 3.9 / 11.7)
-//   memory_store, networks only        5.2 /  5.5
-//   std::unordered_set, hosts only    56.1 / 59.8
+// 2-core VM, two runs), hot (64K clients) / cold (1M clients):
+//   memory_store, hosts + networks     9.6-10.1 / 24.2-27.6
+//   absl::flat_hash_set, hosts only   10.5-11.2 / 16.7-21.0
+//   absl + DPDK rte_lpm back to back  21.9-34.3 / 31.9-34.5  (rte_lpm alone 2.5-3.9 / 10.9-11.7)
+//   memory_store, hosts only           5.6-8.3  /  8.1-21.1
+//   std::unordered_set, hosts only    50.0-56.1 / 58.5-59.8
 //
 // Concurrency: any number of threads call lookup()/contains()/lookup_batch()
 // while writers (serialised by an internal mutex) call insert/erase/replace.
