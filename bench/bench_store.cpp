@@ -4,7 +4,13 @@
 #include <grayroute/memory_store.hpp>
 #include <malloc.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <memory>
+#include <random>
+#include <set>
+#include <thread>
 #include <unordered_set>
 
 #include "inputs.hpp"
@@ -124,6 +130,135 @@ void BM_Store_InsertErase(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
 }
+
+// --- network updates (issue #10, section 2) -------------------------------------------
+
+// `count` distinct random IPv4 networks from /16 to /24; `dense` packs them into
+// 10.0.0.0/8 from /20 to /28, hundreds per /16, the worst case for a /16's chunk.
+std::vector<ip_network> random_networks(std::size_t count, std::uint32_t seed, bool dense = false) {
+  std::mt19937 rng(seed);
+  std::set<std::pair<std::uint32_t, unsigned>> seen;
+  std::vector<ip_network> out;
+  out.reserve(count);
+  while (out.size() < count) {
+    const unsigned prefix = dense ? 20 + static_cast<unsigned>(rng() % 9) : 16 + static_cast<unsigned>(rng() % 9);
+    std::uint32_t address = static_cast<std::uint32_t>(rng());
+    if (dense) address = 0x0a000000u | (address & 0x00ffffffu);
+    address &= ~0u << (32 - prefix);
+    if (seen.insert({address, prefix}).second) out.push_back(*ip_network::make(ip_address::v4(address), prefix));
+  }
+  return out;
+}
+
+// 100,000 networks inserted one at a time into an empty store (target: < 0.5 s),
+// beside the same list loaded at once with replace().
+void insert_networks(benchmark::State& state, bool dense, bool one_at_a_time) {
+  const std::vector<ip_network> networks = random_networks(100000, 31, dense);
+  std::vector<grayroute::store_entry> entries;
+  for (const auto& n : networks) entries.push_back({n, grayroute::kGray});
+  double bytes_per_network = 0;
+  for (auto _ : state) {
+    grayroute::memory_store s;
+    if (one_at_a_time) {
+      for (const auto& n : networks) s.insert(n);
+    } else {
+      s.replace(entries);
+    }
+    grayroute::memory_store empty;
+    bytes_per_network = static_cast<double>(s.memory_bytes() - empty.memory_bytes()) / static_cast<double>(networks.size());
+    benchmark::DoNotOptimize(s.size());
+  }
+  state.counters["bytes_per_network"] = bytes_per_network;
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(networks.size()));
+}
+void BM_Store_InsertNetworks100K_OneByOne(benchmark::State& s) { insert_networks(s, false, true); }
+void BM_Store_InsertNetworks100K_Replace(benchmark::State& s) { insert_networks(s, false, false); }
+void BM_Store_InsertNetworks100K_Dense_OneByOne(benchmark::State& s) { insert_networks(s, true, true); }
+void BM_Store_InsertNetworks100K_Dense_Replace(benchmark::State& s) { insert_networks(s, true, false); }
+
+// Two threads look up continuously (1M hosts + 10,000 networks, half the probes
+// listed), timing every lookup, for one second: once on an idle store, once while
+// this thread applies 10,000 network inserts/erases per second (1% of them shorter
+// than /16, which republish the directory). Reports each run's latency quantiles
+// and the ratio of the churned p99 to the idle p99 (target: <= 2).
+struct latencies {
+  double p50, p99, p999, max;
+  std::size_t lookups;
+};
+
+latencies lookups_during(const grayroute::memory_store& s, bool churn, grayroute::memory_store* writable) {
+  constexpr int kReaders = 2;
+  std::atomic<bool> stop{false};
+  std::vector<std::vector<std::uint32_t>> samples(kReaders);
+  std::vector<std::thread> readers;
+  for (int t = 0; t < kReaders; ++t) {
+    readers.emplace_back([&, t] {
+      auto& mine = samples[static_cast<std::size_t>(t)];
+      mine.reserve(std::size_t{1} << 23);
+      const auto& q = data().mixed;
+      std::size_t i = static_cast<std::size_t>(t) * 7919;
+      while (!stop.load(std::memory_order_relaxed) && mine.size() < mine.capacity()) {
+        const ip_address a = ip_address::v4(q[i++ & (kTableSize - 1)]);
+        const auto t0 = std::chrono::steady_clock::now();
+        benchmark::DoNotOptimize(s.lookup(a));
+        const auto t1 = std::chrono::steady_clock::now();
+        mine.push_back(static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
+      }
+    });
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const auto end = start + std::chrono::seconds(1);
+  if (churn) {
+    const std::vector<ip_network> pool = random_networks(20000, 41);
+    std::mt19937 rng(43);
+    std::size_t next = 0;
+    for (auto due = start; due < end; due += std::chrono::microseconds(100)) {
+      std::this_thread::sleep_until(due);
+      if (rng() % 100 == 0) {
+        const auto wide = *ip_network::make(ip_address::v4(static_cast<std::uint32_t>(rng()) & 0xfff00000u), 12);
+        writable->insert(wide);
+        writable->erase(wide);
+        continue;
+      }
+      const ip_network& n = pool[next++ % pool.size()];
+      if (!writable->erase(n)) writable->insert(n);
+    }
+  } else {
+    std::this_thread::sleep_until(end);
+  }
+  stop = true;
+  for (auto& r : readers) r.join();
+  std::vector<std::uint32_t> all;
+  for (const auto& v : samples) all.insert(all.end(), v.begin(), v.end());
+  std::sort(all.begin(), all.end());
+  auto at = [&](double q) { return static_cast<double>(all[static_cast<std::size_t>(q * static_cast<double>(all.size() - 1))]); };
+  return {at(0.5), at(0.99), at(0.999), static_cast<double>(all.back()), all.size()};
+}
+
+void BM_Store_LookupLatency_IdleVsChurn(benchmark::State& state) {
+  grayroute::memory_store s(data().entries);
+  latencies idle{}, churned{};
+  for (auto _ : state) {
+    idle = lookups_during(s, false, nullptr);
+    churned = lookups_during(s, true, &s);
+  }
+  state.counters["idle_p50_ns"] = idle.p50;
+  state.counters["idle_p99_ns"] = idle.p99;
+  state.counters["idle_p999_ns"] = idle.p999;
+  state.counters["churn_p50_ns"] = churned.p50;
+  state.counters["churn_p99_ns"] = churned.p99;
+  state.counters["churn_p999_ns"] = churned.p999;
+  state.counters["churn_max_ns"] = churned.max;
+  state.counters["idle_max_ns"] = idle.max;
+  state.counters["p99_ratio"] = churned.p99 / idle.p99;
+  state.counters["churn_lookups"] = static_cast<double>(churned.lookups);
+}
+
+BENCHMARK(BM_Store_InsertNetworks100K_OneByOne)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_Store_InsertNetworks100K_Replace)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_Store_InsertNetworks100K_Dense_OneByOne)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_Store_InsertNetworks100K_Dense_Replace)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_Store_LookupLatency_IdleVsChurn)->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime();
 
 BENCHMARK(BM_Store_Contains_HalfListed);
 BENCHMARK(BM_UnorderedSet_Contains_HalfListed);

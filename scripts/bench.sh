@@ -2,6 +2,8 @@
 # Runs every benchmark and prints medians with the ratio to each baseline.
 #   ./scripts/bench.sh             core benchmarks (parse, store, decide) + any area benchmarks present
 #   ./scripts/bench.sh core        only the core ones
+#   ./scripts/bench.sh lookup      the lookup peer table: memory_store against unordered_set,
+#                                  absl::flat_hash_set, DPDK rte_lpm/rte_fib (bench_lookup)
 #   GRAYROUTE_BENCH_REPS=5         repetitions per benchmark (medians are reported)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +13,11 @@ ensure_packages "${GRAYROUTE_BUILD_PACKAGES[@]}" "${GRAYROUTE_BENCH_PACKAGES[@]}
 reps=${GRAYROUTE_BENCH_REPS:-5}
 # The default -O2 build a distribution would ship, with symbols for profiling.
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRAYROUTE_BUILD_TESTS=OFF >/dev/null
-cmake --build build-bench -j "$(build_jobs)"
+if [ "${1:-}" = lookup ]; then
+  cmake --build build-bench -j "$(build_jobs)" --target bench_lookup
+else
+  cmake --build build-bench -j "$(build_jobs)"
+fi
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -77,6 +83,51 @@ run_core() {
   # Memory counters, when the binary reports them.
   echo "$out" | grep -oE '^BM_[A-Za-z0-9_]+Load1M[^ ]*|[a-z_]+_per_host=[0-9.]+' | paste -sd' ' | sed 's/^/memory: /' || true
 }
+
+# The peer table: one row per structure, CPU ns per lookup in both regimes (median of
+# $reps, repetitions interleaved at random so that a noisy neighbour hits all alike).
+run_lookup() {
+  local out
+  out=$(build-bench/bench/bench_lookup --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
+        --benchmark_enable_random_interleaving=true --benchmark_min_time=0.5 | grep '_median') || {
+    echo "bench_lookup failed" >&2
+    return 1
+  }
+  echo
+  echo "### bench_lookup (median of $reps, CPU ns per lookup; 1M hosts, 10K networks /16-/24, half the probes listed)"
+  echo
+  echo "| structure | holds | hot: 64K clients | cold: 1M clients | bytes per entry |"
+  echo "|---|---|---:|---:|---:|"
+  echo "$out" | awk '
+    { name=$1; sub(/_median$/, "", name); split(name, p, "_"); regime=p[3]; key=p[4] "_" p[5]
+      t=$4; unit=$5; if (unit=="us") t*=1e3; if (p[4] ~ /Batch|Bulk/) t/=256
+      ns[key, regime]=t; for (i=6; i<=NF; i++) if ($i ~ /^bytes_per_entry=/) { b=$i; sub(/.*=/, "", b); bytes[key]=b }
+      if (!(key in seen)) { seen[key]=1; order[++n]=key } }
+    function scale(b) { if (b ~ /k$/) { sub(/k$/, "", b); return b*1000 } return b+0 }
+    END {
+      label["Store_Mixed"]="grayroute memory_store | hosts + networks"
+      label["StoreBatch_Mixed"]="grayroute memory_store, lookup_batch (256) | hosts + networks"
+      label["Store_Hosts"]="grayroute memory_store | hosts"
+      label["Store_Networks"]="grayroute memory_store | networks"
+      label["UnorderedSet_Hosts"]="std::unordered_set<uint32_t> | hosts"
+      label["AbslSet_Hosts"]="absl::flat_hash_set<uint32_t> | hosts"
+      label["RteLpm_Networks"]="DPDK rte_lpm | networks"
+      label["RteLpmBulk_Networks"]="DPDK rte_lpm_lookup_bulk (256) | networks"
+      label["RteFibBulk_Networks"]="DPDK rte_fib_lookup_bulk (256) | networks"
+      label["AbslSetRteLpm_Mixed"]="absl::flat_hash_set + rte_lpm, back to back | hosts + networks"
+      for (i=1; i<=n; i++) { k=order[i]
+        printf "| %s | %.1f | %.1f | %.1f |\n", (k in label ? label[k] : k), ns[k, "Hot"], ns[k, "Cold"], scale(bytes[k]) }
+      print ""
+      split("Hot Cold", r, " ")
+      for (j=1; j<=2; j++) { g=r[j]
+        if (ns["AbslSetRteLpm_Mixed", g] > 0) printf "%s: memory_store (hosts + networks) is %.2fx faster than absl + rte_lpm back to back; %.2fx the time of absl alone\n", g, ns["AbslSetRteLpm_Mixed", g]/ns["Store_Mixed", g], ns["Store_Mixed", g]/ns["AbslSet_Hosts", g]
+        if (ns["UnorderedSet_Hosts", g] > 0) printf "%s: memory_store (hosts + networks) is %.2fx faster than std::unordered_set (hosts only)\n", g, ns["UnorderedSet_Hosts", g]/ns["Store_Mixed", g] } }'
+}
+
+if [ "${1:-}" = lookup ]; then
+  run_lookup
+  exit 0
+fi
 
 run_core bench_parse
 run_core bench_store

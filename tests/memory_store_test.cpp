@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -206,6 +208,122 @@ TEST_SUITE("memory_store") {
     CHECK(violations.load() == 0);
     CHECK(lookups.load() > 0);
     CHECK(s.size() == 1000 + 1 + 1);  // the last list (even) + one host from round 199
+  }
+
+  TEST_CASE("IPv4 networks changed one at a time agree with a plain longest-prefix model") {
+    // Prefixes from /4 to /31, so that changes land in one /16 (a chunk rebuilt in
+    // place), span many /16s (the directory copied and republished), nest, and
+    // carve holes; probes at every network's edges and at random.
+    std::mt19937 rng(21);
+    memory_store s;
+    std::map<std::pair<std::uint32_t, unsigned>, route_id> model;
+    auto expected = [&](std::uint32_t a) -> std::optional<route_id> {
+      for (unsigned p = 32; p-- > 0;) {
+        const std::uint32_t mask = p == 0 ? 0u : ~0u << (32 - p);
+        const auto it = model.find({a & mask, p});
+        if (it != model.end()) return it->second;
+      }
+      return std::nullopt;
+    };
+    std::vector<std::pair<std::uint32_t, unsigned>> listed;
+    std::size_t mismatches = 0, checks = 0;
+    for (int step = 0; step < 4000; ++step) {
+      if (!listed.empty() && rng() % 3 == 0) {
+        const std::size_t i = rng() % listed.size();
+        const auto n = listed[i];
+        listed.erase(listed.begin() + static_cast<std::ptrdiff_t>(i));
+        CHECK(s.erase(*grayroute::ip_network::make(ip_address::v4(n.first), n.second)) == (model.erase(n) == 1));
+      } else {
+        const unsigned p = rng() % 8 == 0 ? 4 + rng() % 12 : 16 + rng() % 16;
+        // Addresses within 10.0.0.0/8, 172.16.0.0/12 and 192.168.0.0/16, so that
+        // networks nest, hundreds of them in one /16.
+        const std::uint32_t r = static_cast<std::uint32_t>(rng());
+        const int region = static_cast<int>(rng() % 3);
+        std::uint32_t a = region == 0   ? 0x0a000000u | (r & 0x00ffffffu)
+                          : region == 1 ? 0xac100000u | (r & 0x000fffffu)
+                                        : 0xc0a80000u | (r & 0x0000ffffu);
+        a &= ~0u << (32 - p);
+        const route_id route = static_cast<route_id>(rng() % 3);
+        if (model.insert_or_assign({a, p}, route).second) listed.push_back({a, p});
+        s.insert(*grayroute::ip_network::make(ip_address::v4(a), p), route);
+      }
+      if (step % 100 != 99) continue;
+      std::vector<std::uint32_t> probes;
+      for (const auto& [n, r] : model) {
+        const std::uint32_t last = n.first | (n.second == 0 ? ~0u : ~0u >> n.second);
+        probes.insert(probes.end(), {n.first, n.first - 1, last, last + 1, n.first + (last - n.first) / 2});
+      }
+      for (int i = 0; i < 2000; ++i) probes.push_back(static_cast<std::uint32_t>(rng()));
+      for (std::uint32_t a : probes) {
+        ++checks;
+        mismatches += s.lookup(ip_address::v4(a)) != expected(a);
+      }
+    }
+    CHECK(checks > 100000);
+    CHECK(mismatches == 0);
+    CHECK(s.size() == model.size());
+  }
+
+  TEST_CASE("lookup_batch answers as lookup does, both families and v4-mapped") {
+    memory_store s;
+    s.insert(net("10.0.0.0/8"));
+    s.insert(net("10.1.0.0/16"), kProduction);
+    s.insert(net("10.1.2.0/24"), 2);
+    s.insert(net("10.1.2.3"), 3);
+    s.insert(net("192.0.2.7"));
+    s.insert(net("0.0.0.0"), 4);
+    s.insert(net("2001:db8::/32"));
+    s.insert(net("2001:db8::1"), kProduction);
+    std::vector<ip_address> addresses;
+    for (const char* text : {"10.9.9.9", "10.1.9.9", "10.1.2.9", "10.1.2.3", "192.0.2.7", "192.0.2.8", "0.0.0.0",
+                             "255.255.255.255", "2001:db8::1", "2001:db8::2", "2001:db9::1", "::ffff:10.1.2.3",
+                             "::ffff:192.0.2.7"}) {
+      addresses.push_back(*parse_ip(text));
+    }
+    std::mt19937 rng(5);
+    for (int i = 0; i < 1000; ++i) addresses.push_back(ip_address::v4(0x0a000000u | (rng() & 0x01ffffffu)));
+    for (std::size_t count : {std::size_t{0}, std::size_t{1}, std::size_t{7}, addresses.size()}) {
+      std::vector<std::optional<route_id>> routes(count, route_id{99});
+      s.lookup_batch(addresses.data(), routes.data(), count);
+      std::size_t mismatches = 0;
+      for (std::size_t i = 0; i < count; ++i) mismatches += routes[i] != s.lookup(addresses[i]);
+      CHECK(mismatches == 0);
+    }
+  }
+
+  TEST_CASE("readers never miss a network while its /16 is rebuilt under them") {
+    // 10.1.7.0/24 stays listed while its neighbours in 10.1.0.0/16 come and go
+    // (the /16's ranges are rebuilt and swapped each time) and 10.0.0.0/12 flips
+    // (the whole directory is copied and republished).
+    memory_store s;
+    s.insert(net("10.1.7.0/24"), 2);
+    std::atomic<bool> stop{false};
+    std::atomic<long> lookups{0}, violations{0};
+    std::vector<std::thread> readers;
+    for (int t = 0; t < 2; ++t) {
+      readers.emplace_back([&] {
+        const ip_address inside = *parse_ip("10.1.7.77");
+        std::vector<ip_address> batch(32, inside);
+        std::vector<std::optional<route_id>> routes(32);
+        while (!stop.load(std::memory_order_relaxed)) {
+          if (s.lookup(inside) != route_id{2}) violations.fetch_add(1);
+          s.lookup_batch(batch.data(), routes.data(), batch.size());
+          for (const auto& r : routes) violations += r != route_id{2};
+          lookups.fetch_add(1, std::memory_order_relaxed);
+        }
+      });
+    }
+    for (std::uint32_t round = 0; round < 3000; ++round) {
+      const auto neighbour = *grayroute::ip_network::make(ip_address::v4(0x0a010000u | ((round % 200 + 8) << 8)), 24);
+      s.insert(neighbour);
+      if (round % 3 == 0) s.erase(neighbour);
+      if (round % 50 == 0) s.insert(net("10.0.0.0/12"), kProduction);
+      if (round % 50 == 25) s.erase(net("10.0.0.0/12"));
+    }
+    stop = true;
+    for (auto& r : readers) r.join();
+    CHECK(violations.load() == 0);
+    CHECK(lookups.load() > 0);
   }
 
   TEST_CASE("a host inserted by one thread is seen by lookups that start after it returns") {

@@ -40,7 +40,10 @@ std::string strict_usage();
 std::string strict_usage() {
   grayroute::memory_store store;
   store.insert(*grayroute::parse_network("192.168.116.0/24"));
-  store.replace_networks(std::vector<grayroute::ip_network>{*grayroute::parse_network("10.0.0.0/8")});
+  store.erase(*grayroute::parse_network("192.168.116.0/24"));
+  grayroute::ip_address batch[2] = {*grayroute::parse_ip("10.0.0.1"), *grayroute::parse_ip("::1")};
+  std::optional<grayroute::route_id> routes[2];
+  store.lookup_batch(batch, routes, 2);
 
   grayroute::router_config config;
   config.client_ip.trusted_proxies = {"10.0.0.0/8"};
