@@ -101,7 +101,7 @@ bool connection::skip_leading_empty_lines() {
 void connection::set_local_response(http::status status, std::string body, const char* content_type) {
   local_ = {};
   local_.result(status);
-  local_.version(request_ && request_->is_header_done() && request_->get().version() == 10 ? 10 : 11);
+  local_.version(client_version_ == 10 ? 10 : 11);
   local_.set(http::field::server, "grayroute-proxy");
   local_.set(http::field::content_type, content_type);
   local_.body() = std::move(body);
@@ -188,6 +188,7 @@ void connection::loop(beast::error_code ec, std::size_t) {
       started_ = std::chrono::steady_clock::now();
       status_ = 0;
       rejected_ = nullptr;
+      client_version_ = 11;
       if (ec) {
         if (!is_bad_input(ec)) break;  // closed, timed out or drained
         {
@@ -204,6 +205,7 @@ void connection::loop(beast::error_code ec, std::size_t) {
         break;
       }
 
+      client_version_ = request_->get().version();
       framing_ = request_framing{request_->chunked(), std::nullopt};
       if (request_->content_length()) framing_.content_length = *request_->content_length();
       if (!accept_request()) {
@@ -297,7 +299,7 @@ void connection::loop(beast::error_code ec, std::size_t) {
       if (failure_ == failure::none) {
         answer_ = plan_response(
             response_->get(),
-            response_context{request_->get().version(), keep_alive_, plan_.upgrade, draining_, response_->chunked(),
+            response_context{client_version_, keep_alive_, plan_.upgrade, draining_, response_->chunked(),
                              response_->content_length().has_value(), response_->is_done(), response_->keep_alive()},
             options_.route_header ? route_label() : std::string());
         if (answer_.bad_upgrade) {

@@ -82,6 +82,7 @@ class connection : public session, public std::enable_shared_from_this<connectio
   const char* rejected_ = nullptr;  // why the request was refused, for the 400 body and the log
   int attempt_ = 0;
   unsigned status_ = 0;
+  unsigned client_version_ = 11;  // before plan_request makes it 1.1 for the upstream
   std::size_t skipped_empty_lines_ = 0;
   std::optional<boost::asio::steady_timer> tunnel_timer_;
   std::chrono::steady_clock::time_point tunnel_active_;
