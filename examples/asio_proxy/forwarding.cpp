@@ -95,10 +95,11 @@ bool valid_host(std::string_view host) noexcept {
   if (host.empty() || host.size() > 255 || host.front() == '.') return false;
   bool in_brackets = false, after_brackets = false;
   char previous = 0;
-  for (const char c : host) {
+  for (std::size_t i = 0; i < host.size(); ++i) {
+    const char c = host[i];
     if (c == '.' && previous == '.') return false;
     if (c == '[') {
-      if (&c != host.data() || in_brackets) return false;
+      if (i != 0) return false;
       in_brackets = true;
     } else if (c == ']') {
       if (!in_brackets) return false;

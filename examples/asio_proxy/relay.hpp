@@ -91,7 +91,9 @@ class relay_op : boost::asio::coroutine {
           {
             const std::size_t got = chunk_.size() - body.size;
             if (got == 0 && !parser_.is_done()) continue;  // a chunk header, say: nothing to send yet
-            body.data = chunk_.data();
+            // No data: a null pointer, or Beast's chunked serializer writes the last chunk
+            // for the empty buffer and again at the end (found by fuzz_proxy_request).
+            body.data = got == 0 ? nullptr : chunk_.data();
             body.size = got;
             body.more = !parser_.is_done();
           }

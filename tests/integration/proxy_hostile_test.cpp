@@ -77,6 +77,20 @@ TEST_SUITE("proxy hostile input") {
     CHECK(sent.find("abc") != std::string::npos);
   }
 
+  TEST_CASE("a last chunk that arrives on its own is forwarded once") {
+    temp_dir dir;
+    hostile_setup s(dir, always(ok_response("ok")));
+    http_connection c(s.port());
+    REQUIRE(c.send("POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"));
+    REQUIRE(eventually([&] { return s.up.received(0).find("abc") != std::string::npos; }));
+    REQUIRE(c.send("0\r\nX-Trailer: 1\r\n\r\n"));
+    CHECK(c.read_response().status == 200);
+    const std::string sent = s.up.received(0);
+    CAPTURE(sent);
+    CHECK(sent.find("0\r\n\r\n") == sent.size() - 5);
+    CHECK(sent.find("X-Trailer") == std::string::npos);
+  }
+
   TEST_CASE("an extra response in the same packet is never the answer to the next request") {
     temp_dir dir;
     hostile_setup s(dir, [](const std::string&, int n) {
