@@ -184,7 +184,7 @@ void server::watch_list() {
   watch_timer_.expires_after(interval);
   watch_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec || stopping_) return;
-    if (list_.file_changed()) list_.reload("file changed");
+    list_.poll();
     watch_list();
   });
 }

@@ -5,6 +5,7 @@
 
 #include <sys/resource.h>
 
+#include <atomic>
 #include <iterator>
 #include <memory>
 #include <string>
@@ -367,5 +368,73 @@ TEST_SUITE("proxy hostile input") {
       http_connection c(port);
       return c.connected() && c.send(get_request("/")) && c.read_response().status == 200;
     }));
+  }
+}
+
+TEST_SUITE("proxy list file") {
+  TEST_CASE("a list file rewritten in place is never applied empty or half-written") {
+    temp_dir dir;
+    dir.write("gray.txt", "10.5.0.0/16\n");
+    proxy_setup s(dir, {"--trusted-proxy", "127.0.0.1/32", "--gray-list-file", dir.file("gray.txt"),
+                        "--watch-interval", "300", "--access-log", "off"});
+    std::atomic<bool> stop{false};
+    std::atomic<int> gray{0}, production{0};
+    std::thread client([&] {
+      http_connection c(s.port());
+      while (!stop && c.send(get_request("/", {{"X-Forwarded-For", "10.5.0.1"}}))) {
+        const auto r = c.read_response();
+        if (r.status != 200) break;
+        ++(header(r.headers, "X-Backend") == "gray" ? gray : production);
+      }
+    });
+    for (int i = 0; i < 10; ++i) {
+      // A writer that truncates, writes part of the file, pauses, then finishes: the
+      // pauses are far shorter than the watch interval.
+      { std::ofstream(dir.file("gray.txt"), std::ios::trunc); }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      { std::ofstream(dir.file("gray.txt"), std::ios::trunc) << "10.5"; }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      { std::ofstream(dir.file("gray.txt"), std::ios::trunc) << "10.5.0.0/16\n"; }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    stop = true;
+    client.join();
+    MESSAGE(gray.load() << " requests to gray, " << production.load() << " to production");
+    CHECK(gray > 0);
+    CHECK(production == 0);
+  }
+
+  TEST_CASE("a last line without its newline is not applied until it has one") {
+    temp_dir dir;
+    dir.write("gray.txt", "# none\n");
+    proxy_setup s(dir, {"--trusted-proxy", "127.0.0.1/32", "--gray-list-file", dir.file("gray.txt"),
+                        "--watch-interval", "50", "--access-log", "off"});
+    auto backend_for = [&](const char* client) {
+      return header(http_get(s.port(), "/", {{"X-Forwarded-For", client}}).headers, "X-Backend");
+    };
+    dir.write("gray.txt", "127.0.0.2");  // the first bytes of "127.0.0.21\n"
+    // Several looks see the same bytes; none is applied (the health page counts reloads).
+    const auto reloads = [&] {
+      const std::string body = http_get(s.port(), "/-/grayroute/health").body;
+      return std::atoi(body.c_str() + body.find("\"file_reloads\":") + 15);
+    };
+    const int before = reloads();
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(400);
+    int to_gray = 0;
+    while (std::chrono::steady_clock::now() < until) to_gray += backend_for("127.0.0.2") != "production";
+    CHECK(to_gray == 0);
+    CHECK(reloads() == before);
+    dir.write("gray.txt", "127.0.0.21\n");
+    CHECK(eventually([&] { return backend_for("127.0.0.21") == "gray"; }));
+    CHECK(backend_for("127.0.0.2") == "production");
+  }
+
+  TEST_CASE("a directory as the list file is an error at start-up") {
+    temp_dir dir;
+    process p({GRAYROUTE_PROXY_BIN, "--listen", "127.0.0.1:" + std::to_string(free_port()), "--gray-list-file",
+               dir.file("")},
+              dir.file("dir.log"));
+    CHECK(eventually([&] { return !p.running(); }));
+    CHECK(p.log().find("is a directory") != std::string::npos);
   }
 }
