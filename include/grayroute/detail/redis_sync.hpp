@@ -65,6 +65,10 @@ class redis_sync {
     }
     for (int fd : wake_) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     ::fcntl(wake_[0], F_SETFL, O_NONBLOCK);
+    // Before the thread and before the first lookup: a process started while Redis is
+    // down (an nginx reload, a restart) serves the last list, never an empty one, from
+    // its first request. A full load from Redis replaces it as soon as there is one.
+    if (!config_.snapshot_file.empty() && ::access(config_.snapshot_file.c_str(), F_OK) == 0) load_snapshot_file();
     // The thread takes no signals: a gateway's handlers (nginx's SIGQUIT, SIGHUP) must
     // interrupt its own threads, and SIGPIPE from a dead socket must not kill it.
     sigset_t all, old;
@@ -119,7 +123,6 @@ class redis_sync {
 
  private:
   void run() {
-    bool first_attempt = true;
     std::chrono::milliseconds backoff{100};
     std::minstd_rand jitter(static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(this)));
     while (!stopping_.load()) {
@@ -128,10 +131,8 @@ class redis_sync {
       if (connected && full_load()) {
         backoff = std::chrono::milliseconds(100);
         steady_state();  // returns on a lost connection or stop
-      } else if (first_attempt && !config_.snapshot_file.empty()) {
-        load_snapshot_file();
+        save_snapshot_if_due(true);
       }
-      first_attempt = false;
       disconnect();
       if (stopping_.load()) break;
       // Jitter spreads the reconnects of many workers after a Redis restart.
@@ -203,7 +204,19 @@ class redis_sync {
     synced_cv_.notify_all();
     next_resync_ = clock::now() + config_.resync_interval;
     if (!config_.snapshot_file.empty()) write_snapshot_file(load.entries);
+    snapshot_dirty_ = false;
     return true;
+  }
+
+  // Changes applied one by one (seed schema) reach the snapshot file too, at most once a
+  // second: the next process started while Redis is down (an nginx reload) needs them.
+  void save_snapshot_if_due(bool now_anyway) {
+    if (!snapshot_dirty_ || config_.snapshot_file.empty()) return;
+    const auto now = clock::now();
+    if (!now_anyway && now < next_snapshot_) return;
+    write_snapshot_file(store_.entries());
+    snapshot_dirty_ = false;
+    next_snapshot_ = now + std::chrono::seconds(1);
   }
 
   void steady_state() {
@@ -212,6 +225,7 @@ class redis_sync {
       auto now = clock::now();
       auto until = std::min(next_ping_, next_resync_);
       if (ping_outstanding_) until = std::min(until, ping_deadline_);
+      if (snapshot_dirty_ && !config_.snapshot_file.empty()) until = std::min(until, next_snapshot_);
       const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count();
       pollfd fds[2] = {{watch_.fd(), POLLIN, 0}, {wake_[0], POLLIN, 0}};
       const int ready = ::poll(fds, 2, static_cast<int>(std::clamp<long long>(wait + 1, 0, 60000)));
@@ -231,6 +245,7 @@ class redis_sync {
       }
       if (now >= next_resync_ && !full_load()) return;
       if (now >= next_ping_ && !ping()) return;
+      save_snapshot_if_due(false);
     }
   }
 
@@ -292,6 +307,7 @@ class redis_sync {
         store_.erase(ip_network::host(c.address));
       }
     }
+    if (!changes.empty()) snapshot_dirty_ = true;
     return true;
   }
 
@@ -346,7 +362,9 @@ class redis_sync {
   }
 
   void write_snapshot_file(const std::vector<store_entry>& entries) {
-    const std::string tmp = config_.snapshot_file + ".tmp";
+    // Per process: several nginx workers keep the same snapshot, and two writers of one
+    // temporary file could rename each other's half-written bytes into place.
+    const std::string tmp = config_.snapshot_file + ".tmp." + std::to_string(::getpid());
     {
       std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
       out << "# grayroute snapshot of " << redact(config_) << "\n";
@@ -384,9 +402,10 @@ class redis_sync {
   std::thread thread_;
 
   // Owned by the thread.
-  clock::time_point next_ping_{}, ping_deadline_{}, next_resync_{};
+  clock::time_point next_ping_{}, ping_deadline_{}, next_resync_{}, next_snapshot_{};
   clock::time_point last_healthy_ = clock::now();
   bool ping_outstanding_ = false;
+  bool snapshot_dirty_ = false;  // applied changes the snapshot file does not have yet
 
   mutable std::mutex status_mutex_;
   mutable std::condition_variable synced_cv_;
