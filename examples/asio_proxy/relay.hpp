@@ -5,9 +5,9 @@
 // upload flows piece by piece, and a 1 GiB body costs kChunk bytes.
 //
 // Every timeout is "silent this long": it is armed before each single read or write.
-// The header is written before the first body byte is read, so trailer fields Beast's
-// parser adds to the message later are never serialised (forwarding.hpp: trailers are
-// dropped). A message that had no body at header time (HEAD, 204, 304, length 0) is
+// The header is written before the first body byte is read (or with the body bytes that
+// arrived with it, for a body that is not chunked), so trailer fields Beast's parser
+// adds to the message later are never serialised (forwarding.hpp: trailers are dropped). A message that had no body at header time (HEAD, 204, 304, length 0) is
 // the header alone: a chunked serializer would otherwise add a last chunk.
 #ifndef GRAYROUTE_PROXY_RELAY_HPP
 #define GRAYROUTE_PROXY_RELAY_HPP
@@ -68,15 +68,39 @@ class relay_op : boost::asio::coroutine {
     auto& body = parser_.get().body();
     BOOST_ASIO_CORO_REENTER(*this) {
       failed_ = relay_side::none;
-      header_only_ = parser_.is_done();
       serializer_.emplace(parser_.get());
-      arm(output_, timeouts_.output, 0);
-      BOOST_ASIO_CORO_YIELD http::async_write_header(output_, *serializer_, std::move(self));
+      if (!parser_.is_done() && !parser_.chunked() && buffer_.size() != 0) {
+        // Body bytes that came with the header (a small response, usually) go out in the
+        // same write: one syscall and one packet, not two. Only bytes already here —
+        // never a wait — and never for chunked bodies, whose trailers must not be
+        // parsed into the message before its header is serialised.
+        body.data = chunk_.data();
+        body.size = chunk_.size();
+        buffer_.consume(parser_.put(buffer_.data(), ec));
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) {
+          failed_ = relay_side::input;
+          return self.complete(ec, 0);
+        }
+        {
+          const std::size_t got = chunk_.size() - body.size;
+          body.data = got == 0 ? nullptr : chunk_.data();
+          body.size = got;
+          body.more = !parser_.is_done();
+        }
+        arm(output_, timeouts_.output, 0);
+        BOOST_ASIO_CORO_YIELD http::async_write(output_, *serializer_, std::move(self));
+        if (ec == http::error::need_buffer) ec = {};
+      } else {
+        header_only_ = parser_.is_done();
+        arm(output_, timeouts_.output, 0);
+        BOOST_ASIO_CORO_YIELD http::async_write_header(output_, *serializer_, std::move(self));
+      }
       if (ec) {
         failed_ = relay_side::output;
         return self.complete(ec, 0);
       }
-      if (header_only_) return self.complete(ec, 0);
+      if (header_only_ || serializer_->is_done()) return self.complete(ec, 0);
       for (;;) {
         if (!parser_.is_done()) {
           body.data = chunk_.data();
