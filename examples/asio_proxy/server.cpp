@@ -1,6 +1,7 @@
 // The acceptor, the worker threads and the signals; see server.hpp.
 #include "server.hpp"
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <exception>
@@ -144,15 +145,20 @@ void server::accept() {
       // Out of file descriptors (or memory): accepting again at once fails again at
       // once. As nginx does, stop accepting for kAcceptPause — the connections already
       // open go on being served — and say so at most once a second, with a count.
+      // Other errors (ECONNABORTED...) concern one connection: accept the next at once.
+      const int code = ec.value();
+      const bool out_of_resources = ec.category() == boost::system::system_category() &&
+                                    (code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM);
       ++accept_failures_;
       const auto now = std::chrono::steady_clock::now();
       if (now - accept_logged_ >= std::chrono::seconds(1)) {
-        std::fprintf(stderr, "accept: %s (%llu failure%s since the last report); pausing accepting for %lld ms\n",
-                     ec.message().c_str(), static_cast<unsigned long long>(accept_failures_),
-                     accept_failures_ == 1 ? "" : "s", static_cast<long long>(kAcceptPause.count()));
+        std::fprintf(stderr, "accept: %s (%llu failure%s since the last report)%s\n", ec.message().c_str(),
+                     static_cast<unsigned long long>(accept_failures_), accept_failures_ == 1 ? "" : "s",
+                     out_of_resources ? "; pausing accepting for 500 ms" : "");
         accept_failures_ = 0;
         accept_logged_ = now;
       }
+      if (!out_of_resources) return accept();
       accept_timer_.expires_after(kAcceptPause);
       accept_timer_.async_wait([this](boost::system::error_code e) {
         if (!e && !stopping_) accept();
