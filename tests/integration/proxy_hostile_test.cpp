@@ -151,13 +151,13 @@ TEST_SUITE("proxy hostile input") {
 
   TEST_CASE("a server-sent-events stream reaches the client piece by piece, and silence is what times out") {
     temp_dir dir;
-    hostile_setup s(dir, nullptr, {"--upstream-timeout", "700"});
+    hostile_setup s(dir, nullptr, {"--upstream-timeout", "1500"});
     http_connection c(s.port());
     REQUIRE(c.send(get_request("/events")));
     REQUIRE(eventually([&] { return complete_requests(s.up.received(0)) == 1; }));
     REQUIRE(s.up.send(0, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"));
     std::string seen;
-    // Six events 250 ms apart: 1.5 s in all, twice the upstream timeout, never silent 700 ms.
+    // Six events 400 ms apart: 2.4 s in all, more than the upstream timeout, never silent 1.5 s.
     for (int i = 0; i < 6; ++i) {
       const std::string event = "data: " + std::to_string(i) + "\n\n";
       char size[16];
@@ -165,7 +165,7 @@ TEST_SUITE("proxy hostile input") {
       REQUIRE(s.up.send(0, size + event + "\r\n"));
       seen += c.read_until(event);
       CHECK(seen.find(event) != std::string::npos);  // arrived before the next was sent
-      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      std::this_thread::sleep_for(std::chrono::milliseconds(400));
     }
     REQUIRE(s.up.send(0, "0\r\n\r\n"));
     seen += c.read_until("0\r\n\r\n");
@@ -175,14 +175,14 @@ TEST_SUITE("proxy hostile input") {
 
   TEST_CASE("a slow upload reaches the upstream as it arrives, and silence is what times out") {
     temp_dir dir;
-    hostile_setup s(dir, always(ok_response("stored")), {"--client-timeout", "700"});
+    hostile_setup s(dir, always(ok_response("stored")), {"--client-timeout", "1500"});
     http_connection c(s.port());
     REQUIRE(c.send("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 600\r\n\r\n"));
     for (int i = 0; i < 6; ++i) {
       REQUIRE(c.send(std::string(100, static_cast<char>('a' + i))));
       // The upstream has this piece before the client sends the next one.
       CHECK(eventually([&] { return s.up.received(0).find(std::string(100, static_cast<char>('a' + i))) != std::string::npos; }));
-      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      std::this_thread::sleep_for(std::chrono::milliseconds(400));  // 2.4 s in all, never silent 1.5 s
     }
     const auto r = c.read_response();
     CHECK(r.status == 200);
