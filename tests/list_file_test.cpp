@@ -44,4 +44,74 @@ TEST_SUITE("list_file") {
     CHECK(missing.error->line == 0);
     CHECK(missing.error->message.find("/nonexistent/list") != std::string::npos);
   }
+
+  TEST_CASE("a directory is an error, not an empty list") {
+    const auto dir = grayroute::load_list_file(".");
+    REQUIRE_FALSE(dir);
+    CHECK(dir.error->message.find("is a directory") != std::string::npos);
+    grayroute::list_file_watch watch(".");
+    CHECK(watch.check().state == grayroute::list_file_watch::failed);
+    CHECK_FALSE(watch.check().list);
+  }
+
+  TEST_CASE("a watched file is handed out only complete and unchanged across two looks") {
+    const std::string path = "list_file_watch_test.tmp";
+    auto write = [&](const char* text) { std::ofstream(path, std::ios::trunc) << text; };
+    grayroute::list_file_watch watch(path);
+    using w = grayroute::list_file_watch;
+
+    write("10.0.0.1\n10.0.0.2\n");
+    CHECK(watch.check().state == w::settling);  // first sight
+    auto look = watch.check();
+    REQUIRE(look.state == w::ready);
+    CHECK(look.list.entries.size() == 2);
+    CHECK(watch.check().state == w::unchanged);
+
+    SUBCASE("rewritten in place: truncated, then half-written") {
+      write("");
+      CHECK(watch.check().state == w::settling);  // emptied: wait
+      write("127.0.0.2");                          // the first bytes of 127.0.0.21
+      CHECK(watch.check().state == w::settling);
+      CHECK(watch.check().state == w::settling);  // stable but no final newline: never applied
+      write("127.0.0.21\n");
+      CHECK(watch.check().state == w::settling);
+      look = watch.check();
+      REQUIRE(look.state == w::ready);
+      REQUIRE(look.list.entries.size() == 1);
+      CHECK(look.list.entries[0].network.to_string() == "127.0.0.21/32");
+    }
+    SUBCASE("emptied for good: applied after it stayed empty") {
+      write("");
+      CHECK(watch.check().state == w::settling);
+      look = watch.check();
+      CHECK(look.state == w::ready);
+      CHECK(look.list.entries.empty());
+    }
+    SUBCASE("a bad line is reported once and the applied list stays") {
+      write("10.0.0.1\nnot-an-address\n");
+      CHECK(watch.check().state == w::settling);
+      look = watch.check();
+      CHECK(look.state == w::failed);
+      CHECK(watch.new_error());
+      CHECK(watch.check().state == w::failed);
+      CHECK_FALSE(watch.new_error());
+      write("10.0.0.1\n10.0.0.2\n");  // back to the applied version
+      CHECK(watch.check().state == w::settling);
+      CHECK(watch.check().state == w::unchanged);
+    }
+    std::remove(path.c_str());
+  }
+
+  TEST_CASE("load() waits for a file to settle, and gives up on one that never ends a line") {
+    const std::string path = "list_file_load_test.tmp";
+    std::ofstream(path, std::ios::trunc) << "10.0.0.1\n";
+    const auto list = grayroute::list_file_watch(path).load(std::chrono::milliseconds(1));
+    REQUIRE(list);
+    CHECK(list.entries.size() == 1);
+    std::ofstream(path, std::ios::trunc) << "10.0.0.1\n10.0.0";
+    const auto half = grayroute::list_file_watch(path).load(std::chrono::milliseconds(1), 3);
+    REQUIRE_FALSE(half);
+    CHECK(half.error->message.find("does not end in a newline") != std::string::npos);
+    std::remove(path.c_str());
+  }
 }

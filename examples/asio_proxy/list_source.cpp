@@ -1,8 +1,6 @@
 // The gray list's sources; see list_source.hpp.
 #include "list_source.hpp"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -70,8 +68,14 @@ list_source::list_source(const proxy_options& options)
     }
     flag_entries_.push_back({*network, grayroute::kGray});
   }
-  std::string error;
-  if (!load(error)) throw std::runtime_error("--gray-list-file " + error);
+  if (file_.empty()) {
+    apply(grayroute::parsed_list{});
+  } else {
+    watch_.emplace(file_, routes_);
+    const auto list = watch_->load();
+    if (!list) throw std::runtime_error("--gray-list-file " + file_ + ": " + list.error->to_string());
+    apply(list);
+  }
   if (!options.redis.address.empty()) {
 #if GRAYROUTE_PROXY_REDIS
     auto config = redis_config_of(options);
@@ -100,55 +104,46 @@ std::optional<grayroute::route_id> list_source::redis_lookup(const grayroute::ip
 #endif
 }
 
-list_source::file_stamp list_source::stamp_of(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return {};
-  return {static_cast<std::int64_t>(st.st_size),
-          static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
-          static_cast<std::uint64_t>(st.st_ino)};
-}
-
-bool list_source::load(std::string& error) {
+void list_source::apply(const grayroute::parsed_list& file_list) {
   std::vector<grayroute::store_entry> entries = flag_entries_;
-  file_stamp stamp;
-  if (!file_.empty()) {
-    stamp = stamp_of(file_);
-    const auto parsed = grayroute::load_list_file(file_, routes_);
-    if (!parsed) {
-      error = file_ + ": " + grayroute::to_string(*parsed.error);
-      std::lock_guard<std::mutex> lock(status_mutex_);
-      loaded_stamp_ = stamp;  // do not retry the same bad file every tick
-      last_error_ = error;
-      ++rejected_;
-      return false;
-    }
-    entries.insert(entries.end(), parsed.entries.begin(), parsed.entries.end());
-  }
+  entries.insert(entries.end(), file_list.entries.begin(), file_list.entries.end());
   memory_.replace(entries);
   std::lock_guard<std::mutex> lock(status_mutex_);
-  loaded_stamp_ = stamp;
   last_load_ = std::time(nullptr);
   last_error_.clear();
   ++reloads_;
-  return true;
 }
 
-bool list_source::file_changed() const {
-  if (file_.empty()) return false;
-  const file_stamp now = stamp_of(file_);
-  std::lock_guard<std::mutex> lock(status_mutex_);
-  return !(now == loaded_stamp_);
+void list_source::reject(const grayroute::parsed_list& file_list, const char* why, bool log) {
+  const std::string error = file_ + ": " + file_list.error->to_string();
+  {
+    std::lock_guard<std::mutex> lock(status_mutex_);
+    last_error_ = error;
+    ++rejected_;
+  }
+  if (!log) return;
+  std::printf("gray list NOT reloaded (%s): %s; keeping the previous %zu entries\n", why, error.c_str(), memory_.size());
+  std::fflush(stdout);
+}
+
+void list_source::poll() {
+  if (!watch_) return;
+  const auto look = watch_->check();
+  if (look.state == grayroute::list_file_watch::ready) {
+    apply(look.list);
+    std::printf("gray list reloaded (file changed): %zu entries from %s and flags\n", memory_.size(), file_.c_str());
+    std::fflush(stdout);
+  } else if (look.state == grayroute::list_file_watch::failed && watch_->new_error()) {
+    reject(look.list, "file changed", true);  // once per distinct error, not every tick
+  }
 }
 
 void list_source::reload(const char* why) {
-  if (file_.empty()) return;
-  std::string error;
-  if (load(error)) {
-    std::printf("gray list reloaded (%s): %zu entries from %s and flags\n", why, memory_.size(), file_.c_str());
-  } else {
-    std::printf("gray list NOT reloaded (%s): %s; keeping the previous %zu entries\n", why, error.c_str(),
-                memory_.size());
-  }
+  if (!watch_) return;
+  const auto list = watch_->load();
+  if (!list) return reject(list, why, true);
+  apply(list);
+  std::printf("gray list reloaded (%s): %zu entries from %s and flags\n", why, memory_.size(), file_.c_str());
   std::fflush(stdout);
 }
 

@@ -4,7 +4,10 @@
 //
 // The file is reloaded on SIGHUP or when it changes: parsed whole, then swapped in
 // with memory_store::replace, so requests see the old list or the new one. A bad
-// file is rejected with its line number and the old list stays.
+// file is rejected with its line number and the old list stays. A changed file is
+// applied only once complete and stable (grayroute::list_file_watch: ending in a
+// newline, the same bytes at two looks one --watch-interval apart), so a file being
+// rewritten in place is never applied empty or half-written.
 #ifndef GRAYROUTE_PROXY_LIST_SOURCE_HPP
 #define GRAYROUTE_PROXY_LIST_SOURCE_HPP
 
@@ -17,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include <grayroute/list_file.hpp>
 #include <grayroute/memory_store.hpp>
 #include <grayroute/version.hpp>
 
@@ -42,10 +46,10 @@ class list_source {
     return redis_ ? redis_lookup(address) : std::nullopt;
   }
 
-  /// Re-reads the file; `why` goes to the log ("SIGHUP", "file changed").
+  /// Re-reads the file until it is stable (SIGHUP); `why` goes to the log.
   void reload(const char* why);
-  /// True when the file's size, mtime or inode differ from what was last loaded.
-  bool file_changed() const;
+  /// One look at the file (every --watch-interval): applies a new stable version.
+  void poll();
   bool watches_file() const { return !file_.empty(); }
 
   /// One line for the startup log (never the Redis password).
@@ -56,24 +60,19 @@ class list_source {
   void stop();
 
  private:
-  struct file_stamp {
-    std::int64_t size = -1, mtime_ns = 0;
-    std::uint64_t inode = 0;
-    bool operator==(const file_stamp& o) const { return size == o.size && mtime_ns == o.mtime_ns && inode == o.inode; }
-  };
-  static file_stamp stamp_of(const std::string& path);
   std::optional<grayroute::route_id> redis_lookup(const grayroute::ip_address& address) const noexcept;
-  bool load(std::string& error);
+  void apply(const grayroute::parsed_list& file_list);
+  void reject(const grayroute::parsed_list& file_list, const char* why, bool log);
 
   std::vector<grayroute::store_entry> flag_entries_;
   std::string file_;
   std::vector<std::string> routes_;
+  std::optional<grayroute::list_file_watch> watch_;  // only the thread that polls or reloads uses it
   grayroute::memory_store memory_;
   std::shared_ptr<grayroute::redis_store> redis_;  // shared_ptr: complete type needed only where made
   std::string redis_description_;
 
   mutable std::mutex status_mutex_;  // guards the fields below (health reads them from any thread)
-  file_stamp loaded_stamp_;
   std::time_t last_load_ = 0;
   std::uint64_t reloads_ = 0, rejected_ = 0;
   std::string last_error_;

@@ -1,6 +1,7 @@
 // The acceptor, the worker threads and the signals; see server.hpp.
 #include "server.hpp"
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <exception>
@@ -123,6 +124,7 @@ void server::run() {
         if (--running_workers_ == 0) {
           shutdown_timer_.cancel();
           watch_timer_.cancel();
+          accept_timer_.cancel();
           signals_.cancel();
         }
       });
@@ -139,13 +141,32 @@ void server::accept() {
   acceptor_.async_accept(workers_[next_worker_]->io(), [this](boost::system::error_code ec, tcp_socket socket) {
     if (ec == asio::error::operation_aborted || stopping_) return;
     if (ec) {
-      // Out of file descriptors or similar: say so and keep accepting.
-      std::fprintf(stderr, "accept: %s\n", ec.message().c_str());
-    } else {
-      worker& w = *workers_[next_worker_];
-      next_worker_ = (next_worker_ + 1) % workers_.size();
-      asio::post(w.io(), [&w, s = std::move(socket)]() mutable { start_connection(w, std::move(s)); });
+      // Out of file descriptors (or memory): accepting again at once fails again at
+      // once. As nginx does, stop accepting for kAcceptPause — the connections already
+      // open go on being served — and say so at most once a second, with a count.
+      // Other errors (ECONNABORTED...) concern one connection: accept the next at once.
+      const int code = ec.value();
+      const bool out_of_resources = ec.category() == boost::system::system_category() &&
+                                    (code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM);
+      ++accept_failures_;
+      const auto now = std::chrono::steady_clock::now();
+      if (now - accept_logged_ >= std::chrono::seconds(1)) {
+        std::fprintf(stderr, "accept: %s (%llu failure%s since the last report)%s\n", ec.message().c_str(),
+                     static_cast<unsigned long long>(accept_failures_), accept_failures_ == 1 ? "" : "s",
+                     out_of_resources ? "; pausing accepting for 500 ms" : "");
+        accept_failures_ = 0;
+        accept_logged_ = now;
+      }
+      if (!out_of_resources) return accept();
+      accept_timer_.expires_after(kAcceptPause);
+      accept_timer_.async_wait([this](boost::system::error_code e) {
+        if (!e && !stopping_) accept();
+      });
+      return;
     }
+    worker& w = *workers_[next_worker_];
+    next_worker_ = (next_worker_ + 1) % workers_.size();
+    asio::post(w.io(), [&w, s = std::move(socket)]() mutable { start_connection(w, std::move(s)); });
     accept();
   });
 }
@@ -168,7 +189,7 @@ void server::watch_list() {
   watch_timer_.expires_after(interval);
   watch_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec || stopping_) return;
-    if (list_.file_changed()) list_.reload("file changed");
+    list_.poll();
     watch_list();
   });
 }
@@ -187,6 +208,7 @@ void server::shut_down(int signal_number) {
   boost::system::error_code ignored;
   acceptor_.close(ignored);
   watch_timer_.cancel();
+  accept_timer_.cancel();
   for (auto& w : workers_) asio::post(w->io(), [&w] { w->drain(); });
   shutdown_timer_.expires_after(context_.options.shutdown_timeout);
   shutdown_timer_.async_wait([this](boost::system::error_code ec) {

@@ -5,6 +5,8 @@
 #define GRAYROUTE_PROXY_SERVER_HPP
 
 #include <array>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <thread>
@@ -78,6 +80,9 @@ void start_connection(worker& w, tcp_socket socket);
 
 class server {
  public:
+  /// How long accepting stops after accept() fails (EMFILE...), as nginx's 500 ms.
+  static constexpr std::chrono::milliseconds kAcceptPause{500};
+
   /// Binds the listening socket (throws on failure).
   server(const proxy_context& context, list_source& list);
 
@@ -97,6 +102,9 @@ class server {
   boost::asio::signal_set signals_{control_};
   boost::asio::steady_timer watch_timer_{control_};
   boost::asio::steady_timer shutdown_timer_{control_};
+  boost::asio::steady_timer accept_timer_{control_};  // the pause after a failed accept
+  std::chrono::steady_clock::time_point accept_logged_;
+  std::uint64_t accept_failures_ = 0;
   std::vector<std::unique_ptr<worker>> workers_;
   std::vector<std::thread> threads_;
   std::size_t next_worker_ = 0, running_workers_ = 0;

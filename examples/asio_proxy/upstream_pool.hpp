@@ -41,15 +41,16 @@ class upstream_pool {
                 std::chrono::milliseconds idle_timeout)
       : context_(context), endpoint_(endpoint), max_idle_(max_idle), idle_timeout_(idle_timeout) {}
 
-  /// A live idle connection, or a fresh unconnected one (reused == false).
-  /// `probe`: check that the upstream has not closed it (one extra syscall) — for a
-  /// request with a body, which cannot be sent again; one without is retried instead.
-  std::unique_ptr<upstream_connection> take(bool probe) {
+  /// A live idle connection, or a fresh unconnected one (reused == false). Every reuse
+  /// is checked first (one recv syscall): a connection that became readable while idle
+  /// — data nobody asked for, or the upstream's EOF — is closed, never reused, so a
+  /// late or extra response can never be read as the answer to the next request.
+  std::unique_ptr<upstream_connection> take() {
     const auto now = std::chrono::steady_clock::now();
     while (!idle_.empty()) {
       auto c = std::move(idle_.back());
       idle_.pop_back();
-      if (now - c->idle_since < idle_timeout_ && (!probe || still_open(*c))) {
+      if (now - c->idle_since < idle_timeout_ && still_open(*c)) {
         c->reused = true;
         return c;
       }
@@ -57,7 +58,8 @@ class upstream_pool {
     return std::make_unique<upstream_connection>(context_);
   }
 
-  /// Keeps a connection whose last response ended cleanly; closes it when the pool is full.
+  /// Keeps a connection whose last response ended cleanly (RFC 9112 6.3: by its length,
+  /// its last chunk, or no body at all) with nothing after it; closes it otherwise.
   void give_back(std::unique_ptr<upstream_connection> c) {
     if (closed_ || idle_.size() >= max_idle_ || c->buffer.size() != 0) return;
     c->stream.expires_never();
@@ -73,8 +75,8 @@ class upstream_pool {
   const boost::asio::ip::tcp::endpoint& endpoint() const { return endpoint_; }
 
  private:
-  // An idle upstream connection the server closed reads as EOF; data it never asked
-  // for means it is out of step. Either way it must not carry the next request.
+  // Idle means nothing to read: an upstream that closed reads as EOF, one that sent
+  // more than its response is out of step. Either way it must not carry a request.
   static bool still_open(upstream_connection& c) {
     char byte;
     const auto n = ::recv(c.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);

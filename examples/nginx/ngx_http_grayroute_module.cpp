@@ -80,6 +80,21 @@ option split_option(const ngx_str_t& arg) {
   return {text.substr(0, equals), text.substr(equals + 1), true};
 }
 
+// The name of a name=value option the directive's arguments give twice ("" when none):
+// "password=foo password=bar" is an error rather than the last one silently winning.
+std::string_view repeated_option(const ngx_conf_t* cf) {
+  const auto* args = static_cast<const ngx_str_t*>(cf->args->elts);
+  for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
+    const option a = split_option(args[i]);
+    if (!a.has_value) continue;
+    for (ngx_uint_t j = i + 1; j < cf->args->nelts; ++j) {
+      const option b = split_option(args[j]);
+      if (b.has_value && b.name == a.name) return a.name;
+    }
+  }
+  return {};
+}
+
 // ngx_conf_log_error adds " in <file>:<line>" for the directive being parsed.
 char* conf_error(ngx_conf_t* cf, const std::string& message) {
   ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", message.c_str());
@@ -246,6 +261,9 @@ char* set_routes(ngx_conf_t* cf, ngx_command_t*, void* conf) {
 
 char* set_list(ngx_conf_t* cf, ngx_command_t*, void* conf) {
   return guarded(cf, [&]() -> char* {
+    if (const auto name = repeated_option(cf); !name.empty()) {
+      return conf_error(cf, "grayroute_list: option " + std::string(name) + "= is given twice");  // the name only: it may be password
+    }
     main_state& m = *static_cast<main_conf*>(conf)->state;
     const auto* args = static_cast<ngx_str_t*>(cf->args->elts);
     route_id route = grayroute::kGray;  // route= applies to every entry of the directive
@@ -278,7 +296,9 @@ char* set_list_file(ngx_conf_t* cf, ngx_command_t*, void* conf) {
     main_state& m = *static_cast<main_conf*>(conf)->state;
     ngx_str_t name = static_cast<ngx_str_t*>(cf->args->elts)[1];
     if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) return static_cast<char*>(NGX_CONF_ERROR);
-    const auto parsed = grayroute::load_list_file(to_string(name), m.routes);
+    // Only a complete, stable file (two looks 50 ms apart, ending in a newline): a file
+    // being rewritten in place fails the (re)load, and nginx keeps the running list.
+    const auto parsed = grayroute::list_file_watch(to_string(name), m.routes).load();
     if (!parsed) return conf_error(cf, "grayroute_list_file " + to_string(name) + ": " + grayroute::to_string(*parsed.error));
     m.routes_used = true;
     m.static_entries.insert(m.static_entries.end(), parsed.entries.begin(), parsed.entries.end());
@@ -336,6 +356,9 @@ char* set_recursive(ngx_conf_t* cf, ngx_command_t*, void* conf) {
 #if GRAYROUTE_NGINX_REDIS
 char* set_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) {
   return guarded(cf, [&]() -> char* {
+    if (const auto name = repeated_option(cf); !name.empty()) {
+      return conf_error(cf, "grayroute_redis: option " + std::string(name) + "= is given twice");  // the name only: it may be password
+    }
     main_state& m = *static_cast<main_conf*>(conf)->state;
     if (m.redis) return static_cast<char*>(const_cast<char*>("is duplicate"));
     const auto* args = static_cast<ngx_str_t*>(cf->args->elts);
@@ -457,6 +480,9 @@ char* set_route(ngx_conf_t* cf, ngx_command_t*, void* conf) {
 
 char* set_percent(ngx_conf_t* cf, ngx_command_t*, void* conf) {
   return guarded(cf, [&]() -> char* {
+    if (const auto name = repeated_option(cf); !name.empty()) {
+      return conf_error(cf, "grayroute_percent: option " + std::string(name) + "= is given twice");  // the name only: it may be password
+    }
     loc_state& l = *static_cast<loc_conf*>(conf)->state;
     if (l.percent_set) return static_cast<char*>(const_cast<char*>("is duplicate"));
     main_state& m = main_of(cf);
@@ -501,6 +527,9 @@ char* set_percent(ngx_conf_t* cf, ngx_command_t*, void* conf) {
 
 char* set_force(ngx_conf_t* cf, ngx_command_t*, void* conf) {
   return guarded(cf, [&]() -> char* {
+    if (const auto name = repeated_option(cf); !name.empty()) {
+      return conf_error(cf, "grayroute_force: option " + std::string(name) + "= is given twice");  // the name only: it may be password
+    }
     loc_state& l = *static_cast<loc_conf*>(conf)->state;
     if (l.force_set) return static_cast<char*>(const_cast<char*>("is duplicate"));
     main_state& m = main_of(cf);
@@ -843,6 +872,30 @@ void check_redis_credentials(ngx_event_t* ev) {
   }
   ngx_add_timer(ev, kCredentialsCheck);
 }
+
+// Without snapshot= the store still keeps one, in the client body temp directory that
+// nginx creates for its workers: workers started by a reload while Redis is down begin
+// from the list the old workers had, not from an empty one. (snapshot= names a file
+// that also survives restarts.) One file per list, named by a hash of where the list
+// lives — never of the password.
+std::string default_snapshot_file(ngx_cycle_t* cycle, const grayroute::redis_config& config) {
+  auto* cmcf = static_cast<ngx_http_core_main_conf_t*>(ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module));
+  if (!cmcf || cmcf->servers.nelts == 0) return {};
+  auto* const* servers = static_cast<ngx_http_core_srv_conf_t**>(cmcf->servers.elts);
+  auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(servers[0]->ctx->loc_conf[ngx_http_core_module.ctx_index]);
+  if (!clcf || !clcf->client_body_temp_path) return {};
+  const std::string where = config.unix_socket + "|" + config.host + "|" + std::to_string(config.port) + "|" +
+                            std::to_string(config.database) + "|" +
+                            std::to_string(static_cast<int>(config.schema)) + "|" + config.key;
+  std::uint64_t hash = 14695981039346656037ull;  // FNV-1a
+  for (const char c : where) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 1099511628211ull;
+  }
+  char name[48];
+  std::snprintf(name, sizeof name, "/grayroute-%016llx.snapshot", static_cast<unsigned long long>(hash));
+  return to_string(clcf->client_body_temp_path->name) + name;
+}
 #endif
 
 ngx_int_t init_process(ngx_cycle_t* cycle) {
@@ -857,7 +910,9 @@ ngx_int_t init_process(ngx_cycle_t* cycle) {
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &previous);
   try {
-    m->redis_store = std::make_unique<grayroute::redis_store>(*m->redis);
+    grayroute::redis_config config = *m->redis;
+    if (config.snapshot_file.empty()) config.snapshot_file = default_snapshot_file(cycle, config);
+    m->redis_store = std::make_unique<grayroute::redis_store>(std::move(config));
     m->store.set_redis(m->redis_store.get());
     ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0, "grayroute: worker %P syncing the gray list from %s", ngx_pid,
                   grayroute::redact(*m->redis).c_str());

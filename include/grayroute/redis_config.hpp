@@ -66,7 +66,7 @@ struct redis_config {
   std::chrono::milliseconds connect_timeout{1000}, command_timeout{1000};
   std::chrono::milliseconds resync_interval{60000};  ///< periodic full reload (safety net)
   std::chrono::milliseconds max_staleness{0};        ///< 0: serve the last snapshot forever while disconnected
-  std::string snapshot_file;  ///< optional: load at start if Redis is unreachable, write after full loads
+  std::string snapshot_file;  ///< optional: loaded at start (before Redis answers), written after full loads
   // Additions to the shared contract (defaults keep its behaviour):
   std::chrono::milliseconds ping_interval{1000};  ///< how often the sync thread checks both connections
   std::chrono::milliseconds retry_max{5000};      ///< reconnect backoff: 100 ms doubling up to this

@@ -307,17 +307,22 @@ TEST_SUITE("nginx module") {
         {"unknown force route", "", "location / { grayroute_route client1 client2; grayroute_force header=X-Canary route=beta; }", "unknown route \"beta\""},
         {"bad list file line", "grayroute_list_file gray.list;", route, "line 2: \"10.1.2.300\""},
         {"missing list file", "grayroute_list_file missing.list;", route, "cannot read"},
+        {"list file is a directory", "grayroute_list_file .;", route, "is a directory"},
+        {"list file half-written", "grayroute_list_file half.list;", route, "does not end in a newline"},
+        {"repeated option", "grayroute_list route=gray route=production 10.0.0.1;", route, "option route= is given twice"},
 #if GRAYROUTE_NGINX_HAS_REDIS
         {"unknown redis option", "grayroute_redis 127.0.0.1:6379 passwrd=s3cret;", route, "unknown option \"passwrd\""},
         {"bad redis address", "grayroute_redis 127.0.0.1:99999;", route, "\"127.0.0.1:99999\" is not host:port"},
         {"bad redis schema", "grayroute_redis 127.0.0.1 schema=list:x;", route, "schema=\"list:x\""},
         {"bad redis timeout", "grayroute_redis 127.0.0.1 connect_timeout=soon;", route, "connect_timeout=\"soon\""},
+        {"repeated password", "grayroute_redis 127.0.0.1 password=s3cret password=s3cret2;", route, "option password= is given twice"},
 #endif
     };
     for (const auto& c : cases) {
       CAPTURE(std::string(c.what));
       temp_dir dir;
       dir.write("gray.list", "10.1.2.3\n10.1.2.300\n");
+      dir.write("half.list", "10.1.2.3\n10.1.2");  // a writer caught mid-line
       nginx_server nginx(dir, c.http, c.location, nginx_server::options{{"this 8080", "this 8090"}, 1, false});
       const auto result = nginx.test_config();
       const int status = result.first;

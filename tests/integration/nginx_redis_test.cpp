@@ -136,6 +136,27 @@ TEST_SUITE("nginx module with redis") {
     MESSAGE(load.ok(), " requests, ", load.failed(), " failed");
   }
 
+  TEST_CASE("a reload while Redis is down keeps the last list, with no snapshot= configured") {
+    temp_dir dir;
+    redis_server redis(dir, {"foobared"});
+    nginx_server nginx(dir, redis_directive(redis), kSeedLocation);
+    CHECK(redis.cli({"set", "127.0.0.2", "127.0.0.2"}) == "OK");
+    REQUIRE(eventually([&] { return consistently(nginx.port(), "this 8090\n", "127.0.0.2"); }, std::chrono::seconds(2)));
+    // The snapshot the old workers keep in the client body temp path has the change
+    // (written at most a second after it).
+    REQUIRE(eventually([&] {
+      return run_command("cat '" + dir.file("body") + "'/grayroute-*.snapshot").second.find("127.0.0.2/32 gray") != std::string::npos;
+    }));
+
+    redis.kill_now();
+    REQUIRE(nginx.reload());
+    // New workers that never reached Redis route from the old workers' list.
+    CHECK(consistently(nginx.port(), "this 8090\n", "127.0.0.2"));
+    CHECK(consistently(nginx.port(), "this 8080\n", "127.0.0.3"));
+    CHECK(http_get(nginx.port(), "/grayroute").body.find("\"connected\":false") != std::string::npos);
+    CHECK(nginx.error_log().find("foobared") == std::string::npos);
+  }
+
   TEST_CASE("reloads under load drop no request and leak no thread or connection") {
     temp_dir dir;
     redis_server redis(dir, {"foobared"});

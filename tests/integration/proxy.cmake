@@ -1,17 +1,23 @@
-# grayroute-proxy against real backends on loopback. Needs the example programs, which
-# examples/asio_proxy builds when Boost and CLI11 are there (tests/ is configured
+# grayroute-proxy: its header rules without sockets (needs only Boost's headers), and
+# the proxy against real backends on loopback. The latter needs the example programs,
+# which examples/asio_proxy builds when Boost and CLI11 are there (tests/ is configured
 # before examples/, so the targets are named here and resolved at generate time).
 find_package(Boost 1.70 QUIET)
 find_package(Threads)
 find_path(GRAYROUTE_CLI11_INCLUDE CLI/CLI.hpp)
+if(Boost_FOUND AND Threads_FOUND)
+  grayroute_add_test(proxy_forwarding_test
+                     SOURCES proxy_forwarding_test.cpp ${PROJECT_SOURCE_DIR}/examples/asio_proxy/forwarding.cpp
+                     LIBRARIES Boost::boost Threads::Threads)
+endif()
 if(GRAYROUTE_BUILD_EXAMPLES AND Boost_FOUND AND GRAYROUTE_CLI11_INCLUDE)
-  foreach(test proxy_test proxy_server_test)
+  foreach(test proxy_test proxy_server_test proxy_hostile_test)
     grayroute_add_test(${test} SOURCES integration/${test}.cpp LIBRARIES Threads::Threads LABELS server)
     target_compile_definitions(${test} PRIVATE GRAYROUTE_PROXY_BIN="$<TARGET_FILE:grayroute-proxy>"
                                                GRAYROUTE_BACKEND_BIN="$<TARGET_FILE:grayroute-backend>")
     add_dependencies(${test} grayroute-proxy grayroute-backend)
   endforeach()
-  set_tests_properties(proxy_test proxy_server_test PROPERTIES TIMEOUT 120)
+  set_tests_properties(proxy_test proxy_server_test proxy_hostile_test PROPERTIES TIMEOUT 120)
 endif()
 if(TARGET proxy_server_test AND GRAYROUTE_HAS_REDIS AND EXISTS "${PROJECT_SOURCE_DIR}/include/grayroute/redis_store.hpp")
   target_compile_definitions(proxy_server_test PRIVATE GRAYROUTE_PROXY_HAS_REDIS=1)

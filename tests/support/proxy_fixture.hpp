@@ -175,6 +175,18 @@ class http_connection {
     return ::recv(fd_, &c, 1, 0) == 0;
   }
 
+  /// Reads raw bytes until everything read so far (including earlier unread bytes)
+  /// contains `needle`, EOF, or `timeout`; returns what was read and consumes it.
+  std::string read_until(const std::string& needle, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    while (buffer_.find(needle) == std::string::npos && fill()) {
+    }
+    tv = timeval{};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return std::exchange(buffer_, std::string());
+  }
+
   std::uint64_t body_bytes = 0;
 
  private:

@@ -78,6 +78,10 @@ class redis_sync {
     }
     for (int fd : wake_) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     ::fcntl(wake_[0], F_SETFL, O_NONBLOCK);
+    // Before the thread and before the first lookup: a process started while Redis is
+    // down (an nginx reload, a restart) serves the last list, never an empty one, from
+    // its first request. A full load from Redis replaces it as soon as there is one.
+    if (!config_.snapshot_file.empty() && ::access(config_.snapshot_file.c_str(), F_OK) == 0) load_snapshot_file();
     // The thread takes no signals: a gateway's handlers (nginx's SIGQUIT, SIGHUP) must
     // interrupt its own threads, and SIGPIPE from a dead socket must not kill it.
     sigset_t all, old;
@@ -136,7 +140,6 @@ class redis_sync {
   static constexpr std::size_t kMaxQueuedKeys = 100000;
 
   void run() {
-    bool first_attempt = true;
     std::chrono::milliseconds backoff{100};
     std::minstd_rand jitter(static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(this)));
     while (!stopping_.load()) {
@@ -145,10 +148,8 @@ class redis_sync {
       if (connected) count_connect();
       if (connected && full_load()) {
         steady_state();  // returns on a lost connection or stop
-      } else if (first_attempt && !config_.snapshot_file.empty()) {
-        load_snapshot_file();
+        save_snapshot_if_due(true);
       }
-      first_attempt = false;
       disconnect();
       if (stopping_.load()) break;
       // A connection that dies soon after it was made (a watch connection killed right
@@ -296,6 +297,7 @@ class redis_sync {
     synced_cv_.notify_all();
     next_resync_ = last_load_end_ + config_.resync_interval;
     if (!config_.snapshot_file.empty()) write_snapshot_file(load.entries);
+    snapshot_dirty_ = false;
     return true;
   }
 
@@ -349,6 +351,17 @@ class redis_sync {
 
   clock::time_point next_load_allowed() const { return last_load_end_ + config_.min_reload_interval; }
 
+  // Changes applied one by one (seed schema) reach the snapshot file too, at most once a
+  // second: the next process started while Redis is down (an nginx reload) needs them.
+  void save_snapshot_if_due(bool now_anyway) {
+    if (!snapshot_dirty_ || config_.snapshot_file.empty()) return;
+    const auto now = clock::now();
+    if (!now_anyway && now < next_snapshot_) return;
+    write_snapshot_file(store_.entries());
+    snapshot_dirty_ = false;
+    next_snapshot_ = now + std::chrono::seconds(1);
+  }
+
   void steady_state() {
     const auto began = clock::now();
     const auto stable_after = std::max(config_.retry_max, 3 * config_.ping_interval);
@@ -364,6 +377,8 @@ class redis_sync {
       if (ping_outstanding_) until = std::min(until, ping_deadline_);
       if (reload_pending_) until = std::min(until, next_load_allowed());
       if (!stable_) until = std::min(until, began + stable_after);
+
+      if (snapshot_dirty_ && !config_.snapshot_file.empty()) until = std::min(until, next_snapshot_);
       const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count();
       pollfd fds[2] = {{wake_[0], POLLIN, 0}, {watch_.fd(), POLLIN, 0}};
       const int ready = ::poll(fds, watching_ ? 2 : 1, static_cast<int>(std::clamp<long long>(wait + 1, 0, 60000)));
@@ -385,6 +400,7 @@ class redis_sync {
       if (now >= next_resync_) reload_pending_ = true;
       if (reload_pending_ && now >= next_load_allowed() && !full_load()) return;
       if (now >= next_ping_ && !ping()) return;
+      save_snapshot_if_due(false);
     }
   }
 
@@ -491,6 +507,7 @@ class redis_sync {
         store_.erase(host);
       }
     }
+    if (!changes.empty()) snapshot_dirty_ = true;
     return true;
   }
 
@@ -500,6 +517,7 @@ class redis_sync {
     ping_outstanding_ = true;
     ping_deadline_ = now + config_.command_timeout;
     next_ping_ = now + config_.ping_interval;
+
     return true;
   }
 
@@ -558,7 +576,9 @@ class redis_sync {
   }
 
   void write_snapshot_file(const std::vector<store_entry>& entries) {
-    const std::string tmp = config_.snapshot_file + ".tmp";
+    // Per process: several nginx workers keep the same snapshot, and two writers of one
+    // temporary file could rename each other's half-written bytes into place.
+    const std::string tmp = config_.snapshot_file + ".tmp." + std::to_string(::getpid());
     {
       std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
       out << "# grayroute snapshot of " << redact(config_) << "\n";
@@ -608,6 +628,11 @@ class redis_sync {
   std::string sentinel_;
   std::vector<std::string> queued_keys_;  // changed seed keys to re-read
   seed_aliases aliases_;
+
+  clock::time_point next_ping_{}, ping_deadline_{}, next_resync_{}, next_snapshot_{};
+  clock::time_point last_healthy_ = clock::now();
+  bool ping_outstanding_ = false;
+  bool snapshot_dirty_ = false;  // applied changes the snapshot file does not have yet
 
   mutable std::mutex status_mutex_;
   mutable std::condition_variable synced_cv_;
