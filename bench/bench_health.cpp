@@ -44,7 +44,7 @@ struct fixture {
     const auto clients = grayroute::bench::queries(listed, unlisted, 0.5, kRequests, 33);
     std::vector<request> out(kRequests);
     for (std::size_t i = 0; i < kRequests; ++i) {
-      out[i].xff = ip_address::v4(clients[i]).to_string() + ", 10.0.0.2";
+      out[i].xff = to_string(ip_address::v4(clients[i])) + ", 10.0.0.2";
       out[i].headers = {{"Host", "shop.example.com"},
                         {"User-Agent", "Mozilla/5.0 (X11; Linux x86_64)"},
                         {"Accept", "text/html,application/xhtml+xml"},

@@ -54,7 +54,7 @@ struct fixture {
     const char* paths[] = {"/", "/v2/orders/17", "/static/app.js", "/v1/cart?item=3"};
     for (std::size_t i = 0; i < kTableSize; ++i) {
       request& r = out[i];
-      const std::string xff = ip_address::v4(clients[i]).to_string() + ", 10.0.0." + std::to_string(1 + i % 200) + ", 10.0.0.2";
+      const std::string xff = to_string(ip_address::v4(clients[i])) + ", 10.0.0." + std::to_string(1 + i % 200) + ", 10.0.0.2";
       const std::string user = rng() % 2 ? "user-" + std::to_string(rng() % 100000) : "";
       const std::string cookie = "session=7d1f0c; theme=dark" + (rng() % 2 ? "; uid=" + std::to_string(rng()) : std::string());
       const std::string beta = rng() % 10 == 0 ? (rng() % 2 ? "yes" : "no") : "";

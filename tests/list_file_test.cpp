@@ -78,7 +78,7 @@ TEST_SUITE("list_file") {
       look = watch.check();
       REQUIRE(look.state == w::ready);
       REQUIRE(look.list.entries.size() == 1);
-      CHECK(look.list.entries[0].network.to_string() == "127.0.0.21/32");
+      CHECK(to_string(look.list.entries[0].network) == "127.0.0.21/32");
     }
     SUBCASE("emptied for good: applied after it stayed empty") {
       write("");

@@ -52,7 +52,7 @@ void connection::start() {
   const auto remote = client_.socket().remote_endpoint(ec);
   if (ec) return;
   peer_ = to_grayroute(remote.address());
-  peer_text_ = peer_.to_string();
+  peer_text_ = grayroute::to_string(peer_);
   client_.socket().set_option(tcp::no_delay(true), ec);
   worker_.add(this);
   loop();
@@ -136,7 +136,7 @@ void connection::log_request(const char* reason, const char* error) {
   line.reserve(256);
   line += when;
   line += " client=";
-  line += routed ? decision_.client.address.to_string() : peer_text_;
+  line += routed ? grayroute::to_string(decision_.client.address) : peer_text_;
   line += " (";
   line += routed ? decision_.client.source_name : std::string_view("peer");
   line += ") peer=";

@@ -209,7 +209,7 @@ request_plan plan_request(http::request_header<>& req, const request_framing& fr
   if (!forwarded_for.empty()) forwarded_for += ", ";
   forwarded_for += peer;
   req.set("X-Forwarded-For", forwarded_for);
-  req.set("X-Real-IP", decision.client.address.to_string());
+  req.set("X-Real-IP", grayroute::to_string(decision.client.address));
   if (framing.chunked) {
     req.set(http::field::transfer_encoding, "chunked");
   } else if (framing.content_length) {

@@ -73,7 +73,7 @@ list_source::list_source(const proxy_options& options)
   } else {
     watch_.emplace(file_, routes_);
     const auto list = watch_->load();
-    if (!list) throw std::runtime_error("--gray-list-file " + file_ + ": " + list.error->to_string());
+    if (!list) throw std::runtime_error("--gray-list-file " + file_ + ": " + grayroute::to_string(*list.error));
     apply(list);
   }
   if (!options.redis.address.empty()) {
@@ -115,7 +115,7 @@ void list_source::apply(const grayroute::parsed_list& file_list) {
 }
 
 void list_source::reject(const grayroute::parsed_list& file_list, const char* why, bool log) {
-  const std::string error = file_ + ": " + file_list.error->to_string();
+  const std::string error = file_ + ": " + grayroute::to_string(*file_list.error);
   {
     std::lock_guard<std::mutex> lock(status_mutex_);
     last_error_ = error;

@@ -629,9 +629,7 @@ class redis_sync {
   std::vector<std::string> queued_keys_;  // changed seed keys to re-read
   seed_aliases aliases_;
 
-  clock::time_point next_ping_{}, ping_deadline_{}, next_resync_{}, next_snapshot_{};
-  clock::time_point last_healthy_ = clock::now();
-  bool ping_outstanding_ = false;
+  clock::time_point next_snapshot_{};
   bool snapshot_dirty_ = false;  // applied changes the snapshot file does not have yet
 
   mutable std::mutex status_mutex_;
