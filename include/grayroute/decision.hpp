@@ -34,12 +34,13 @@ enum class route_reason : std::uint8_t {
   percentage,     ///< the sticky hash of the rollout key fell inside a share
   default_route,  ///< nothing else applied
   match,          ///< a policy rule with a fixed route matched
+  upstream,       ///< a valid decision token from the tier in front named the route
 };
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
 
-/// "header", "cookie", "list", "percentage", "default", "match": for logs and response headers.
+/// "header", "cookie", "list", "percentage", "default", "match", "upstream": for logs and response headers.
 constexpr std::string_view to_string(route_reason reason) noexcept {
   switch (reason) {
     case route_reason::header: return "header";
@@ -48,6 +49,7 @@ constexpr std::string_view to_string(route_reason reason) noexcept {
     case route_reason::percentage: return "percentage";
     case route_reason::default_route: return "default";
     case route_reason::match: return "match";
+    case route_reason::upstream: return "upstream";
   }
   return "default";
 }
