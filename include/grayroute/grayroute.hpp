@@ -23,5 +23,6 @@
 #include "router.hpp"
 #include "store.hpp"
 #include "version.hpp"
+#include "weight_schedule.hpp"
 
 #endif  // GRAYROUTE_GRAYROUTE_HPP
