@@ -21,6 +21,7 @@
 #include "rollout.hpp"
 #include "route_table.hpp"
 #include "router.hpp"
+#include "set_cookie.hpp"
 #include "store.hpp"
 #include "version.hpp"
 #include "weight_schedule.hpp"
