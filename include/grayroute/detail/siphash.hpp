@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "../version.hpp"
 
@@ -60,7 +61,14 @@ constexpr std::uint64_t siphash24(const siphash_key& key, const unsigned char* d
   const std::size_t whole = length & ~std::size_t{7};
   for (std::size_t i = 0; i < whole; i += 8) {
     std::uint64_t m = 0;
-    for (int b = 7; b >= 0; --b) m = m << 8 | data[i + static_cast<std::size_t>(b)];
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (!__builtin_is_constant_evaluated()) {
+      std::memcpy(&m, data + i, 8);  // one load where the host is little-endian already
+    } else
+#endif
+    {
+      for (int b = 7; b >= 0; --b) m = m << 8 | data[i + static_cast<std::size_t>(b)];
+    }
     s.compress(m);
   }
   // The last block: the remaining bytes and the length's low byte on top.
