@@ -72,6 +72,10 @@ TEST_SUITE("weight_schedule") {
     CHECK(linear.next_step(kStart)->ppm == 50000);
     CHECK(linear.next_step(kStart + 3 * kHour)->at_ms == kStart + 4 * kHour);
     CHECK_FALSE(linear.next_step(kStart + 4 * kHour));
+    const grayroute::ramp_status status = linear.status(kStart + 90 * kMinute);
+    CHECK(status.ppm == 150000);
+    CHECK(status.next->at_ms == kStart + 2 * kHour);
+    CHECK(status.next->ppm == 250000);
     // The issue's own notation.
     const auto arrows = parse_weight_schedule("2026-12-01T10:00:00Z 1% → +1h 5% → +1h 25% → +2h 100%", ramp_shape::linear);
     CHECK(arrows.steps().size() == 4);

@@ -53,6 +53,12 @@ struct ramp_step {
   std::uint32_t ppm = 0;   ///< weight in parts per million (10000 is 1%)
 };
 
+/// What a status page or metrics endpoint shows for a ramp at one moment.
+struct ramp_status {
+  std::uint32_t ppm = 0;           ///< the weight now
+  std::optional<ramp_step> next;   ///< the next step; nullopt once the ramp is done
+};
+
 class weight_schedule {
  public:
   static constexpr std::uint32_t kMillion = 1000000;
@@ -97,6 +103,8 @@ class weight_schedule {
     }
     return std::nullopt;
   }
+
+  ramp_status status(std::int64_t now_ms) const noexcept { return {ppm_at(now_ms), next_step(now_ms)}; }
 
   const std::vector<ramp_step>& steps() const noexcept { return steps_; }
   ramp_shape shape() const noexcept { return shape_; }
