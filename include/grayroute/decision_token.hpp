@@ -49,6 +49,7 @@
 #include "config_error.hpp"
 #include "decision.hpp"
 #include "detail/ascii.hpp"
+#include "detail/config_lines.hpp"
 #include "detail/siphash.hpp"
 #include "route_table.hpp"
 #include "version.hpp"
@@ -321,15 +322,8 @@ template <class FindRoute>
     detail::throw_config_error("decision key file " + detail::quote_value(source) + " line " +
                                std::to_string(line_number) + ": " + why);
   };
-  while (!text.empty()) {
-    ++line_number;
-    const std::size_t newline = text.find('\n');
-    std::string_view line = text.substr(0, newline);
-    text.remove_prefix(newline == std::string_view::npos ? text.size() : newline + 1);
-    if (const std::size_t hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    line = detail::trim_ows(line);
-    if (line.empty()) continue;
+  while (const auto next = detail::next_config_line(text, line_number)) {
+    const std::string_view line = *next;
     if (count == 2) fail("more than two keys (the signing key, then the previous one)");
     if (line.size() != 32) fail("a key is 32 hex digits (128 bits); this line has " + std::to_string(line.size()) + " characters");
     for (std::size_t i = 0; i < 16; ++i) {
