@@ -143,6 +143,41 @@ TEST_SUITE("decision_token") {
     CHECK(grayroute::verify_decision_token(other, keys, inner, kNow).route == 1);
   }
 
+  TEST_CASE("every reason travels, and only reasons do") {
+    const decision_keys keys(key_of(0x40));
+    for (unsigned i = 0; i <= static_cast<unsigned>(route_reason::upstream); ++i) {
+      const auto reason = static_cast<route_reason>(i);
+      const auto v = grayroute::verify_decision_token(sign({"gray", reason, "r", 1, kNow + 1}, keys), keys, kRoutes, kNow);
+      CHECK(v.status == token_status::valid);
+      CHECK(v.claims.reason == reason);
+    }
+    CHECK_FALSE(grayroute::detail::parse_route_reason("bogus"));
+    CHECK_FALSE(grayroute::detail::parse_route_reason(""));
+    CHECK(grayroute::detail::parse_route_reason("default") == route_reason::default_route);
+  }
+
+  TEST_CASE("a genuine tag over junk fields is still malformed") {
+    // What a buggy tier holding the key might sign: the fields are checked after the tag.
+    const auto key_bytes = key_of(0x40);
+    const auto sip = grayroute::detail::siphash_key_from_bytes(key_bytes.data());
+    auto with_tag = [&](const std::string& body) {
+      char tag[17];
+      std::snprintf(tag, sizeof tag, "%016llx",
+                    static_cast<unsigned long long>(grayroute::detail::siphash24(
+                        sip, reinterpret_cast<const unsigned char*>(body.data()), body.size())));
+      return body + ":" + tag;
+    };
+    const decision_keys keys(key_of(0x40));
+    CHECK(grayroute::verify_decision_token(with_tag("gr1:gray:list:r:1:1796119260"), keys, kRoutes, kNow).status ==
+          token_status::valid);
+    for (const char* body : {"gr1:gray:bogus:r:1:1796119260", "gr1:gray:list:r:01:1796119260", "gr1::list:r:1:1796119260",
+                             "gr1:gray:list:r:1:1796119260:x", "gr1:gray:list:r:1", "gr1:gray:list:r b:1:1796119260",
+                             "gr1:gray:list:r:1:99999999999999999999", "gr1:gray:list:r:1:-5"}) {
+      CAPTURE(body);
+      CHECK(grayroute::verify_decision_token(with_tag(body), keys, kRoutes, kNow).status == token_status::malformed);
+    }
+  }
+
   TEST_CASE("rotation: the new key signs, the previous one is still accepted") {
     const decision_keys old_only(key_of(0x10));
     const decision_keys rotating(key_of(0x20), key_of(0x10));

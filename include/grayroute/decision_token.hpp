@@ -144,10 +144,14 @@ constexpr bool is_token_name(std::string_view name) noexcept {
   return true;
 }
 
+// The inverse of to_string(route_reason), over every value of the underlying type, so a
+// reason added to decision.hpp later is understood without a change here (to_string
+// answers "default" for values that are not enumerators).
 constexpr std::optional<route_reason> parse_route_reason(std::string_view text) noexcept {
-  for (std::uint8_t i = 0; i <= static_cast<std::uint8_t>(route_reason::upstream); ++i) {
+  for (unsigned i = 0; i <= 0xff; ++i) {
     const auto reason = static_cast<route_reason>(i);
-    if (to_string(reason) == text) return reason;
+    const std::string_view name = to_string(reason);
+    if (name == text && (reason == route_reason::default_route || name != "default")) return reason;
   }
   return std::nullopt;
 }
