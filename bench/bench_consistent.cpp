@@ -67,7 +67,6 @@ void BM_Decide_Split(benchmark::State& state) {
 }
 
 void BM_Token_Encode(benchmark::State& state) {
-  const fixture& f = inputs();
   std::size_t i = 0;
   for (auto _ : state) {
     const std::size_t k = i++ % kInputs;
