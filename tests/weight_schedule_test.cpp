@@ -103,6 +103,9 @@ TEST_SUITE("weight_schedule") {
              row{"2026-12-01T10:00:00Z 1%, 2026-12-01T09:00:00Z 5%", "step 2 \"2026-12-01T09:00:00Z 5%\": not after"},
              row{"2026-12-01T10:00:00Z 1%,", "step 2 \"\": empty"},
              row{"2026-12-01T10:00:00Z 1%, +0s 2%", "\"+0s\" is not an offset"},
+             row{"2026-12-01T10:00:00Z 1%, +30m1h 2%", "\"+30m1h\" is not an offset"},
+             row{"2026-12-01T10:00:00Z 1%, +1h1h 2%", "\"+1h1h\" is not an offset"},
+             row{"2026-12-01T10:00:00Z 1%, +36601d 2%", "step 2 \"+36601d 2%\": more than 100 years"},
          }) {
       CAPTURE(r.text);
       CHECK_THROWS_WITH_AS((void)parse_weight_schedule(r.text, ramp_shape::linear), doctest::Contains(r.message),

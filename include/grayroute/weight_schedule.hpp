@@ -62,11 +62,15 @@ struct ramp_status {
 class weight_schedule {
  public:
   static constexpr std::uint32_t kMillion = 1000000;
+  static constexpr std::size_t kMaxSteps = 1000;
+  /// Steps at most this far apart (100 years), so interpolation cannot overflow.
+  static constexpr std::int64_t kMaxGapMs = 100LL * 366 * 24 * 3600 * 1000;
 
   /// Steps with strictly increasing times and non-decreasing weights (at most 1,000,000
   /// ppm, at most 100 years apart); throws config_error otherwise.
   weight_schedule(std::vector<ramp_step> steps, ramp_shape shape) : steps_(std::move(steps)), shape_(shape) {
     if (steps_.empty()) detail::throw_config_error("a weight schedule needs at least one step");
+    if (steps_.size() > kMaxSteps) detail::throw_config_error("a weight schedule has more than 1000 steps");
     for (std::size_t i = 0; i < steps_.size(); ++i) {
       const std::string what = "weight schedule step " + std::to_string(i + 1);
       if (steps_[i].ppm > kMillion) detail::throw_config_error(what + ": weight above 100%");
@@ -110,8 +114,6 @@ class weight_schedule {
   ramp_shape shape() const noexcept { return shape_; }
 
  private:
-  static constexpr std::int64_t kMaxGapMs = 100LL * 366 * 24 * 3600 * 1000;
-
   std::vector<ramp_step> steps_;
   ramp_shape shape_;
 };
@@ -176,6 +178,7 @@ constexpr std::optional<std::int64_t> parse_ramp_offset(std::string_view text) n
   if (text.size() < 3 || text[0] != '+') return std::nullopt;
   text.remove_prefix(1);
   std::int64_t total = 0;
+  std::int64_t previous_unit = INT64_MAX;
   while (!text.empty()) {
     std::size_t n = 0;
     while (n < text.size() && text[n] >= '0' && text[n] <= '9') ++n;
@@ -188,6 +191,10 @@ constexpr std::optional<std::int64_t> parse_ramp_offset(std::string_view text) n
       case 's': unit = 1000; break;
       default: return std::nullopt;
     }
+    // Each unit once, largest first ("+1h30m", not "+30m1h" or "+1h1h"): one spelling
+    // per duration, and a bounded sum.
+    if (unit >= previous_unit) return std::nullopt;
+    previous_unit = unit;
     total += decimal_value(text.substr(0, n)) * unit;
     text.remove_prefix(n + 1);
   }
@@ -232,9 +239,11 @@ constexpr std::optional<std::uint32_t> parse_ppm_percent(std::string_view text) 
     const std::string_view when = step.substr(0, space), weight = detail::trim_ows(step.substr(space));
     ramp_step s;
     if (step.empty()) detail::throw_config_error(what + ": empty (a step is `<time> <weight>`)");
+    if (steps.size() == weight_schedule::kMaxSteps) detail::throw_config_error(what + ": more than 1000 steps");
     if (!steps.empty() && !when.empty() && when[0] == '+') {
       const auto offset = detail::parse_ramp_offset(when);
       if (!offset) detail::throw_config_error(what + ": " + detail::quote_value(when) + " is not an offset like +1h, +30m, +1h30m");
+      if (*offset > weight_schedule::kMaxGapMs) detail::throw_config_error(what + ": more than 100 years after the step before it");
       s.at_ms = steps.back().at_ms + *offset;
     } else {
       const auto at = detail::parse_rfc3339_utc(when);
