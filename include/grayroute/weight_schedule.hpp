@@ -11,7 +11,8 @@
 // `when` is an RFC 3339 UTC date-time ("2026-12-01T10:00:00Z", fractional seconds to the
 // millisecond, 'T'/'Z' in either case, no numeric offset: a ramp's times are compared
 // across machines and a UTC-only rule leaves nothing to get wrong); a later one is the
-// same or `+` a duration after the previous step ("+1h", "+90s", "+1h30m", units d h m s).
+// same or `+` a duration after the previous step ("+1h", "+90s", "+1h30m": units d h m s,
+// each at most once, largest first).
 // A weight is a percentage in steps of 0.0001% ("0.0001%" .. "100%"), kept as parts per
 // million so that fine_bucket() (1,000,000 buckets) resolves every step exactly.
 //
