@@ -20,8 +20,10 @@
 // (stepwise) or moves in a straight line to the next step's (linear, rounded down to the
 // ppm); after the last step it stays. Times strictly increase and weights never decrease:
 // with the sticky hash a key is in the share while fine_bucket(key) < weight, so a
-// weight that only rises only ever moves keys from production to gray. Lowering a
-// weight is a deliberate rollback, made by changing the policy, not by a schedule.
+// weight that only rises only ever moves keys from production to gray. (In a policy split
+// of several shares, laid out cumulatively, that holds for the last share only: a growing
+// earlier share would take keys from the shares after it.) Lowering a weight is a
+// deliberate rollback, made by changing the policy, not by a schedule.
 #ifndef GRAYROUTE_WEIGHT_SCHEDULE_HPP
 #define GRAYROUTE_WEIGHT_SCHEDULE_HPP
 
