@@ -28,8 +28,8 @@
 // signature (every tier holding the key can mint tokens), 64 bits is too short for a
 // long-lived offline-checkable credential, the key must stay secret and be rotated when
 // a tier that held it is decommissioned, and a token is not bound to a client. No new
-// dependency in the core: one SipHash of a token is ~17 ns, verify ~75 ns and encode
-// ~65 ns, beside ~42 ns for the decision itself (bench/bench_consistent.cpp).
+// dependency in the core: one SipHash of a token is ~17 ns, verify ~71 ns and encode
+// ~70 ns, beside ~43 ns for the decision itself (bench/bench_consistent.cpp).
 //
 // Verification never allocates or throws; the MAC is compared in constant time and
 // checked before any other field is believed. Rotation: a keyring holds the key that
