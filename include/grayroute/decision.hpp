@@ -35,12 +35,14 @@ enum class route_reason : std::uint8_t {
   default_route,  ///< nothing else applied
   match,          ///< a policy rule with a fixed route matched
   fallback,       ///< the chosen route was unhealthy (original_route); health_table.hpp
+  upstream,       ///< a valid decision token from the tier in front named the route
 };
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
 
-/// "header", "cookie", "list", "percentage", "default", "match", "fallback": for logs and response headers.
+/// "header", "cookie", "list", "percentage", "default", "match", "fallback", "upstream":
+/// for logs and response headers.
 constexpr std::string_view to_string(route_reason reason) noexcept {
   switch (reason) {
     case route_reason::header: return "header";
@@ -50,6 +52,7 @@ constexpr std::string_view to_string(route_reason reason) noexcept {
     case route_reason::default_route: return "default";
     case route_reason::match: return "match";
     case route_reason::fallback: return "fallback";
+    case route_reason::upstream: return "upstream";
   }
   return "default";
 }

@@ -7,6 +7,7 @@
 #include "config_error.hpp"
 #include "cookie.hpp"
 #include "decision.hpp"
+#include "decision_token.hpp"
 #include "forwarded.hpp"
 #include "headers.hpp"
 #include "health_metrics.hpp"
@@ -19,12 +20,15 @@
 #include "policy.hpp"
 #include "policy_config.hpp"
 #include "policy_syntax.hpp"
+#include "proxy_protocol.hpp"
 #include "rollout.hpp"
 #include "route_health.hpp"
 #include "route_table.hpp"
 #include "router.hpp"
+#include "set_cookie.hpp"
 #include "shared_policy.hpp"
 #include "store.hpp"
 #include "version.hpp"
+#include "weight_schedule.hpp"
 
 #endif  // GRAYROUTE_GRAYROUTE_HPP

@@ -20,6 +20,7 @@
 
 #include "config_error.hpp"
 #include "detail/ascii.hpp"
+#include "detail/config_lines.hpp"
 #include "ip.hpp"
 #include "memory_store.hpp"
 #include "store.hpp"
@@ -50,15 +51,8 @@ struct parsed_list {
                                             const std::vector<std::string>& routes = {"production", "gray"}) {
   parsed_list out;
   std::size_t number = 0;
-  while (!text.empty()) {
-    ++number;
-    const std::size_t newline = text.find('\n');
-    std::string_view line = text.substr(0, newline);
-    text.remove_prefix(newline == std::string_view::npos ? text.size() : newline + 1);
-    if (const std::size_t hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    line = detail::trim_ows(line);
-    if (line.empty()) continue;
+  while (const auto next = detail::next_config_line(text, number)) {
+    const std::string_view line = *next;
     std::size_t space = 0;
     while (space < line.size() && !detail::is_ows(line[space])) ++space;
     const std::string_view network_text = line.substr(0, space);
