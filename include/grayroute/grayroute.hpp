@@ -1,5 +1,10 @@
-// grayroute: gray release (canary) routing for C++ gateways. The whole core, in
-// one include; Redis support is separate (grayroute/redis_store.hpp).
+// grayroute: gray release (canary) routing for C++ gateways. What a decision needs, in
+// one include. Opt-in parts have their own headers, so a translation unit that does not
+// use them does not pay for them: Redis (redis_store.hpp), route health and fallback
+// (health_table.hpp, health_metrics.hpp, health_syntax.hpp), policy reloads
+// (shared_policy.hpp), decision tokens (decision_token.hpp), PROXY protocol
+// (proxy_protocol.hpp), pin cookies (set_cookie.hpp, random_id.hpp), ramps
+// (weight_schedule.hpp), list files (list_file.hpp).
 #ifndef GRAYROUTE_GRAYROUTE_HPP
 #define GRAYROUTE_GRAYROUTE_HPP
 
@@ -7,12 +12,8 @@
 #include "config_error.hpp"
 #include "cookie.hpp"
 #include "decision.hpp"
-#include "decision_token.hpp"
 #include "forwarded.hpp"
 #include "headers.hpp"
-#include "health_metrics.hpp"
-#include "health_syntax.hpp"
-#include "health_table.hpp"
 #include "ip.hpp"
 #include "layered_store.hpp"
 #include "list_text.hpp"
@@ -20,15 +21,10 @@
 #include "policy.hpp"
 #include "policy_config.hpp"
 #include "policy_syntax.hpp"
-#include "proxy_protocol.hpp"
 #include "rollout.hpp"
-#include "route_health.hpp"
 #include "route_table.hpp"
 #include "router.hpp"
-#include "set_cookie.hpp"
-#include "shared_policy.hpp"
 #include "store.hpp"
 #include "version.hpp"
-#include "weight_schedule.hpp"
 
 #endif  // GRAYROUTE_GRAYROUTE_HPP

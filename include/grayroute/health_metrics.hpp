@@ -37,9 +37,12 @@ namespace detail {
 // A label value: backslash, double quote and newline escaped, as the format requires.
 inline void append_label_value(std::string& out, std::string_view value) {
   for (char c : value) {
-    if (c == '\\' || c == '"') out += '\\', out += c;
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    if (c == '\\' || c == '"') out += '\\';
+    out += c;
   }
 }
 

@@ -68,9 +68,18 @@ inline std::optional<double> parse_share(std::string_view text) noexcept {
 // "250ms", "10s", "2m" -> milliseconds.
 inline std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) noexcept {
   std::uint32_t unit = 0;
-  if (text.size() > 2 && text.substr(text.size() - 2) == "ms") unit = 1, text.remove_suffix(2);
-  else if (text.size() > 1 && text.back() == 's') unit = 1000, text.remove_suffix(1);
-  else if (text.size() > 1 && text.back() == 'm') unit = 60000, text.remove_suffix(1);
+  std::size_t suffix = 0;
+  if (text.size() > 2 && text.substr(text.size() - 2) == "ms") {
+    unit = 1;
+    suffix = 2;
+  } else if (text.size() > 1 && text.back() == 's') {
+    unit = 1000;
+    suffix = 1;
+  } else if (text.size() > 1 && text.back() == 'm') {
+    unit = 60000;
+    suffix = 1;
+  }
+  text.remove_suffix(suffix);
   const auto n = parse_count(text);
   if (!unit || !n) return std::nullopt;
   return std::chrono::milliseconds(std::int64_t{*n} * unit);

@@ -26,6 +26,7 @@
 
 #include "detail/ascii.hpp"
 #include "list_text.hpp"
+#include "detail/convert.hpp"
 #include "version.hpp"
 
 GRAYROUTE_NAMESPACE_BEGIN
@@ -139,7 +140,9 @@ class list_file_watch {
     for (int i = 0; i < looks; ++i) {
       if (i > 0) {
         const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(settle).count();
-        const timespec pause{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+        timespec pause{};
+        pause.tv_sec = detail::convert<time_t>(ns / 1000000000);
+        pause.tv_nsec = detail::convert<long>(ns % 1000000000);
         ::nanosleep(&pause, nullptr);
       }
       look l = check();

@@ -125,12 +125,12 @@ class policy {
     d.client = scan.finish();
     if (force_header_slot_ >= 0 && f.has(force_header_slot_)) {
       if (const auto forced = forced_route(f.at(force_header_slot_))) {
-        return d.route = *forced, d.reason = route_reason::header, d;
+        return decided(d, *forced, route_reason::header);
       }
     }
     if (!force_cookie_.empty()) {
       if (const auto value = f.cookie_value(force_cookie_)) {
-        if (const auto forced = forced_route(*value)) return d.route = *forced, d.reason = route_reason::cookie, d;
+        if (const auto forced = forced_route(*value)) return decided(d, *forced, route_reason::cookie);
       }
     }
     const std::string_view host = host_slot_ < 0 ? std::string_view()
@@ -153,13 +153,13 @@ class policy {
       if (!conditions_hold(r, f, query)) continue;
       switch (r.action) {
         case action_kind::route:
-          return d.route = r.route, d.reason = route_reason::match, d.rule = r.name, d;
+          return decided(d, r.route, route_reason::match, r.name);
         case action_kind::list:
           if (*listed >= routes_.size()) continue;
-          return d.route = *listed, d.reason = route_reason::list, d.rule = r.name, d;
+          return decided(d, *listed, route_reason::list, r.name);
         case action_kind::split:
           if (const auto route = split(r, f, request, query, d.client.address)) {
-            return d.route = *route, d.reason = route_reason::percentage, d.rule = r.name, d;
+            return decided(d, *route, route_reason::percentage, r.name);
           }
           continue;
       }
@@ -201,6 +201,13 @@ class policy {
 
  private:
   enum class action_kind : std::uint8_t { route, list, split };
+
+  static decision decided(decision& d, route_id route, route_reason reason, std::string_view rule = {}) noexcept {
+    d.route = route;
+    d.reason = reason;
+    d.rule = rule;
+    return d;
+  }
 
   struct field_test_compiled {
     field_kind field;

@@ -234,7 +234,10 @@ constexpr std::optional<std::uint32_t> parse_ppm_percent(std::string_view text) 
     std::size_t end = text.find(',');
     const std::size_t arrow = text.find(kArrow);
     std::size_t skip = 1;
-    if (arrow < end) end = arrow, skip = kArrow.size();
+    if (arrow < end) {
+      end = arrow;
+      skip = kArrow.size();
+    }
     const std::string_view step = detail::trim_ows(text.substr(0, end));
     const std::string what = "weight schedule step " + std::to_string(steps.size() + 1) + " " + detail::quote_value(step);
     std::size_t space = 0;

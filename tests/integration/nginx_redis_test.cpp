@@ -229,7 +229,9 @@ TEST_SUITE("nginx module with redis") {
                        nginx_server::options{{"this 8080", "this 8090", "this 8100"}, 2, true});
     CHECK(redis.cli({"HSET", "grayroute:list", "127.0.0.2", "beta", "127.0.0.0/29", "gray"}) == "2");
     CHECK(eventually([&] { return consistently(nginx.port(), "this 8100\n", "127.0.0.2"); }, std::chrono::seconds(2)));
-    CHECK(consistently(nginx.port(), "this 8090\n", "127.0.0.3"));
+    // Each worker syncs on its own: the requests above may all have met the one that
+    // was first, so wait for the other workers too before asking it again.
+    CHECK(eventually([&] { return consistently(nginx.port(), "this 8090\n", "127.0.0.3"); }, std::chrono::seconds(2)));
     CHECK(consistently(nginx.port(), "this 8080\n", "127.0.0.9"));
   }
 }

@@ -92,7 +92,7 @@ TEST_SUITE("redis faults: bounded commands") {
     CHECK_FALSE(store.contains(*parse_ip("10.0.0.1")));
     const auto took = clock_type::now() - t0;
     MESSAGE("lookup took " << std::chrono::duration<double, std::milli>(took).count() << " ms");
-    CHECK(took < 300ms + 100ms);
+    CHECK(took < 300ms + 250ms);  // the deadline, plus a scheduling margin for loaded sanitizer runs
     CHECK(contains(store.status().last_error, "GET: timed out"));
   }
 

@@ -49,6 +49,7 @@
 #endif
 
 #include "../store.hpp"
+#include "convert.hpp"
 #include "../version.hpp"
 
 GRAYROUTE_NAMESPACE_BEGIN
@@ -130,7 +131,7 @@ class gray_v4_table {
     unsigned shift;
 
     const std::atomic<std::uint32_t>* bucket(std::uint64_t hash) const noexcept {
-      return slots + (static_cast<std::size_t>(hash >> shift) * kBucketSlots);
+      return slots + (convert<std::size_t>(hash >> shift) * kBucketSlots);
     }
 
     /// True when `key` is in the table. No branch depends on the answer in the
@@ -139,7 +140,7 @@ class gray_v4_table {
     /// would stall the lookups after it until the miss is served.
     bool contains(std::uint32_t key) const noexcept {
       const std::uint64_t h = hash(key);
-      std::size_t b = static_cast<std::size_t>(h >> shift);
+      std::size_t b = convert<std::size_t>(h >> shift);
       match m = match_bucket(slots + b * kBucketSlots, key);
       // Keys overflow into the next bucket only while this one is full, and
       // erasing leaves a tombstone, so a bucket with an empty slot ends the probe.
@@ -158,7 +159,7 @@ class gray_v4_table {
   bool insert(std::uint32_t key, std::uint64_t hash) noexcept {
     const std::size_t mask = slots_.size() - 1;
     std::size_t reuse = SIZE_MAX;
-    std::size_t i = static_cast<std::size_t>(hash >> shift_) * kBucketSlots;
+    std::size_t i = convert<std::size_t>(hash >> shift_) * kBucketSlots;
     std::size_t empty = SIZE_MAX;
     for (;; i = (i + kBucketSlots) & mask) {
       for (std::size_t j = i; j < i + kBucketSlots; ++j) {
@@ -182,7 +183,7 @@ class gray_v4_table {
 
   bool erase(std::uint32_t key, std::uint64_t hash) noexcept {
     const std::size_t mask = slots_.size() - 1;
-    for (std::size_t i = static_cast<std::size_t>(hash >> shift_) * kBucketSlots;; i = (i + kBucketSlots) & mask) {
+    for (std::size_t i = convert<std::size_t>(hash >> shift_) * kBucketSlots;; i = (i + kBucketSlots) & mask) {
       bool has_empty = false;
       for (std::size_t j = i; j < i + kBucketSlots; ++j) {
         const std::uint32_t v = slots_[j].load(std::memory_order_relaxed);

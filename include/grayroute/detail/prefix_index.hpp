@@ -46,6 +46,7 @@
 
 #include "../ip.hpp"
 #include "../store.hpp"
+#include "convert.hpp"
 #include "../version.hpp"
 #include "host_table.hpp"  // atomic_array
 
@@ -264,13 +265,13 @@ class v4_prefix_directory {
   /// Where the ranges of an entry's /16 live, for prefetching (a prefetch of null
   /// does nothing): null when the entry is the answer.
   static const void* chunk_of(std::uint64_t e) noexcept {
-    return e & 1 ? nullptr : reinterpret_cast<const void*>(static_cast<std::uintptr_t>(e));
+    return e & 1 ? nullptr : reinterpret_cast<const void*>(convert<std::uintptr_t>(e));
   }
 
   /// The route code (0: none) of `key`, given the entry of its /16.
   static std::uint32_t code(std::uint64_t e, std::uint32_t key) noexcept {
     if (e & 1) return static_cast<std::uint32_t>(e >> 1);
-    return chunk_code(reinterpret_cast<const std::uint32_t*>(static_cast<std::uintptr_t>(e)), key & 0xffffu);
+    return chunk_code(reinterpret_cast<const std::uint32_t*>(convert<std::uintptr_t>(e)), key & 0xffffu);
   }
 
   /// Brings the directory in line with `networks`, in which `changed` was just
@@ -410,7 +411,7 @@ class v4_prefix_directory {
     if (e & 1) {
       old.push_back({0, static_cast<std::uint32_t>(e >> 1)});
     } else {
-      const auto* chunk = reinterpret_cast<const std::uint32_t*>(static_cast<std::uintptr_t>(e));
+      const auto* chunk = reinterpret_cast<const std::uint32_t*>(convert<std::uintptr_t>(e));
       for (std::uint32_t i = 0; i < chunk[0]; ++i) old.push_back({chunk[4 + i], chunk[4 + chunk[1] + i]});
     }
     const auto code_at = [&](std::uint32_t low) {
@@ -486,7 +487,7 @@ class v4_prefix_directory {
   }
 
   static void free_chunk(std::uint64_t e) noexcept {
-    if (!(e & 1)) delete[] reinterpret_cast<const std::uint32_t*>(static_cast<std::uintptr_t>(e));
+    if (!(e & 1)) delete[] reinterpret_cast<const std::uint32_t*>(convert<std::uintptr_t>(e));
   }
 
   std::unique_ptr<atomic_array<std::uint64_t>> dir_;

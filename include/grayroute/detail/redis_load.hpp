@@ -300,7 +300,10 @@ inline redis_load load_collection(redis_connection& c, const redis_config& confi
   const std::string_view command = hash ? "HSCAN" : "SSCAN";
   const std::string_view size_command = hash ? "HLEN" : "SCARD";
   const std::string count = std::to_string(kRedisCollectionScanCount);
-  if (!c.append({size_command, config.key})) return (out.error = c.error()), out;
+  if (!c.append({size_command, config.key})) {
+    out.error = c.error();
+    return out;
+  }
   if (!read_size(c, config, size_command, clock::time_point::max(), out)) return out;
   const load_caps caps = load_caps::for_size(out.size, kRedisCollectionScanCount);
   const auto deadline = start + load_budget::for_size(out.size, c.command_timeout()).deadline;
@@ -315,7 +318,10 @@ inline redis_load load_collection(redis_connection& c, const redis_config& confi
   std::string cursor = "0";
   std::size_t calls = 0, seen = 0;
   do {
-    if (hooks.stopping && hooks.stopping->load(std::memory_order_relaxed)) return (out.error = "stopped"), out;
+    if (hooks.stopping && hooks.stopping->load(std::memory_order_relaxed)) {
+      out.error = "stopped";
+      return out;
+    }
     if (calls >= caps.calls || seen >= caps.keys) {
       out.error = std::string(command) + ": cursor not back to 0 after " + std::to_string(calls) + " calls (" +
                   std::string(size_command) + " was " + std::to_string(out.size) +
@@ -324,7 +330,10 @@ inline redis_load load_collection(redis_connection& c, const redis_config& confi
     }
     ++calls;
     redis_reply r = c.command({command, config.key, cursor, "COUNT", count}, deadline);
-    if (!r) return (out.error = c.error()), out;
+    if (!r) {
+      out.error = c.error();
+      return out;
+    }
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[1]->type != REDIS_REPLY_ARRAY) {
       out.error = describe_bad_reply(config, command, r.get(), "[cursor, items]");
       return out;
@@ -348,7 +357,10 @@ inline redis_load load_collection(redis_connection& c, const redis_config& confi
     }
     if (hooks.between_batches) {
       std::string error;
-      if (!hooks.between_batches(seen, out.size, error)) return (out.error = std::move(error)), out;
+      if (!hooks.between_batches(seen, out.size, error)) {
+        out.error = std::move(error);
+        return out;
+      }
     }
   } while (cursor != "0");
   if (aliased) {

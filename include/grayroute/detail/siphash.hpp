@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "convert.hpp"
 #include "../version.hpp"
 
 GRAYROUTE_NAMESPACE_BEGIN
@@ -72,7 +73,7 @@ constexpr std::uint64_t siphash24(const siphash_key& key, const unsigned char* d
     s.compress(m);
   }
   // The last block: the remaining bytes and the length's low byte on top.
-  std::uint64_t last = static_cast<std::uint64_t>(length & 0xff) << 56;
+  std::uint64_t last = convert<std::uint64_t>(length & 0xff) << 56;
   for (std::size_t i = whole; i < length; ++i) last |= static_cast<std::uint64_t>(data[i]) << (8 * (i - whole));
   s.compress(last);
   s.v2 ^= 0xff;
