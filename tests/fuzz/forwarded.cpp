@@ -61,7 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const auto& [name, line] : headers) {
     grayroute::for_each_forwarded_for(line, [](const std::optional<grayroute::ip_address>&) {});
     grayroute::for_each_x_forwarded_for(line, [](const std::optional<grayroute::ip_address>&) {});
-    if (const auto a = grayroute::parse_forwarded_address(line); a && *grayroute::parse_ip(a->to_string()) != *a) {
+    if (const auto a = grayroute::parse_forwarded_address(line); a && *grayroute::parse_ip(grayroute::to_string(*a)) != *a) {
       std::abort();
     }
   }
