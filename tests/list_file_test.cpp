@@ -4,6 +4,9 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <fstream>
 
 TEST_SUITE("list_file") {
@@ -80,12 +83,32 @@ TEST_SUITE("list_file") {
       REQUIRE(look.list.entries.size() == 1);
       CHECK(to_string(look.list.entries[0].network) == "127.0.0.21/32");
     }
-    SUBCASE("emptied for good: applied after it stayed empty") {
+    SUBCASE("emptied for good: applied after it stayed empty for two looks") {
       write("");
       CHECK(watch.check().state == w::settling);
+      CHECK(watch.check().state == w::settling);  // an empty file is what a rewrite shows first
       look = watch.check();
       CHECK(look.state == w::ready);
       CHECK(look.list.entries.empty());
+    }
+    SUBCASE("the same bytes from two rewrites are two versions, not a stable one") {
+      // Each look meets the empty file of a different rewrite (the writer's period
+      // matching the watch interval); only the file's stamp tells them apart. The
+      // modification times are set by hand: the kernel's clock may give two quick
+      // rewrites the same one.
+      const auto set_mtime = [&](long seconds) {
+        const timespec times[2] = {{seconds, 0}, {seconds, 0}};
+        REQUIRE(::utimensat(AT_FDCWD, path.c_str(), times, 0) == 0);
+      };
+      for (long i = 0; i < 4; ++i) {
+        write("");
+        set_mtime(1000000000 + i);
+        CHECK(watch.check().state == w::settling);
+        write("10.0.0.1\n10.0.0.2\n");
+      }
+      write("");
+      set_mtime(1000000100);
+      CHECK(watch.check().state == w::settling);
     }
     SUBCASE("a bad line is reported once and the applied list stays") {
       write("10.0.0.1\nnot-an-address\n");

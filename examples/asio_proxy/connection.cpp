@@ -230,7 +230,7 @@ void connection::loop(beast::error_code ec, std::size_t) {
         const http::fields& headers = request_->get();
         decision_ = context_.router.decide(peer_, headers);
       } else {
-        decision_ = grayroute::decision{grayroute::kProduction, grayroute::route_reason::default_route, {peer_, -1, "peer"}};
+        decision_ = grayroute::decision{grayroute::kProduction, grayroute::route_reason::default_route, {peer_, -1, "peer"}, {}, grayroute::kProduction};
       }
       plan_ = plan_request(request_->get(), framing_, decision_, peer_text_, context_.upstream_names[route()]);
       keep_alive_ = plan_.keep_alive;

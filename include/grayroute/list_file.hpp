@@ -31,17 +31,44 @@
 
 GRAYROUTE_NAMESPACE_BEGIN
 
+/// What identifies one version of a file without reading it: rewriting the file in place
+/// changes its modification time (and usually its size), renaming another file over it
+/// changes the inode. Two looks with equal bytes but different stamps saw two versions.
+struct list_file_stamp {
+  long long mtime_ns = -1, ctime_ns = -1, size = -1;
+  unsigned long long inode = 0;
+
+  friend bool operator==(const list_file_stamp& a, const list_file_stamp& b) noexcept {
+    return a.mtime_ns == b.mtime_ns && a.ctime_ns == b.ctime_ns && a.size == b.size && a.inode == b.inode;
+  }
+  friend bool operator!=(const list_file_stamp& a, const list_file_stamp& b) noexcept { return !(a == b); }
+};
+
+namespace detail {
+inline list_file_stamp stamp_of(const struct ::stat& info) noexcept {
+  list_file_stamp s;
+  s.mtime_ns = static_cast<long long>(info.st_mtim.tv_sec) * 1000000000LL + info.st_mtim.tv_nsec;
+  s.ctime_ns = static_cast<long long>(info.st_ctim.tv_sec) * 1000000000LL + info.st_ctim.tv_nsec;
+  s.size = static_cast<long long>(info.st_size);
+  s.inode = static_cast<unsigned long long>(info.st_ino);
+  return s;
+}
+}  // namespace detail
+
 /// Reads a list file whole into `text`; false with an error (line 0) when the path is
 /// missing, unreadable or not a regular file (a directory is not an empty list).
-[[nodiscard]] inline bool read_list_file(const std::string& path, std::string& text, list_error& error) {
-  struct ::stat info {};
-  if (::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
-    error = list_error{0, detail::quote_value(path) + " is a directory, not a list file"};
-    return false;
-  }
+/// `stamp`, when given, receives the file's stamp, or -1s when it changed during the read.
+[[nodiscard]] inline bool read_list_file(const std::string& path, std::string& text, list_error& error,
+                                         list_file_stamp* stamp = nullptr) {
   std::FILE* file = std::fopen(path.c_str(), "rb");
   if (file == nullptr) {
     error = list_error{0, "cannot read " + detail::quote_value(path)};
+    return false;
+  }
+  struct ::stat before {};
+  if (::fstat(::fileno(file), &before) == 0 && S_ISDIR(before.st_mode)) {
+    std::fclose(file);
+    error = list_error{0, detail::quote_value(path) + " is a directory, not a list file"};
     return false;
   }
   std::string content;
@@ -49,10 +76,16 @@ GRAYROUTE_NAMESPACE_BEGIN
   std::size_t n = 0;
   while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0) content.append(buffer, n);
   const bool failed = std::ferror(file) != 0;
+  struct ::stat after {};
+  const bool stamped = ::fstat(::fileno(file), &after) == 0;
   std::fclose(file);
   if (failed) {
     error = list_error{0, "cannot read " + detail::quote_value(path)};
     return false;
+  }
+  if (stamp != nullptr) {
+    *stamp = stamped ? detail::stamp_of(after) : list_file_stamp{};
+    if (!stamped || detail::stamp_of(before) != *stamp) *stamp = list_file_stamp{};  // written while we read
   }
   text = std::move(content);
   return true;
@@ -73,7 +106,10 @@ GRAYROUTE_NAMESPACE_BEGIN
 
 /// Watches a list file and hands out a version only once it is complete and stable:
 /// it ends in a newline (or is empty), and the previous look read the same bytes. An
-/// emptied file is applied only after it has stayed empty for a look. Call check() at
+/// emptied file is applied only after it has stayed empty, untouched, for two looks.
+/// "The same" means the same bytes and the same file stamp (modification and change
+/// time, size, inode), so a file rewritten between two looks never counts as stable even
+/// when it happens to read the same. Call check() at
 /// an interval (the proxy's --watch-interval); the interval is how long a writer may
 /// pause mid-file without its half being applied.
 ///
@@ -104,17 +140,24 @@ class list_file_watch {
     look out;
     std::string text;
     list_error error;
-    if (!read_list_file(path_, text, error)) {
+    list_file_stamp stamp;
+    if (!read_list_file(path_, text, error, &stamp)) {
       have_previous_ = false;
       out.state = failed;
       out.list.error = std::move(error);
       return report(std::move(out));
     }
     const bool complete = text.empty() || text.back() == '\n';
-    const bool stable = have_previous_ && text == previous_;
+    // The same bytes *and* the same stamp: equal bytes alone may be two versions (the
+    // empty file of one rewrite and the empty file of the next).
+    const bool stable = have_previous_ && stamp.mtime_ns >= 0 && stamp == previous_stamp_ && text == previous_;
+    quiet_looks_ = stable ? quiet_looks_ + 1 : 0;
     previous_ = std::move(text);
+    previous_stamp_ = stamp;
     have_previous_ = true;
-    if (!complete || !stable) {
+    // An emptied list is the one a rewrite in place shows most often: it must stay empty
+    // and untouched for two intervals, not one.
+    if (!complete || !stable || (previous_.empty() && quiet_looks_ < 2)) {
       out.state = settling;
       return out;
     }
@@ -170,6 +213,8 @@ class list_file_watch {
   std::string path_;
   std::vector<std::string> routes_;
   std::string previous_, applied_, reported_error_;
+  list_file_stamp previous_stamp_;
+  int quiet_looks_ = 0;  // consecutive looks that found the file unchanged
   bool have_previous_ = false, have_applied_ = false, new_error_ = false;
 };
 
