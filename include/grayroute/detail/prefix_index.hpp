@@ -227,23 +227,32 @@ class prefix_index {
 
 /// Longest-prefix match for IPv4, updated in place: a directory of 65,536 entries,
 /// one per /16, each either the answer for its whole /16 or a pointer to an
-/// immutable chunk holding the ranges inside it (see the banner).
-class v4_prefix_directory {
+/// immutable chunk holding the ranges inside it (see the banner). A template, its
+/// writer-side types named through `dependent`, only so that its build code (the
+/// sorts, std::map walks, flatten) is compiled where memory_store is used, not in
+/// every translation unit that includes the header; use v4_prefix_directory.
+template <class Unused = void>
+class basic_v4_prefix_directory {
+  template <class T>
+  using dependent = typename dependent_type<T, Unused>::type;
+  using network_map = dependent<std::map<ip_network, route_id>>;
+  using directory = dependent<atomic_array<std::uint64_t>>;
+
  public:
   using entry = std::atomic<std::uint64_t>;
-  using graveyard = std::vector<std::shared_ptr<const void>>;
+  using graveyard = dependent<std::vector<std::shared_ptr<const void>>>;
 
   /// The directory of `networks` (IPv4 networks shorter than /32).
-  explicit v4_prefix_directory(const std::map<ip_network, route_id>& networks)
-      : dir_(std::make_unique<atomic_array<std::uint64_t>>(kBuckets)), cover_(kBuckets, 0) {
-    std::vector<const std::pair<const ip_network, route_id>*> shallow;
+  explicit basic_v4_prefix_directory(const network_map& networks)
+      : dir_(std::make_unique<directory>(kBuckets)), cover_(kBuckets, 0) {
+    dependent<std::vector<const typename network_map::value_type*>> shallow;
     for (const auto& n : networks) {
       if (n.first.prefix_length() <= 16) shallow.push_back(&n);
     }
     std::stable_sort(shallow.begin(), shallow.end(),
                      [](const auto* a, const auto* b) { return a->first.prefix_length() < b->first.prefix_length(); });
     for (const auto* n : shallow) fill_cover(n->first, route_code(n->second));
-    std::vector<bool> deep(kBuckets, false);
+    dependent<std::vector<bool>> deep(kBuckets, false);
     for (const auto& n : networks) {
       if (n.first.prefix_length() > 16) deep[n.first.address().v4_value() >> 16] = true;
     }
@@ -252,9 +261,9 @@ class v4_prefix_directory {
     }
   }
 
-  v4_prefix_directory(const v4_prefix_directory&) = delete;
-  v4_prefix_directory& operator=(const v4_prefix_directory&) = delete;
-  ~v4_prefix_directory() {
+  basic_v4_prefix_directory(const basic_v4_prefix_directory&) = delete;
+  basic_v4_prefix_directory& operator=(const basic_v4_prefix_directory&) = delete;
+  ~basic_v4_prefix_directory() {
     for (std::uint32_t b = 0; b < kBuckets; ++b) free_chunk((*dir_)[b].load(std::memory_order_relaxed));
   }
 
@@ -279,7 +288,7 @@ class v4_prefix_directory {
   /// `dead`, to be freed after a grace period. Returns true when entries() changed:
   /// a network shorter than /16 spans several entries, and readers must see all of
   /// them change at once, so it is applied to a copy published as a whole.
-  bool apply(const std::map<ip_network, route_id>& networks, const ip_network& changed, graveyard& dead) {
+  bool apply(const network_map& networks, const ip_network& changed, graveyard& dead) {
     const std::uint32_t address = changed.address().v4_value();
     const unsigned prefix = changed.prefix_length();
     const std::uint32_t first = address >> 16;
@@ -299,7 +308,7 @@ class v4_prefix_directory {
     }
     const auto self = networks.find(changed);
     fill_cover(changed, self != networks.end() ? route_code(self->second) : outer);
-    std::vector<const std::pair<const ip_network, route_id>*> inner;
+    dependent<std::vector<const typename network_map::value_type*>> inner;
     const std::uint64_t end = std::uint64_t{address} + (std::uint64_t{1} << (32 - prefix));
     for (auto it = networks.upper_bound(changed); it != networks.end() && it->first.address().v4_value() < end; ++it) {
       if (it->first.prefix_length() <= 16) inner.push_back(&*it);
@@ -312,7 +321,7 @@ class v4_prefix_directory {
       replace_entry(*dir_, first, build_entry(networks, first), dead);
       return false;
     }
-    auto fresh = std::make_unique<atomic_array<std::uint64_t>>(kBuckets);
+    auto fresh = std::make_unique<directory>(kBuckets);
     for (std::uint32_t b = 0; b < kBuckets; ++b) {
       (*fresh)[b].store((*dir_)[b].load(std::memory_order_relaxed), std::memory_order_relaxed);
     }
@@ -369,24 +378,24 @@ class v4_prefix_directory {
   }
 
   // The entry for /16 number `b`: a leaf when no longer network lies inside it.
-  std::uint64_t build_entry(const std::map<ip_network, route_id>& networks, std::uint32_t b) {
+  std::uint64_t build_entry(const network_map& networks, std::uint32_t b) {
     const auto it = networks.lower_bound(*ip_network::make(ip_address::v4(b << 16), 17));
     if (it == networks.end() || (it->first.address().v4_value() >> 16) != b) return leaf(cover_[b]);
     return build_chunk(networks, b);
   }
 
   // (first address's low 16 bits, route code) of each range inside one /16, in order.
-  using chunk_ranges = std::vector<std::pair<std::uint32_t, std::uint32_t>>;
+  using chunk_ranges = dependent<std::vector<std::pair<std::uint32_t, std::uint32_t>>>;
 
-  std::uint64_t build_chunk(const std::map<ip_network, route_id>& networks, std::uint32_t b) {
+  std::uint64_t build_chunk(const network_map& networks, std::uint32_t b) {
     const std::uint32_t base = b << 16;
-    std::vector<prefix_network<std::uint32_t>> inside;
+    dependent<std::vector<prefix_network<std::uint32_t>>> inside;
     if (cover_[b] != 0) inside.push_back({base, 16, static_cast<route_id>(cover_[b] - 1)});
     for (auto it = networks.lower_bound(*ip_network::make(ip_address::v4(base), 17));
          it != networks.end() && (it->first.address().v4_value() >> 16) == b; ++it) {
       if (it->first.prefix_length() > 16) inside.push_back({it->first.address().v4_value(), it->first.prefix_length(), it->second});
     }
-    const range_list<std::uint32_t> ranges = flatten(std::move(inside));
+    const dependent<range_list<std::uint32_t>> ranges = flatten(std::move(inside));
     // The ranges inside this /16: the one holding its first address, then the rest.
     std::size_t from = 0;
     while (from + 1 < ranges.starts.size() && ranges.starts[from + 1] <= base) ++from;
@@ -401,7 +410,7 @@ class v4_prefix_directory {
   // only the ranges inside `changed` are recomputed, from the networks inside it
   // and the one around it; the rest is copied. O(ranges in the /16) without walking
   // the map, which matters when a /16 holds hundreds of networks.
-  std::uint64_t splice_entry(const std::map<ip_network, route_id>& networks, const ip_network& changed) {
+  std::uint64_t splice_entry(const network_map& networks, const ip_network& changed) {
     const std::uint32_t first = changed.address().v4_value();
     const unsigned prefix = changed.prefix_length();
     const std::uint32_t b = first >> 16;
@@ -431,11 +440,11 @@ class v4_prefix_directory {
         break;
       }
     }
-    std::vector<prefix_network<std::uint32_t>> inside;
+    dependent<std::vector<prefix_network<std::uint32_t>>> inside;
     for (auto it = networks.lower_bound(changed); it != networks.end() && it->first.address().v4_value() <= (first | hi); ++it) {
       inside.push_back({it->first.address().v4_value(), it->first.prefix_length(), it->second});
     }
-    const range_list<std::uint32_t> flat = flatten(std::move(inside));
+    const dependent<range_list<std::uint32_t>> flat = flatten(std::move(inside));
     chunk_ranges fresh;
     const auto emit = [&](std::uint32_t start, std::uint32_t code) {
       if (!fresh.empty() && fresh.back().first == start) fresh.pop_back();
@@ -476,7 +485,7 @@ class v4_prefix_directory {
     return reinterpret_cast<std::uintptr_t>(chunk);
   }
 
-  void replace_entry(atomic_array<std::uint64_t>& dir, std::uint32_t b, std::uint64_t e, graveyard& dead) {
+  void replace_entry(directory& dir, std::uint32_t b, std::uint64_t e, graveyard& dead) {
     const std::uint64_t old = dir[b].load(std::memory_order_relaxed);
     // Release: a reader that loads the pointer sees the chunk's contents.
     dir[b].store(e, std::memory_order_release);
@@ -490,11 +499,12 @@ class v4_prefix_directory {
     if (!(e & 1)) delete[] reinterpret_cast<const std::uint32_t*>(convert<std::uintptr_t>(e));
   }
 
-  std::unique_ptr<atomic_array<std::uint64_t>> dir_;
-  std::vector<std::uint32_t> cover_;  // writer only: the route code of the longest network of /16 or shorter around each /16
+  std::unique_ptr<directory> dir_;
+  dependent<std::vector<std::uint32_t>> cover_;  // writer only: the route code of the longest network of /16 or shorter around each /16
   std::size_t chunk_bytes_ = 0;
 };
 
+using v4_prefix_directory = basic_v4_prefix_directory<>;
 }  // namespace detail
 GRAYROUTE_NAMESPACE_END
 
