@@ -50,13 +50,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "detail/host_table.hpp"
+#include "detail/plain_mutex.hpp"
 #include "detail/prefix_index.hpp"
 #include "detail/reader_gate.hpp"
 #include "ip.hpp"
@@ -161,7 +161,7 @@ class basic_memory_store {
 
   /// Lists `network` on `route` (replacing the route it had, if any).
   void insert(const ip_network& network, route_id route = kGray) {
-    std::lock_guard<std::mutex> lock(write_mutex_);
+    detail::plain_lock lock(write_mutex_);
     const ip_network n = network.unmapped();
     if (!n.is_host()) {
       auto& networks = n.address().is_v4() ? writer_.v4_networks : writer_.v6_networks;
@@ -199,7 +199,7 @@ class basic_memory_store {
 
   /// Removes `network` exactly as listed (not the networks inside it). False if absent.
   bool erase(const ip_network& network) {
-    std::lock_guard<std::mutex> lock(write_mutex_);
+    detail::plain_lock lock(write_mutex_);
     const ip_network n = network.unmapped();
     bool erased = false, stale_filter = false;
     if (!n.is_host()) {
@@ -227,7 +227,7 @@ class basic_memory_store {
   /// Later duplicates of a network override earlier ones.
   void replace(const std::vector<store_entry>& entries) {
     tables t = build(entries);
-    std::lock_guard<std::mutex> lock(write_mutex_);
+    detail::plain_lock lock(write_mutex_);
     publish(std::move(t));
   }
 
@@ -239,7 +239,7 @@ class basic_memory_store {
 
   /// Every entry, IPv4 before IPv6, networks sorted, hosts in table order.
   std::vector<store_entry> entries() const {
-    std::lock_guard<std::mutex> lock(write_mutex_);
+    detail::plain_lock lock(write_mutex_);
     std::vector<store_entry> out;
     out.reserve(size());
     writer_.v4_gray->for_each([&](std::uint32_t k) { out.push_back({ip_network::host(ip_address::v4(k)), kGray}); });
@@ -256,7 +256,7 @@ class basic_memory_store {
 
   /// Bytes held by the lookup structures (tables, filter, network indexes).
   std::size_t memory_bytes() const {
-    std::lock_guard<std::mutex> lock(write_mutex_);
+    detail::plain_lock lock(write_mutex_);
     std::size_t bytes = writer_.v4_gray->bytes() + writer_.v4_tagged->bytes() + writer_.v4_filter->bytes() +
                         writer_.v6_hosts->bytes() + writer_.v4_index->bytes();
     if (writer_.v6_index) bytes += writer_.v6_index->bytes();
@@ -450,7 +450,7 @@ class basic_memory_store {
 
   std::atomic<snapshot*> current_{nullptr};
   std::atomic<std::size_t> size_{0};
-  mutable std::mutex write_mutex_;
+  mutable detail::plain_mutex write_mutex_;
   tables writer_;
   typename v4_directory::graveyard graveyard_;
   std::size_t stale_filter_bits_ = 0;
