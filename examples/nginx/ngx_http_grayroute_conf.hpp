@@ -3,6 +3,7 @@
 //
 //   ngx_http_grayroute_module.cpp       directive table, module context, configuration lifecycle
 //   ngx_http_grayroute_directives.cpp   the directive handlers (text -> the state below)
+//   ngx_http_grayroute_policy.cpp       a location's grayroute::policy, built when it is merged
 //   ngx_http_grayroute_variables.cpp    the decision and the $grayroute_* variables
 //   ngx_http_grayroute_status.cpp       the grayroute_status page
 //   ngx_http_grayroute_redis.cpp        each worker's Redis stores (built with hiredis)
@@ -31,9 +32,9 @@
 
 #include <grayroute/fwd.hpp>
 #include <grayroute/grayroute.hpp>
+#include <grayroute/policy.hpp>
 #include <grayroute/redis_config.hpp>
 
-#include "module_store.hpp"
 #include "request_headers.hpp"
 
 extern "C" {
@@ -78,26 +79,71 @@ struct conf_place {
   std::string suffix() const { return file.empty() ? std::string() : " in " + file + ":" + std::to_string(line); }
 };
 
-// ---- http-level state ------------------------------------------------------------
+// ---- lists -------------------------------------------------------------------------
 
-struct main_state {
-  std::vector<std::string> routes{"production", "gray"};
-  bool routes_used = false;  // a list or location already named routes: grayroute_routes must come first
-  grayroute::resolver_config client_ip;
-  bool headers_set = false;
-  std::vector<grayroute::store_entry> static_entries;
-  std::unique_ptr<grayroute::memory_store> static_list;
-  module_store store;
-  // Upstream names grayroute_route refers to, checked against the upstream{} blocks
-  // once the whole http block is known.
-  std::vector<std::pair<std::string, conf_place>> named_upstreams;
+/// A list layer whose store exists only in a worker (Redis: its sync thread cannot
+/// survive nginx's fork): "not listed" until the worker attaches its store, and again
+/// once it detaches it. Only the worker's event-loop thread reads it.
+class worker_store {
+ public:
+  std::optional<route_id> lookup(const grayroute::ip_address& address) const noexcept {
+    return live_ ? live_->lookup(address) : std::nullopt;
+  }
+  void attach(const grayroute::store_ref& store) noexcept { live_.emplace(store); }
+  void detach() noexcept { live_.reset(); }
 
-  // grayroute_redis; the store exists in a worker only (ngx_http_grayroute_redis.cpp).
+ private:
+  std::optional<grayroute::store_ref> live_;
+};
+
+/// A gray list. Its layers follow the library's convention (layered_store.hpp): the
+/// configuration's entries (grayroute_list and list files, one longest-prefix store),
+/// then Redis.
+struct list_state {
+  std::string name;  // "": the list of grayroute_list, grayroute_list_file PATH, grayroute_redis ADDRESS
+  std::vector<grayroute::store_entry> static_entries;  // until init_main_conf
+  bool has_static = false;                             // a directive gave entries (maybe none)
+  std::unique_ptr<grayroute::memory_store> static_store;
   std::optional<grayroute::redis_config> redis;
+  worker_store redis_layer;
+  grayroute::layered_store layers;  // built in init_main_conf; what the policies read
+
+  // In a worker (ngx_http_grayroute_redis.cpp).
   std::shared_ptr<grayroute::redis_store> redis_store;
   ngx_event_t credentials_timer{};  // logs refused Redis credentials, rate-limited
   ngx_msec_t credentials_logged_at = 0;
   bool credentials_logged = false;
+
+  /// The list's name as policies know it; the unnamed list is the shorthand's "list".
+  std::string policy_name() const { return name.empty() ? std::string("list") : name; }
+};
+
+// ---- http-level state ------------------------------------------------------------
+
+struct main_state {
+  std::vector<std::string> routes{"production", "gray"};
+  bool routes_set = false;   // grayroute_routes at http level: list entries name these
+  bool routes_used = false;  // a list already named routes: grayroute_routes must come first
+  grayroute::resolver_config client_ip;
+  bool headers_set = false;
+  std::vector<std::unique_ptr<list_state>> lists;  // stable addresses: policies refer to their layers
+  // Upstream names $grayroute_upstream may hold, checked against the upstream{} blocks
+  // once the whole http block is known.
+  std::vector<std::pair<std::string, conf_place>> named_upstreams;
+
+  /// The list called `name` ("" for the unnamed one), created on first use.
+  list_state& list(std::string_view name) {
+    if (list_state* found = find_list(name)) return *found;
+    lists.push_back(std::make_unique<list_state>());
+    lists.back()->name = std::string(name);
+    return *lists.back();
+  }
+  list_state* find_list(std::string_view name) const {
+    for (const auto& l : lists) {
+      if (l->name == name) return l.get();
+    }
+    return nullptr;
+  }
 
   std::optional<route_id> find_route(std::string_view name) const {
     for (std::size_t i = 0; i < routes.size(); ++i) {
@@ -106,9 +152,11 @@ struct main_state {
     return std::nullopt;
   }
 
-  std::string route_list() const {
+  std::string route_list() const { return join(routes); }
+
+  static std::string join(const std::vector<std::string>& words) {
     std::string out;
-    for (const auto& r : routes) out += (out.empty() ? "" : " ") + r;
+    for (const auto& w : words) out += (out.empty() ? "" : " ") + w;
     return out;
   }
 };
@@ -122,9 +170,19 @@ struct main_conf {
 
 // ---- location-level state --------------------------------------------------------
 
+/// A directive's words and where it was, resolved when the location is merged (the
+/// routes it names may be inherited from the server).
+struct directive_words {
+  std::vector<std::string> words;
+  conf_place place;
+  bool set() const { return !words.empty(); }
+};
+
 struct loc_state {
-  std::vector<ngx_str_t> upstreams;  // index = route id; empty: not set here
-  conf_place route_place;
+  directive_words upstreams;  // grayroute_route
+  directive_words routes;     // grayroute_routes at server or location level
+  directive_words default_route;
+  std::vector<std::pair<grayroute::rule_config, conf_place>> rules;  // grayroute_rule, in order
 
   bool percent_set = false;
   double percent = 0;
@@ -137,7 +195,9 @@ struct loc_state {
   std::string force_header, force_cookie, force_route;  // empty force_route: the second route
   conf_place force_place;
 
-  std::unique_ptr<grayroute::router<module_store>> router;
+  // Compiled when the location is merged, if it routes.
+  std::unique_ptr<grayroute::policy> policy;
+  std::vector<std::string> upstream_of;  // index = route id
 };
 
 struct loc_conf {
@@ -149,6 +209,7 @@ struct loc_conf {
 struct request_ctx {
   route_id route;
   grayroute::route_reason reason;
+  std::string_view rule;  // points into the location's policy
   std::size_t client_ip_length;
   u_char client_ip[grayroute::ip_address::kMaxTextLength + 1];
 };
@@ -170,6 +231,13 @@ char* set_route(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);
 char* set_percent(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);
 char* set_force(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);
 char* set_status(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);
+char* set_rule(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);
+char* set_default(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);
+
+// ngx_http_grayroute_policy.cpp
+/// Builds the location's policy when it routes; NGX_CONF_ERROR (logged with the
+/// directive's line) on a mistake.
+char* compile_location(ngx_conf_t* cf, main_state& m, loc_state& l);
 
 // ngx_http_grayroute_variables.cpp
 ngx_int_t add_variables(ngx_conf_t* cf);
@@ -180,14 +248,14 @@ ngx_int_t status_handler(ngx_http_request_t* r);
 // ngx_http_grayroute_redis.cpp (or ngx_http_grayroute_no_redis.cpp)
 /// False when the module was built without hiredis: grayroute_redis is then an error.
 bool redis_built_in() noexcept;
-/// Starts this worker's Redis store, if grayroute_redis is configured; never fails the worker.
+/// Starts this worker's Redis store for every list that has one; never fails the worker.
 void start_redis(ngx_cycle_t* cycle, main_state& m);
-/// Stops it (joins the sync thread, closes the connection).
+/// Stops them (joins the sync threads, closes the connections).
 void stop_redis(ngx_cycle_t* cycle, main_state& m);
-/// "" while healthy, else why the Redis list is degraded.
-std::string redis_problem(const main_state& m);
-/// The store's status as a JSON value; "null" without grayroute_redis.
-std::string redis_status_json(const main_state& m);
+/// "" while healthy, else why the list's Redis layer is degraded.
+std::string redis_problem(const list_state& l);
+/// The list's Redis status as a JSON value; "null" without Redis.
+std::string redis_status_json(const list_state& l);
 
 }  // namespace grayroute_nginx
 

@@ -23,7 +23,37 @@ extern "C" {
 namespace grayroute_nginx {
 namespace {
 
-using grayroute::detail::quote_value;
+using grayroute::quote_value;
+
+// The directive's arguments after its name, and where it is.
+directive_words words_of(ngx_conf_t* cf) {
+  const auto* args = static_cast<const ngx_str_t*>(cf->args->elts);
+  directive_words out;
+  for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) out.words.push_back(to_string(args[i]));
+  out.place = conf_place::of(cf);
+  return out;
+}
+
+// A new list's name; an error message (for nginx) when it cannot be one.
+const char* check_list_name(ngx_conf_t* cf, const ngx_str_t& name) {
+  // "list" is what policies call the unnamed list (the one grayroute_list fills).
+  if (to_view(name) == "list") return conf_error(cf, "list name \"list\" is taken by the list of grayroute_list; choose another");
+  for (const char c : to_view(name)) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == '=' || c == ',') {
+      return conf_error(cf, "list name " + quote_value(to_view(name)) + " is not a name (no spaces, '=' or ',')");
+    }
+  }
+  return nullptr;
+}
+
+bool is_redis_url(std::string_view text) { return text.substr(0, 8) == "redis://" || text.substr(0, 7) == "unix://"; }
+
+void warn_direct(ngx_conf_t* cf, const grayroute::redis_config& config) {
+  if (config.mode != grayroute::redis_mode::direct) return;
+  ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                     "grayroute_redis: mode=direct blocks the worker for one Redis round trip per request "
+                     "(the seed's design); use it for comparison only");
+}
 
 // "name=value" -> name, value; a bare word has an empty name.
 struct option {
@@ -76,19 +106,23 @@ std::optional<long> parse_number(std::string_view text) {
 
 char* set_routes(ngx_conf_t* cf, ngx_command_t*, void* conf) {
   return guarded(cf, [&]() -> char* {
-    main_state& m = *static_cast<main_conf*>(conf)->state;
-    if (m.routes_used) return conf_error(cf, "grayroute_routes must come before the directives that name routes");
+    main_state& m = main_of(cf);
     const auto* args = static_cast<ngx_str_t*>(cf->args->elts);
     std::vector<std::string> routes;
-    for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
-      const std::string name = to_string(args[i]);
-      for (const auto& seen : routes) {
-        if (seen == name) return conf_error(cf, "route " + quote_value(name) + " is listed twice");
-      }
-      routes.push_back(name);
+    for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) routes.push_back(to_string(args[i]));
+    const grayroute::route_table checked(routes);  // throws naming a bad or repeated name
+    if (cf->cmd_type != NGX_HTTP_MAIN_CONF) {
+      // In a server or location: these routes, with upstreams of the same names unless
+      // grayroute_route maps them. List entries still name the http block's routes.
+      directive_words& here = static_cast<loc_conf*>(conf)->state->routes;
+      if (here.set()) return conf_duplicate();
+      here = {std::move(routes), conf_place::of(cf)};
+      return NGX_CONF_OK;
     }
-    if (routes.size() < 2) return conf_error(cf, "grayroute_routes needs at least two routes (production and gray)");
+    if (m.routes_set) return conf_duplicate();
+    if (m.routes_used) return conf_error(cf, "grayroute_routes must come before the directives that name routes");
     m.routes = std::move(routes);
+    m.routes_set = true;
     return NGX_CONF_OK;
   });
 }
@@ -99,6 +133,7 @@ char* set_list(ngx_conf_t* cf, ngx_command_t*, void* conf) {
       return conf_error(cf, "grayroute_list: option " + std::string(name) + "= is given twice");  // the name only: it may be password
     }
     main_state& m = *static_cast<main_conf*>(conf)->state;
+    list_state& list = m.list("");
     const auto* args = static_cast<ngx_str_t*>(cf->args->elts);
     route_id route = grayroute::kGray;  // route= applies to every entry of the directive
     std::vector<grayroute::ip_network> networks;
@@ -118,24 +153,33 @@ char* set_list(ngx_conf_t* cf, ngx_command_t*, void* conf) {
       }
       networks.push_back(*network);
     }
-    for (const auto& network : networks) m.static_entries.push_back({network, route});
+    for (const auto& network : networks) list.static_entries.push_back({network, route});
+    list.has_static = true;
     const std::size_t listed = networks.size();
     if (listed == 0) return conf_error(cf, "grayroute_list: no address or network given");
     return NGX_CONF_OK;
   });
 }
 
+// grayroute_list_file PATH (the unnamed list) or grayroute_list_file NAME PATH.
 char* set_list_file(ngx_conf_t* cf, ngx_command_t*, void* conf) {
   return guarded(cf, [&]() -> char* {
     main_state& m = *static_cast<main_conf*>(conf)->state;
-    ngx_str_t name = static_cast<ngx_str_t*>(cf->args->elts)[1];
+    const auto* args = static_cast<ngx_str_t*>(cf->args->elts);
+    const bool named = cf->args->nelts == 3;
+    if (named) {
+      if (const char* error = check_list_name(cf, args[1])) return const_cast<char*>(error);
+    }
+    ngx_str_t name = args[named ? 2 : 1];
     if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) return static_cast<char*>(NGX_CONF_ERROR);
     // Only a complete, stable file (two looks 50 ms apart, ending in a newline): a file
     // being rewritten in place fails the (re)load, and nginx keeps the running list.
     const auto parsed = grayroute::list_file_watch(to_string(name), m.routes).load();
     if (!parsed) return conf_error(cf, "grayroute_list_file " + to_string(name) + ": " + grayroute::to_string(*parsed.error));
     m.routes_used = true;
-    m.static_entries.insert(m.static_entries.end(), parsed.entries.begin(), parsed.entries.end());
+    list_state& list = m.list(named ? to_view(args[1]) : std::string_view());
+    list.static_entries.insert(list.static_entries.end(), parsed.entries.begin(), parsed.entries.end());
+    list.has_static = true;
     return NGX_CONF_OK;
   });
 }
@@ -170,13 +214,37 @@ char* set_client_ip_headers(ngx_conf_t* cf, ngx_command_t*, void* conf) {
   });
 }
 
+// grayroute_redis NAME URL: a named list's Redis layer, spelled as the library's URL.
+char* set_named_redis(ngx_conf_t* cf, main_state& m) {
+  const auto* args = static_cast<ngx_str_t*>(cf->args->elts);
+  if (const char* error = check_list_name(cf, args[1])) return const_cast<char*>(error);
+  list_state& list = m.list(to_view(args[1]));
+  if (list.redis) return conf_error(cf, "grayroute_redis: list " + grayroute::quote_value(list.name) + " already has a Redis source");
+  grayroute::redis_config config = grayroute::parse_redis_url(to_view(args[2]));  // the error shows the password as ***
+  warn_direct(cf, config);
+  list.redis = std::move(config);
+  return NGX_CONF_OK;
+}
+
+// grayroute_redis ADDRESS [name=value ...] (the unnamed list, as before named lists),
+// or grayroute_redis NAME redis://... | unix://...
 char* set_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) {
   return guarded(cf, [&]() -> char* {
+    const auto* words = static_cast<ngx_str_t*>(cf->args->elts);
+    main_state& m = *static_cast<main_conf*>(conf)->state;
+    if (cf->args->nelts == 3 && is_redis_url(to_view(words[2]))) return set_named_redis(cf, m);
+    if (cf->args->nelts == 2 && is_redis_url(to_view(words[1]))) {
+      list_state& list = m.list("");
+      if (list.redis) return conf_duplicate();
+      list.redis = grayroute::parse_redis_url(to_view(words[1]));
+      warn_direct(cf, *list.redis);
+      return NGX_CONF_OK;
+    }
     if (const auto name = repeated_option(cf); !name.empty()) {
       return conf_error(cf, "grayroute_redis: option " + std::string(name) + "= is given twice");  // the name only: it may be password
     }
-    main_state& m = *static_cast<main_conf*>(conf)->state;
-    if (m.redis) return conf_duplicate();
+    list_state& list = m.list("");
+    if (list.redis) return conf_duplicate();
     const auto* args = static_cast<ngx_str_t*>(cf->args->elts);
     grayroute::redis_config config;
     const std::string address = to_string(args[1]);
@@ -219,9 +287,7 @@ char* set_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) {
           config.mode = grayroute::redis_mode::synced;
         } else if (value == "direct") {
           config.mode = grayroute::redis_mode::direct;
-          ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                             "grayroute_redis: mode=direct blocks the worker for one Redis round trip per request "
-                             "(the seed's design); use it for comparison only");
+          warn_direct(cf, config);
         } else {
           return conf_error(cf, "grayroute_redis: mode=" + quote_value(value) + " is not synced or direct");
         }
@@ -244,51 +310,44 @@ char* set_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) {
                                   "max_staleness snapshot)");
       }
     }
-    m.redis = std::move(config);
+    if (config.mode == grayroute::redis_mode::direct && config.schema != grayroute::redis_schema::seed) {
+      return conf_error(cf, "grayroute_redis: mode=direct reads the seed schema only");
+    }
+    list.redis = std::move(config);
     return NGX_CONF_OK;
   });
 }
 
 // ---- directives: location level --------------------------------------------------
 
+// grayroute_route: resolved against the location's routes when it is merged.
 char* set_route(ngx_conf_t* cf, ngx_command_t*, void* conf) {
   return guarded(cf, [&]() -> char* {
     loc_state& l = *static_cast<loc_conf*>(conf)->state;
-    if (!l.upstreams.empty()) return conf_duplicate();
-    main_state& m = main_of(cf);
-    m.routes_used = true;
-    const auto* args = static_cast<ngx_str_t*>(cf->args->elts);
-    const ngx_uint_t n = cf->args->nelts - 1;
-    std::vector<ngx_str_t> upstreams(m.routes.size(), ngx_str_t{0, nullptr});
-    bool named = false, positional = false;
-    for (ngx_uint_t i = 1; i <= n; ++i) {
-      const option o = split_option(args[i]);
-      if (o.has_value) {
-        named = true;
-        const auto id = m.find_route(o.name);
-        if (!id) return conf_error(cf, "grayroute_route: unknown route " + quote_value(o.name) + " (routes: " + m.route_list() + ")");
-        if (o.value.empty()) return conf_error(cf, "grayroute_route: route " + quote_value(o.name) + " has no upstream");
-        if (upstreams[*id].len) return conf_error(cf, "grayroute_route: route " + quote_value(o.name) + " is given twice");
-        upstreams[*id] = ngx_str_t{o.value.size(), args[i].data + o.name.size() + 1};
-      } else {
-        positional = true;
-        if (i > upstreams.size()) {
-          return conf_error(cf, "grayroute_route: " + std::to_string(n) + " upstreams for " +
-                                    std::to_string(m.routes.size()) + " routes (" + m.route_list() + ")");
-        }
-        upstreams[i - 1] = args[i];
-      }
-    }
-    if (named && positional) return conf_error(cf, "grayroute_route: give either every upstream in route order or route=upstream pairs");
-    for (std::size_t i = 0; i < upstreams.size(); ++i) {
-      if (!upstreams[i].len) {
-        return conf_error(cf, "grayroute_route: missing the upstream for route " + quote_value(m.routes[i]) + " (routes: " +
-                                  m.route_list() + ")");
-      }
-    }
-    l.upstreams = std::move(upstreams);
-    l.route_place = conf_place::of(cf);
-    for (const auto& u : l.upstreams) m.named_upstreams.emplace_back(to_string(u), l.route_place);
+    if (l.upstreams.set()) return conf_duplicate();
+    l.upstreams = words_of(cf);
+    return NGX_CONF_OK;
+  });
+}
+
+// grayroute_rule NAME word...: the spelling is checked here, the meaning (routes and
+// lists exist, shares add up) when the location is merged.
+char* set_rule(ngx_conf_t* cf, ngx_command_t*, void* conf) {
+  return guarded(cf, [&]() -> char* {
+    loc_state& l = *static_cast<loc_conf*>(conf)->state;
+    directive_words w = words_of(cf);
+    const std::string name = w.words.front();
+    w.words.erase(w.words.begin());
+    l.rules.emplace_back(grayroute::parse_rule(name, w.words), std::move(w.place));
+    return NGX_CONF_OK;
+  });
+}
+
+char* set_default(ngx_conf_t* cf, ngx_command_t*, void* conf) {
+  return guarded(cf, [&]() -> char* {
+    loc_state& l = *static_cast<loc_conf*>(conf)->state;
+    if (l.default_route.set()) return conf_duplicate();
+    l.default_route = words_of(cf);
     return NGX_CONF_OK;
   });
 }
@@ -300,7 +359,6 @@ char* set_percent(ngx_conf_t* cf, ngx_command_t*, void* conf) {
     }
     loc_state& l = *static_cast<loc_conf*>(conf)->state;
     if (l.percent_set) return conf_duplicate();
-    main_state& m = main_of(cf);
     auto* args = static_cast<ngx_str_t*>(cf->args->elts);
     std::string text = to_string(args[1]);
     if (!text.empty() && text.back() == '%') text.pop_back();
@@ -323,9 +381,7 @@ char* set_percent(ngx_conf_t* cf, ngx_command_t*, void* conf) {
         ccv.complex_value = l.percent_key;
         if (ngx_http_compile_complex_value(&ccv) != NGX_OK) return static_cast<char*>(NGX_CONF_ERROR);
       } else if (o.name == "route" && o.has_value) {
-        if (!m.find_route(o.value)) return conf_error(cf, "grayroute_percent: unknown route " + quote_value(o.value) + " (routes: " + m.route_list() + ")");
-        m.routes_used = true;
-        l.percent_route = std::string(o.value);
+        l.percent_route = std::string(o.value);  // checked against the location's routes when merged
       } else if (o.name == "seed" && o.has_value) {
         const auto seed = parse_number(o.value);
         if (!seed) return conf_error(cf, "grayroute_percent: seed=" + quote_value(o.value) + " is not a number");
@@ -347,20 +403,14 @@ char* set_force(ngx_conf_t* cf, ngx_command_t*, void* conf) {
     }
     loc_state& l = *static_cast<loc_conf*>(conf)->state;
     if (l.force_set) return conf_duplicate();
-    main_state& m = main_of(cf);
     const auto* args = static_cast<ngx_str_t*>(cf->args->elts);
     for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
       const option o = split_option(args[i]);
       if (o.has_value && o.name == "header" && !o.value.empty()) {
-        for (char c : o.value) {
-          if (!grayroute::detail::is_tchar(c)) return conf_error(cf, "grayroute_force: header name " + quote_value(o.value) + " is not a token");
-        }
         l.force_header = std::string(o.value);
       } else if (o.has_value && o.name == "cookie" && !o.value.empty()) {
         l.force_cookie = std::string(o.value);
       } else if (o.has_value && o.name == "route") {
-        if (!m.find_route(o.value)) return conf_error(cf, "grayroute_force: unknown route " + quote_value(o.value) + " (routes: " + m.route_list() + ")");
-        m.routes_used = true;
         l.force_route = std::string(o.value);
       } else {
         return conf_error(cf, "grayroute_force: unknown option " + quote_value(to_view(args[i])) + " (known: header=NAME, cookie=NAME, route=NAME)");

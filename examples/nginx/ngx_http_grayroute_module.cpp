@@ -59,11 +59,12 @@ void exit_process(ngx_cycle_t* cycle);
 
 constexpr ngx_uint_t kHttpMain = NGX_HTTP_MAIN_CONF;
 constexpr ngx_uint_t kAnyLevel = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
+constexpr ngx_uint_t kServerOrLocation = NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 
 ngx_command_t kCommands[] = {
-    {ngx_string("grayroute_routes"), kHttpMain | NGX_CONF_2MORE, set_routes, NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("grayroute_routes"), kAnyLevel | NGX_CONF_2MORE, set_routes, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("grayroute_list"), kHttpMain | NGX_CONF_1MORE, set_list, NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
-    {ngx_string("grayroute_list_file"), kHttpMain | NGX_CONF_TAKE1, set_list_file, NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("grayroute_list_file"), kHttpMain | NGX_CONF_TAKE12, set_list_file, NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
     {ngx_string("grayroute_trusted_proxies"), kHttpMain | NGX_CONF_1MORE, set_trusted_proxies, NGX_HTTP_MAIN_CONF_OFFSET, 0,
      nullptr},
     {ngx_string("grayroute_client_ip_headers"), kHttpMain | NGX_CONF_1MORE, set_client_ip_headers,
@@ -72,6 +73,8 @@ ngx_command_t kCommands[] = {
      offsetof(main_conf, recursive), nullptr},
     {ngx_string("grayroute_redis"), kHttpMain | NGX_CONF_1MORE, set_redis, NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
     {ngx_string("grayroute_route"), kAnyLevel | NGX_CONF_1MORE, set_route, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("grayroute_rule"), kServerOrLocation | NGX_CONF_2MORE, set_rule, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("grayroute_default"), kAnyLevel | NGX_CONF_TAKE1, set_default, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("grayroute_percent"), kAnyLevel | NGX_CONF_1MORE, set_percent, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("grayroute_force"), kAnyLevel | NGX_CONF_1MORE, set_force, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("grayroute_status"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, set_status, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
@@ -127,19 +130,19 @@ char* init_main_conf(ngx_conf_t* cf, void* conf) {
     main_state& m = *mcf->state;
     ngx_conf_init_value(mcf->recursive, 1);
     m.client_ip.recursive = mcf->recursive != 0;
-    if (!m.static_entries.empty()) {
-      m.static_list = std::make_unique<grayroute::memory_store>(m.static_entries);
-      m.static_entries = {};
-      m.store.set_static_list(m.static_list.get());
-    }
-    if (m.redis) {
-      if (!redis_built_in()) return conf_error(cf, "grayroute_redis: this module was built without hiredis");
-      m.redis->routes = m.routes;
-      // The store itself starts in the workers; its configuration is checked here so
-      // `nginx -t` catches every mistake.
-      grayroute::detail::validate(*m.redis);
-      if (m.redis->mode == grayroute::redis_mode::direct && m.redis->schema != grayroute::redis_schema::seed) {
-        return conf_error(cf, "grayroute_redis: mode=direct reads the seed schema only");
+    for (const auto& list : m.lists) {
+      // The layers in the library's order (layered_store.hpp): configuration, then Redis.
+      if (list->has_static) {
+        list->static_store = std::make_unique<grayroute::memory_store>(list->static_entries);
+        list->static_entries = {};
+        list->layers.add(*list->static_store);
+      }
+      if (list->redis) {
+        if (!redis_built_in()) return conf_error(cf, "grayroute_redis: this module was built without hiredis");
+        // The store itself starts in the workers (its configuration was checked by the
+        // directive, so `nginx -t` catches every mistake); hash values name these routes.
+        list->redis->routes = m.routes;
+        list->layers.add(list->redis_layer);
       }
     }
     return NGX_CONF_OK;
@@ -157,14 +160,16 @@ void* create_loc_conf(ngx_conf_t* cf) {
   }
 }
 
+// Each directive is inherited on its own, the nginx way: a location without
+// grayroute_rule takes its server's rules, without grayroute_route its upstreams, ...
 char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) {
   return guarded(cf, [&]() -> char* {
     const loc_state& parent = *static_cast<loc_conf*>(parent_conf)->state;
     loc_state& child = *static_cast<loc_conf*>(child_conf)->state;
-    if (child.upstreams.empty()) {
-      child.upstreams = parent.upstreams;
-      child.route_place = parent.route_place;
-    }
+    if (!child.upstreams.set()) child.upstreams = parent.upstreams;
+    if (!child.routes.set()) child.routes = parent.routes;
+    if (!child.default_route.set()) child.default_route = parent.default_route;
+    if (child.rules.empty()) child.rules = parent.rules;
     if (!child.percent_set && parent.percent_set) {
       child.percent_set = true;
       child.percent = parent.percent;
@@ -180,33 +185,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) {
       child.force_route = parent.force_route;
       child.force_place = parent.force_place;
     }
-    if (child.upstreams.empty()) return NGX_CONF_OK;
-
-    const main_state& m = main_of(cf);
-    grayroute::router_config config;
-    config.routes = m.routes;
-    config.client_ip = m.client_ip;
-    config.default_route = m.routes[0];
-    config.force_route = config.percent_route = m.routes[1];
-    if (child.force_set) {
-      config.force_header = child.force_header;
-      config.force_cookie = child.force_cookie;
-      if (!child.force_route.empty()) config.force_route = child.force_route;
-    }
-    if (child.percent_set) {
-      config.percent = child.percent;
-      if (!child.percent_route.empty()) config.percent_route = child.percent_route;
-      config.percent_seed = child.percent_seed;
-    }
-    try {
-      child.router = std::make_unique<grayroute::router<module_store>>(m.store, config);
-    } catch (const grayroute::config_error& e) {
-      // Found only now that the whole http block is known; name where the location's
-      // routing was configured.
-      ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "%s%s", e.what(), child.route_place.suffix().c_str());
-      return static_cast<char*>(NGX_CONF_ERROR);
-    }
-    return NGX_CONF_OK;
+    return compile_location(cf, main_of(cf), child);
   });
 }
 
@@ -224,8 +203,9 @@ ngx_int_t postconfiguration(ngx_conf_t* cf) {
         found = to_view(upstreams[i]->host) == name;
       }
       if (!found) {
-        ngx_log_error(NGX_LOG_WARN, cf->log, 0, "grayroute_route: no upstream block named \"%s\"%s", name.c_str(),
-                      place.suffix().c_str());
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "grayroute: no upstream block named \"%s\"%s ($grayroute_upstream would need a resolver)",
+                      name.c_str(), place.suffix().c_str());
       }
     }
   } catch (const std::exception&) {

@@ -16,7 +16,7 @@ namespace grayroute_nginx {
 bool redis_built_in() noexcept { return false; }
 void start_redis(ngx_cycle_t*, main_state&) {}
 void stop_redis(ngx_cycle_t*, main_state&) {}
-std::string redis_problem(const main_state&) { return {}; }
-std::string redis_status_json(const main_state&) { return "null"; }
+std::string redis_problem(const list_state&) { return {}; }
+std::string redis_status_json(const list_state&) { return "null"; }
 
 }  // namespace grayroute_nginx

@@ -34,7 +34,7 @@ namespace {
 constexpr ngx_msec_t kCredentialsCheck = 1000, kCredentialsRepeat = 600000;
 
 void check_redis_credentials(ngx_event_t* ev) {
-  auto* m = static_cast<main_state*>(ev->data);
+  auto* m = static_cast<list_state*>(ev->data);
   if (!m->redis_store) return;
   const grayroute::redis_status status = m->redis_store->status();
   if (status.credentials_refused()) {
@@ -55,7 +55,7 @@ void check_redis_credentials(ngx_event_t* ev) {
 // from the list the old workers had, not from an empty one. (snapshot= names a file
 // that also survives restarts.) One file per list, named by a hash of where the list
 // lives — never of the password.
-std::string default_snapshot_file(ngx_cycle_t* cycle, const grayroute::redis_config& config) {
+std::string default_snapshot_file(ngx_cycle_t* cycle, const list_state& list, const grayroute::redis_config& config) {
   auto* cmcf = static_cast<ngx_http_core_main_conf_t*>(ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module));
   if (!cmcf || cmcf->servers.nelts == 0) return {};
   auto* const* servers = static_cast<ngx_http_core_srv_conf_t**>(cmcf->servers.elts);
@@ -63,7 +63,8 @@ std::string default_snapshot_file(ngx_cycle_t* cycle, const grayroute::redis_con
   if (!clcf || !clcf->client_body_temp_path) return {};
   const std::string where = config.unix_socket + "|" + config.host + "|" + std::to_string(config.port) + "|" +
                             std::to_string(config.database) + "|" +
-                            std::to_string(static_cast<int>(config.schema)) + "|" + config.key;
+                            std::to_string(static_cast<int>(config.schema)) + "|" + config.key +
+                            (list.name.empty() ? "" : "|" + list.name);
   std::uint64_t hash = 14695981039346656037ull;  // FNV-1a
   for (const char c : where) {
     hash ^= static_cast<unsigned char>(c);
@@ -79,44 +80,50 @@ std::string default_snapshot_file(ngx_cycle_t* cycle, const grayroute::redis_con
 bool redis_built_in() noexcept { return true; }
 
 void start_redis(ngx_cycle_t* cycle, main_state& m) {
-  if (!m.redis) return;
-  // The sync thread inherits this mask: signals for the worker (QUIT, TERM, HUP,
+  // The sync threads inherit this mask: signals for the worker (QUIT, TERM, HUP,
   // USR1) must go to the event-loop thread, whose handlers nginx relies on.
   sigset_t all, previous;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &previous);
-  try {
-    grayroute::redis_config config = *m.redis;
-    if (config.snapshot_file.empty()) config.snapshot_file = default_snapshot_file(cycle, config);
-    m.redis_store = std::make_shared<grayroute::redis_store>(std::move(config));
-    m.store.set_redis(grayroute::store_ref(*m.redis_store));
-    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0, "grayroute: worker %P syncing the gray list from %s", ngx_pid,
-                  grayroute::redact(*m.redis).c_str());
-    m.credentials_timer.handler = check_redis_credentials;
-    m.credentials_timer.data = &m;
-    m.credentials_timer.log = cycle->log;
-    m.credentials_timer.cancelable = 1;  // never holds up a graceful shutdown
-    ngx_add_timer(&m.credentials_timer, kCredentialsCheck);
-  } catch (const std::exception& e) {
-    // A worker without Redis still serves, from the static list and the defaults.
-    ngx_log_error(NGX_LOG_ALERT, cycle->log, 0, "grayroute: no Redis store in worker %P: %s", ngx_pid, e.what());
+  for (const auto& list : m.lists) {
+    if (!list->redis) continue;
+    const std::string which = list->name.empty() ? "the gray list" : "list \"" + list->name + "\"";
+    try {
+      grayroute::redis_config config = *list->redis;
+      if (config.snapshot_file.empty()) config.snapshot_file = default_snapshot_file(cycle, *list, config);
+      list->redis_store = std::make_shared<grayroute::redis_store>(std::move(config));
+      list->redis_layer.attach(grayroute::store_ref(*list->redis_store));
+      ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0, "grayroute: worker %P syncing %s from %s", ngx_pid, which.c_str(),
+                    grayroute::redact(*list->redis).c_str());
+      list->credentials_timer.handler = check_redis_credentials;
+      list->credentials_timer.data = list.get();
+      list->credentials_timer.log = cycle->log;
+      list->credentials_timer.cancelable = 1;  // never holds up a graceful shutdown
+      ngx_add_timer(&list->credentials_timer, kCredentialsCheck);
+    } catch (const std::exception& e) {
+      // A worker without Redis still serves, from the other layers and the defaults.
+      ngx_log_error(NGX_LOG_ALERT, cycle->log, 0, "grayroute: no Redis store for %s in worker %P: %s", which.c_str(), ngx_pid,
+                    e.what());
+    }
   }
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 }
 
 void stop_redis(ngx_cycle_t* cycle, main_state& m) {
-  if (!m.redis_store) return;
-  if (m.credentials_timer.timer_set) ngx_del_timer(&m.credentials_timer);
-  m.store.set_redis(std::nullopt);
-  m.redis_store.reset();  // joins the sync thread and closes the connection
-  ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0, "grayroute: worker %P stopped its Redis sync", ngx_pid);
+  for (const auto& list : m.lists) {
+    if (!list->redis_store) continue;
+    if (list->credentials_timer.timer_set) ngx_del_timer(&list->credentials_timer);
+    list->redis_layer.detach();
+    list->redis_store.reset();  // joins the sync thread and closes the connection
+    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0, "grayroute: worker %P stopped its Redis sync", ngx_pid);
+  }
 }
 
-std::string redis_problem(const main_state& m) { return m.redis_store ? m.redis_store->status().problem() : std::string(); }
+std::string redis_problem(const list_state& l) { return l.redis_store ? l.redis_store->status().problem() : std::string(); }
 
-std::string redis_status_json(const main_state& m) {
-  if (m.redis_store) return grayroute::to_json(m.redis_store->status());
-  return m.redis ? "{\"configured\":true,\"running\":false}" : "null";
+std::string redis_status_json(const list_state& l) {
+  if (l.redis_store) return grayroute::to_json(l.redis_store->status());
+  return l.redis ? "{\"configured\":true,\"running\":false}" : "null";
 }
 
 }  // namespace grayroute_nginx

@@ -15,9 +15,12 @@ extern "C" {
 namespace grayroute_nginx {
 namespace {
 
-using grayroute::detail::append_json_string;
+using grayroute::append_json_string;
+
+std::size_t static_entries(const list_state* l) { return l && l->static_store ? l->static_store->size() : 0; }
 
 std::string status_json(const main_state& m) {
+  const list_state* unnamed = m.find_list("");
   std::string out = "{\"module\":\"grayroute\",\"version\":\"" GRAYROUTE_VERSION_STRING "\",\"worker_pid\":";
   out += std::to_string(static_cast<long>(ngx_pid));
   out += ",\"routes\":[";
@@ -26,18 +29,34 @@ std::string status_json(const main_state& m) {
     append_json_string(out, m.routes[i]);
   }
   out += "]";
-  // "degraded" while the Redis list is failing or stale (never synced, disconnected, slow).
-  if (const std::string problem = redis_problem(m); !problem.empty()) {
+  // "degraded" while a Redis list is failing or stale (never synced, disconnected, slow).
+  std::string problem;
+  for (const auto& list : m.lists) {
+    const std::string why = redis_problem(*list);
+    if (why.empty() || !problem.empty()) continue;
+    problem = list->name.empty() ? "redis: " + why : "list " + list->name + ": redis: " + why;
+  }
+  if (!problem.empty()) {
     out += ",\"status\":\"degraded\",\"reason\":";
-    append_json_string(out, "redis: " + problem);
+    append_json_string(out, problem);
   } else {
     out += ",\"status\":\"ok\"";
   }
-  out += ",\"static_entries\":";
-  out += std::to_string(m.static_list ? m.static_list->size() : 0);
+  // The unnamed list (grayroute_list, grayroute_list_file PATH, grayroute_redis ADDRESS) ...
+  out += ",\"static_entries\":" + std::to_string(static_entries(unnamed));
   out += ",\"redis\":";
-  out += redis_status_json(m);
-  out += "}\n";
+  out += unnamed ? redis_status_json(*unnamed) : "null";
+  // ... and the named ones.
+  out += ",\"lists\":{";
+  bool first = true;
+  for (const auto& list : m.lists) {
+    if (list->name.empty()) continue;
+    if (!first) out += ',';
+    first = false;
+    append_json_string(out, list->name);
+    out += ":{\"static_entries\":" + std::to_string(static_entries(list.get())) + ",\"redis\":" + redis_status_json(*list) + "}";
+  }
+  out += "}}\n";
   return out;
 }
 

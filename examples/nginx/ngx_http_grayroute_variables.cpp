@@ -21,7 +21,7 @@ namespace {
 const request_ctx* decide(ngx_http_request_t* r) noexcept {
   if (auto* ctx = static_cast<request_ctx*>(ngx_http_get_module_ctx(r, ngx_http_grayroute_module))) return ctx;
   const loc_state& l = *static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_http_grayroute_module))->state;
-  if (!l.router) return nullptr;
+  if (!l.policy) return nullptr;
 
   auto* ctx = static_cast<request_ctx*>(ngx_palloc(r->pool, sizeof(request_ctx)));
   if (!ctx) return nullptr;
@@ -33,16 +33,21 @@ const request_ctx* decide(ngx_http_request_t* r) noexcept {
     ngx_str_t value;
     if (ngx_http_complex_value(r, l.percent_key, &value) == NGX_OK) key = to_view(value);
   }
-  const grayroute::decision d =
-      l.router->decide(peer_address(r->connection->sockaddr), request_headers(r->headers_in.headers), key);
+  // The host nginx matched servers by (lowercased, no port; the Host header's or the
+  // request line's) and the normalised path nginx matched locations by, so a rule's
+  // path=/v2/ scope agrees with `location /v2/`.
+  const grayroute::request_view request(peer_address(r->connection->sockaddr), to_view(r->headers_in.server),
+                                        to_view(r->uri), to_view(r->args), key);
+  const grayroute::decision d = l.policy->decide(request, request_headers(r->headers_in.headers));
   ctx->route = d.route;
   ctx->reason = d.reason;
+  ctx->rule = d.rule;
   ctx->client_ip_length = d.client.address.format(reinterpret_cast<char*>(ctx->client_ip));
   ngx_http_set_ctx(r, ctx, ngx_http_grayroute_module);
   return ctx;
 }
 
-enum variable_kind : uintptr_t { var_upstream, var_route, var_reason, var_client_ip };
+enum variable_kind : uintptr_t { var_upstream, var_route, var_reason, var_rule, var_client_ip };
 
 void set_value(ngx_http_variable_value_t* v, const u_char* data, std::size_t len) noexcept {
   v->data = const_cast<u_char*>(data);
@@ -61,12 +66,12 @@ ngx_int_t get_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uint
   const loc_state& l = *static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_http_grayroute_module))->state;
   switch (kind) {
     case var_upstream: {
-      const ngx_str_t& upstream = l.upstreams[ctx->route];
-      set_value(v, upstream.data, upstream.len);
+      const std::string& upstream = l.upstream_of[ctx->route];
+      set_value(v, reinterpret_cast<const u_char*>(upstream.data()), upstream.size());
       break;
     }
     case var_route: {
-      const std::string_view name = l.router->route_name(ctx->route);
+      const std::string_view name = l.policy->route_name(ctx->route);
       set_value(v, reinterpret_cast<const u_char*>(name.data()), name.size());
       break;
     }
@@ -75,6 +80,9 @@ ngx_int_t get_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uint
       set_value(v, reinterpret_cast<const u_char*>(reason.data()), reason.size());
       break;
     }
+    case var_rule:  // empty when no rule decided (forced, default)
+      set_value(v, reinterpret_cast<const u_char*>(ctx->rule.data()), ctx->rule.size());
+      break;
     default:
       set_value(v, ctx->client_ip, ctx->client_ip_length);
       break;
@@ -88,6 +96,7 @@ ngx_http_variable_t kVariables[] = {
     {ngx_string("grayroute_upstream"), nullptr, get_variable, var_upstream, NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("grayroute_route"), nullptr, get_variable, var_route, NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("grayroute_reason"), nullptr, get_variable, var_reason, NGX_HTTP_VAR_NOCACHEABLE, 0},
+    {ngx_string("grayroute_rule"), nullptr, get_variable, var_rule, NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("grayroute_client_ip"), nullptr, get_variable, var_client_ip, NGX_HTTP_VAR_NOCACHEABLE, 0},
 };
 
