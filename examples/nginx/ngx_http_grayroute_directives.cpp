@@ -233,6 +233,11 @@ char* set_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) {
     const auto* words = static_cast<ngx_str_t*>(cf->args->elts);
     main_state& m = *static_cast<main_conf*>(conf)->state;
     if (cf->args->nelts == 3 && is_redis_url(to_view(words[2]))) return set_named_redis(cf, m);
+    if (cf->args->nelts == 3 && to_view(words[2]).find('=') == std::string_view::npos) {
+      // Not echoed: a mistyped URL may hold the password.
+      return conf_error(cf, "grayroute_redis " + quote_value(to_view(words[1])) +
+                                ": the source is not a redis:// or unix:// URL");
+    }
     if (cf->args->nelts == 2 && is_redis_url(to_view(words[1]))) {
       list_state& list = m.list("");
       if (list.redis) return conf_duplicate();
