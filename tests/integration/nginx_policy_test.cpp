@@ -182,6 +182,8 @@ TEST_SUITE("nginx module policy") {
          "location / { grayroute_route client1 client2; }", "redis://:***@127.0.0.1:99999/0?schema=seed", "grayroute_redis seed"},
         {"Redis URL with an unknown parameter", "grayroute_redis seed redis://:s3cret@127.0.0.1/0?schema=seed&ttl=1;",
          "location / { grayroute_route client1 client2; }", "unknown parameter \"ttl\"", "grayroute_redis seed"},
+        {"a named Redis without a URL", "grayroute_redis seed 127.0.0.1:6379;", "location / { grayroute_route client1 client2; }",
+         "grayroute_redis \"seed\": the source is not a redis:// or unix:// URL", "grayroute_redis seed"},
         {"a second Redis for one list", "grayroute_redis seed redis://127.0.0.1/0;\ngrayroute_redis seed redis://127.0.0.1/1;",
          "location / { grayroute_route client1 client2; }", "list \"seed\" already has a Redis source",
          "grayroute_redis seed redis://127.0.0.1/1"},
@@ -244,5 +246,27 @@ TEST_SUITE("nginx module policy") {
     CHECK(from("192.168.1.1") == "gray; reason=list; rule=list this 8090\n");
     CHECK(from("10.9.9.9") == "gray; reason=list; rule=list this 8090\n");
     CHECK(from("10.9.9.8") == "production; reason=default; rule= this 8080\n");
+  }
+
+  TEST_CASE("grayroute_redis with a URL alone feeds the unnamed list, as the positional form does") {
+    temp_dir dir;
+    redis_server redis(dir, redis_server::options{"foobared", false});
+    CHECK(redis.cli({"SET", "10.7.7.7", "10.7.7.7"}) == "OK");
+    nginx_server nginx(dir,
+                       "grayroute_redis redis://:foobared@127.0.0.1:" + std::to_string(redis.port()) + "/0;\n"
+                       "grayroute_trusted_proxies 127.0.0.1/32;\ngrayroute_client_ip_headers X-Forwarded-For;",
+                       R"(
+        location / {
+            grayroute_route client1 client2;
+            add_header X-Grayroute "$grayroute_route; reason=$grayroute_reason; rule=$grayroute_rule" always;
+            proxy_pass http://$grayroute_upstream;
+        })",
+                       nginx_server::options{{"this 8080", "this 8090"}, 1, true});
+    const example::request listed{"localhost", "/", {{"X-Forwarded-For", "10.7.7.7"}}};
+    CHECK(eventually([&] { return example::grayroute_header(example::send(nginx.port(), listed)) == "gray; reason=list; rule=list"; },
+                     std::chrono::seconds(10)));
+    CHECK(example::send(nginx.port(), listed).body == "this 8090\n");
+    CHECK(example::grayroute_header(example::send(nginx.port(), {"localhost", "/", {{"X-Forwarded-For", "10.7.7.8"}}})) ==
+          "production; reason=default; rule=");
   }
 }
