@@ -325,14 +325,18 @@ char* set_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) {
 
 // ---- directives: location level --------------------------------------------------
 
-// grayroute_route: resolved against the location's routes when it is merged.
-char* set_route(ngx_conf_t* cf, ngx_command_t*, void* conf) {
+// A directive given once per level, kept as words until the location is merged.
+char* set_words_once(ngx_conf_t* cf, directive_words& slot) {
   return guarded(cf, [&]() -> char* {
-    loc_state& l = *static_cast<loc_conf*>(conf)->state;
-    if (l.upstreams.set()) return conf_duplicate();
-    l.upstreams = words_of(cf);
+    if (slot.set()) return conf_duplicate();
+    slot = words_of(cf);
     return NGX_CONF_OK;
   });
+}
+
+// grayroute_route: resolved against the location's routes when it is merged.
+char* set_route(ngx_conf_t* cf, ngx_command_t*, void* conf) {
+  return set_words_once(cf, static_cast<loc_conf*>(conf)->state->upstreams);
 }
 
 // grayroute_rule NAME word...: the spelling is checked here, the meaning (routes and
@@ -348,13 +352,9 @@ char* set_rule(ngx_conf_t* cf, ngx_command_t*, void* conf) {
   });
 }
 
+// grayroute_default: checked against the location's routes when it is merged.
 char* set_default(ngx_conf_t* cf, ngx_command_t*, void* conf) {
-  return guarded(cf, [&]() -> char* {
-    loc_state& l = *static_cast<loc_conf*>(conf)->state;
-    if (l.default_route.set()) return conf_duplicate();
-    l.default_route = words_of(cf);
-    return NGX_CONF_OK;
-  });
+  return set_words_once(cf, static_cast<loc_conf*>(conf)->state->default_route);
 }
 
 char* set_percent(ngx_conf_t* cf, ngx_command_t*, void* conf) {

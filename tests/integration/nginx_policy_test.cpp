@@ -207,36 +207,27 @@ TEST_SUITE("nginx module policy") {
   TEST_CASE("today's directives and the named ones together: the old list is rule \"list\" after the rules") {
     temp_dir dir;
     dir.write("qa.txt", "10.20.0.0/16\n");
-    nginx_server nginx(dir,
-                       "grayroute_list 10.9.9.9 192.168.0.0/16;\n"
-                       "grayroute_list_file qa " + dir.file("qa.txt") + ";\n"
-                       "grayroute_trusted_proxies 127.0.0.1/32;\n"
-                       "grayroute_client_ip_headers X-Forwarded-For;",
-                       R"(
-        location / {
-            grayroute_route client1 client2;
-            grayroute_rule qa-office list=qa route=client2-route-is-gray;
-            add_header X-Grayroute "$grayroute_route; reason=$grayroute_reason; rule=$grayroute_rule" always;
-            proxy_pass http://$grayroute_upstream;
-        })",
-                       nginx_server::options{{"this 8080", "this 8090"}, 1, false});
+    const std::string http =
+        "grayroute_list 10.9.9.9 192.168.0.0/16;\n"
+        "grayroute_list_file qa " + dir.file("qa.txt") + ";\n"
+        "grayroute_trusted_proxies 127.0.0.1/32;\n"
+        "grayroute_client_ip_headers X-Forwarded-For;";
+    const auto location = [](const std::string& qa_route) {
+      return "location / {\n"
+             "    grayroute_route client1 client2;\n"
+             "    grayroute_rule qa-office list=qa route=" + qa_route + ";\n"
+             "    add_header X-Grayroute \"$grayroute_route; reason=$grayroute_reason; rule=$grayroute_rule\" always;\n"
+             "    proxy_pass http://$grayroute_upstream;\n"
+             "}";
+    };
+    nginx_server nginx(dir, http, location("client2-route-is-gray"), nginx_server::options{{"this 8080", "this 8090"}, 1, false});
     // route= names a route, not an upstream: this configuration is wrong, and says so.
     const auto bad = nginx.test_config();
     CAPTURE(bad.second);
     CHECK(bad.first != 0);
     CHECK(bad.second.find("unknown route \"client2-route-is-gray\"") != std::string::npos);
 
-    nginx.write_config("grayroute_list 10.9.9.9 192.168.0.0/16;\n"
-                       "grayroute_list_file qa " + dir.file("qa.txt") + ";\n"
-                       "grayroute_trusted_proxies 127.0.0.1/32;\n"
-                       "grayroute_client_ip_headers X-Forwarded-For;",
-                       R"(
-        location / {
-            grayroute_route client1 client2;
-            grayroute_rule qa-office list=qa route=production;
-            add_header X-Grayroute "$grayroute_route; reason=$grayroute_reason; rule=$grayroute_rule" always;
-            proxy_pass http://$grayroute_upstream;
-        })");
+    nginx.write_config(http, location("production"));
     nginx.start();
     const auto from = [&](const std::string& client) {
       const http_reply reply = example::send(nginx.port(), {"localhost", "/", {{"X-Forwarded-For", client}}});

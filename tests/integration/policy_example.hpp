@@ -181,27 +181,10 @@ class oracle {
 
 /// One request over a fresh loopback connection with its own Host header.
 inline http_reply send(int port, const request& r, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-  http_reply reply;
-  const int fd = connect_loopback(port, timeout);
-  if (fd < 0) return reply;
-  std::string raw_request = "GET " + r.target + " HTTP/1.1\r\nHost: " + r.host + "\r\n";
-  for (const auto& [name, value] : r.headers) raw_request += name + ": " + value + "\r\n";
-  raw_request += "Connection: close\r\n\r\n";
-  if (::send(fd, raw_request.data(), raw_request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(raw_request.size())) {
-    ::close(fd);
-    return reply;
-  }
-  std::string raw;
-  char buffer[8192];
-  ssize_t n;
-  while ((n = ::recv(fd, buffer, sizeof buffer, 0)) > 0) raw.append(buffer, static_cast<size_t>(n));
-  ::close(fd);
-  const size_t end = raw.find("\r\n\r\n");
-  if (raw.compare(0, 9, "HTTP/1.1 ") != 0 || end == std::string::npos) return reply;
-  reply.status = std::atoi(raw.c_str() + 9);
-  reply.headers = raw.substr(0, end);
-  reply.body = raw.substr(end + 4);
-  return reply;
+  std::string raw = "GET " + r.target + " HTTP/1.1\r\nHost: " + r.host + "\r\n";
+  for (const auto& [name, value] : r.headers) raw += name + ": " + value + "\r\n";
+  raw += "Connection: close\r\n\r\n";
+  return http_exchange(port, raw, timeout);
 }
 
 /// The X-Grayroute header as "route; reason=R; rule=NAME": nginx writes "rule=" with
