@@ -230,6 +230,7 @@ char* set_named_redis(ngx_conf_t* cf, main_state& m) {
 // or grayroute_redis NAME redis://... | unix://...
 char* set_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) {
   return guarded(cf, [&]() -> char* {
+    if (!redis_built_in()) return conf_error(cf, "grayroute_redis: this module was built without hiredis");
     const auto* words = static_cast<ngx_str_t*>(cf->args->elts);
     main_state& m = *static_cast<main_conf*>(conf)->state;
     if (cf->args->nelts == 3 && is_redis_url(to_view(words[2]))) return set_named_redis(cf, m);

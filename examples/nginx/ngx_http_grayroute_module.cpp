@@ -138,7 +138,6 @@ char* init_main_conf(ngx_conf_t* cf, void* conf) {
         list->layers.add(*list->static_store);
       }
       if (list->redis) {
-        if (!redis_built_in()) return conf_error(cf, "grayroute_redis: this module was built without hiredis");
         // The store itself starts in the workers (its configuration was checked by the
         // directive, so `nginx -t` catches every mistake); hash values name these routes.
         list->redis->routes = m.routes;

@@ -1,5 +1,5 @@
 // ngx_http_grayroute_module without hiredis: grayroute_redis is refused when the
-// configuration is read (ngx_http_grayroute_module.cpp asks redis_built_in()), so
+// configuration is read (the directive asks redis_built_in()), so
 // nothing here ever has a store to start.
 extern "C" {
 #include <ngx_config.h>
