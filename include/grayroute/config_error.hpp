@@ -20,7 +20,7 @@ class config_error : public std::invalid_argument {
   explicit config_error(const std::string& what) : std::invalid_argument("grayroute: " + what) {}
 };
 
-/// `value` in double quotes, control bytes shown as \xNN, for configuration error
+/// `value` in double quotes, control bytes shown hex-escaped, for configuration error
 /// messages that name the bad value (the convention every adapter's errors follow):
 ///   throw grayroute::config_error("unknown option " + grayroute::quote_value(name));
 inline std::string quote_value(std::string_view value) {
