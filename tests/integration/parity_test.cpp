@@ -76,6 +76,8 @@ TEST_SUITE("parity") {
         }
       }
     }
+    MESSAGE(requests.size() << " requests; nginx decided by list " << per_reason[0] << ", percentage " << per_reason[1]
+                            << ", match " << per_reason[2] << "; " << mismatches << " differ from the proxy");
     CHECK(mismatches == 0);
     CHECK(per_reason[0] > 100);
     CHECK(per_reason[1] > 10);

@@ -113,7 +113,8 @@ inline std::vector<request> generate(std::size_t n, std::uint32_t seed) {
   std::mt19937 random(seed);
   const auto pick = [&](const auto& options) { return options[random() % options.size()]; };
   const std::vector<std::string> hosts = {"api.example.com", "API.Example.COM", "api.example.com:8000", "www.example.com",
-                                          "WWW.example.com:80", "other.example.com", "example.com", "api.example.org"};
+                                          "WWW.example.com:80", "www.example.com", "other.example.com", "example.com",
+                                          "api.example.org"};
   const std::vector<std::string> paths = {"/", "/v2/", "/v2/items?id=3", "/v2/a/b", "/v1/", "/v2", "/static/app.js",
                                           "/V2/", "/v2?x=1"};
   const std::vector<std::string> betas = {"", "1", "yes", "no", "YES", "0", "1,yes"};
@@ -132,13 +133,13 @@ inline std::vector<request> generate(std::size_t n, std::uint32_t seed) {
     }
     // The client, as the trusted hop 127.0.0.1 reports it (or the hop itself).
     std::string client;
-    switch (random() % 6) {
+    switch (random() % 9) {
       case 0: client = "10.20." + std::to_string(random() % 256) + "." + std::to_string(random() % 256); break;  // qa
       case 1: client = "192.0.2.33"; break;                                                                    // qa
       case 2: client = pick(seed_addresses()); break;                                                          // seed
       case 3: client = "198.51.100." + std::to_string(random() % 256); break;
       case 4: client = "1.2.3.4, 10.20.1." + std::to_string(random() % 256); break;  // walked from the right
-      default: break;                                                                // no header: 127.0.0.1
+      default: break;  // no header (a third of the requests): the client is the hop, 127.0.0.1
     }
     if (!client.empty()) r.headers.emplace_back("X-Forwarded-For", client);
     out.push_back(std::move(r));
