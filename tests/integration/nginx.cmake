@@ -33,3 +33,6 @@ if(GRAYROUTE_BUILD_EXAMPLES AND GRAYROUTE_BUILD_NGINX_MODULE AND GRAYROUTE_NGINX
     set_tests_properties(nginx_policy_test PROPERTIES TIMEOUT 120)
   endif()
 endif()
+
+# nginx and grayroute-proxy deciding the same requests.
+include("${CMAKE_CURRENT_LIST_DIR}/parity.cmake")
