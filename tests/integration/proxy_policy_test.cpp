@@ -59,19 +59,6 @@ std::string example_policy(int listen, int production, int gray, int beta, int r
   return text;
 }
 
-/// grayroute-proxy --config FILE, one thread, on the port the file names.
-struct config_proxy {
-  config_proxy(const temp_dir& dir, const std::string& file, int port, std::vector<std::string> extra = {})
-      : port_(port) {
-    std::vector<std::string> argv = {GRAYROUTE_PROXY_BIN, "--config", file, "--threads", "1"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    process_ = process(argv, dir.file("proxy-" + std::to_string(port) + ".log"));
-    if (!wait_for_port(port)) throw std::runtime_error("grayroute-proxy did not start: " + process_.log());
-  }
-  int port_;
-  process process_;
-};
-
 /// "route; reason=why; rule=name" as grayroute::policy decides it.
 std::string label(const grayroute::policy& p, const grayroute::decision& d) {
   std::string out = std::string(p.route_name(d.route)) + "; reason=" + std::string(grayroute::to_string(d.reason));
@@ -189,10 +176,10 @@ TEST_SUITE("proxy policy file") {
     for (std::size_t i = 0; i < at; ++i) line += bad[i] == '\n';
     const std::size_t column = at - bad.rfind('\n', at);
     dir.write("policy.toml", bad);
-    proxy.process_.signal(SIGHUP);
+    proxy.proc().signal(SIGHUP);
     const std::string expected = "policy NOT reloaded (SIGHUP): " + dir.file("policy.toml") + ":" + std::to_string(line) +
                                  ":" + std::to_string(column) + ": rule \"beta-api\": route: unknown route \"betaa\"";
-    CHECK(eventually([&] { return proxy.process_.log().find(expected) != std::string::npos; }));
+    CHECK(eventually([&] { return proxy.log().find(expected) != std::string::npos; }));
     CHECK(beta_api() == "beta; reason=match; rule=beta-api");
     CHECK(http_get(port, "/-/grayroute/health").body.find("\"rejected\":1") != std::string::npos);
 
@@ -201,8 +188,8 @@ TEST_SUITE("proxy policy file") {
     replace_all(next, "route = \"beta\"", "route = \"gray\"");
     replace_all(next, "split = { gray = 10 }", "split = { gray = 100 }");
     dir.write("policy.toml", next);
-    proxy.process_.signal(SIGHUP);
-    CHECK(eventually([&] { return proxy.process_.log().find("policy reloaded (SIGHUP)") != std::string::npos; }));
+    proxy.proc().signal(SIGHUP);
+    CHECK(eventually([&] { return proxy.log().find("policy reloaded (SIGHUP)") != std::string::npos; }));
     CHECK(beta_api() == "gray; reason=match; rule=beta-api");
     CHECK(header(get(port, "www.example.com", "/", {{"X-User-Id", "u-1"}}).headers, "X-Grayroute") ==
           "gray; reason=percentage; rule=rollout");
@@ -249,6 +236,39 @@ TEST_SUITE("proxy policy file") {
     CHECK(header(forced.headers, "X-Grayroute") == "beta; reason=header");
     CHECK(header(forced.headers, "X-Backend") == "beta");
     CHECK(header(get(port, "a.example", "/").headers, "X-Backend") == "production");
+  }
+
+  TEST_CASE("every kind of error names file:line:column, and a bad file at start-up exits 1") {
+    // The TOML's own errors, its shape, and the library's validation placed on the node.
+    const std::string base = "[routes]\nproduction = \"127.0.0.1:1\"\ngray = \"127.0.0.1:2\"\n"
+                             "[lists]\nqa = { addresses = [\"10.0.0.0/8\"] }\n[[rules]]\nname = \"r\"\n";
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"route = \"beta\"\n", ":8:9: rule \"r\": route: unknown route \"beta\""},
+        {"route = gray\n", ":8:9: "},  // TOML: a bare word is no value
+        {"rout = \"gray\"\n", ":8:1: rule 1: unknown key \"rout\""},
+        {"route = [\"gray\"]\n", ":8:9: rule 1: route is a string"},
+        {"list = \"qb\"\n", ":8:8: rule \"r\": unknown list \"qb\""},
+        {"header = { \"X Beta\" = \"1\" }\n", ":8:12: rule \"r\": header: header name \"X Beta\" is not a token"},
+        {"cookie = { uid = [] }\n", ":8:18: rule 1: cookie \"uid\": an empty array matches nothing"},
+        {"client = \"10.0.0.1/8\"\nroute = \"gray\"\n", ":8:10: rule \"r\": client \"10.0.0.1/8\": not an address or network"},
+        {"split = { gray = 10.00001 }\n", ":8:11: rule \"r\": split \"gray:10.00001\": a share is a percentage"},
+        {"split = { gray = 10 }\nkey = \"header\"\n", ":9:7: key \"header\": \"header\" is not header:NAME"},
+        {"hosts = \"api.example.com/x\"\nroute = \"gray\"\n", ":8:9: rule \"r\": host \"api.example.com/x\" is not a host name"},
+        {"route = \"gray\"\ndefault = \"beta\"\n", ":9:11: default_route: unknown route \"beta\""},
+    };
+    for (const auto& [rule, expected] : cases) {
+      temp_dir dir;
+      dir.write("policy.toml", base + rule);
+      process p({GRAYROUTE_PROXY_BIN, "--config", dir.file("policy.toml"), "--listen",
+                 "127.0.0.1:" + std::to_string(free_port())},
+                dir.file("bad.log"));
+      REQUIRE(eventually([&] { return !p.running(); }));
+      const int status = p.stop();
+      INFO(rule << "-> " << p.log());
+      CHECK(WIFEXITED(status));
+      CHECK(WEXITSTATUS(status) == 1);
+      CHECK(p.log().find(dir.file("policy.toml") + expected) != std::string::npos);
+    }
   }
 
   TEST_CASE("a bad policy file at start-up: exit status 1 and file:line:column") {
