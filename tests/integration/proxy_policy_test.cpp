@@ -13,6 +13,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <grayroute/memory_store.hpp>
@@ -183,7 +184,11 @@ TEST_SUITE("proxy policy file") {
     CHECK(beta_api() == "beta; reason=match; rule=beta-api");
     CHECK(http_get(port, "/-/grayroute/health").body.find("\"rejected\":1") != std::string::npos);
 
-    // A good file: everything is new at once (the beta rule gone, all of www to gray).
+    // A good file: everything is new at once (the beta rule now to gray, all of www to
+    // gray); a request in flight finishes with the policy it started with.
+    http_reply in_flight;
+    std::thread slow([&] { in_flight = get(port, "api.example.com", "/v2/?delay=1500", {{"X-Beta", "1"}}); });
+    REQUIRE(eventually([&] { return beta.log().find("delaying /v2/?delay=1500") != std::string::npos; }));
     std::string next = good;
     replace_all(next, "route = \"beta\"", "route = \"gray\"");
     replace_all(next, "split = { gray = 10 }", "split = { gray = 100 }");
@@ -191,6 +196,10 @@ TEST_SUITE("proxy policy file") {
     proxy.proc().signal(SIGHUP);
     CHECK(eventually([&] { return proxy.log().find("policy reloaded (SIGHUP)") != std::string::npos; }));
     CHECK(beta_api() == "gray; reason=match; rule=beta-api");
+    slow.join();
+    CHECK(in_flight.status == 200);
+    CHECK(header(in_flight.headers, "X-Grayroute") == "beta; reason=match; rule=beta-api");
+    CHECK(header(in_flight.headers, "X-Backend") == "beta");
     CHECK(header(get(port, "www.example.com", "/", {{"X-User-Id", "u-1"}}).headers, "X-Grayroute") ==
           "gray; reason=percentage; rule=rollout");
   }
