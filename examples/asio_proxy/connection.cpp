@@ -205,6 +205,9 @@ void connection::loop(beast::error_code ec, std::size_t) {
   auto next = [this] { return beast::bind_front_handler(&connection::loop, shared_from_this()); };
   BOOST_ASIO_CORO_REENTER(this) {
     for (;;) {
+      // An idle keep-alive connection must not keep an old policy (and its Redis
+      // stores) alive after a reload: the next request loads the one of its moment.
+      snapshot_.reset();
       request_.emplace();
       request_->body_limit(kNoBodyLimit);
       request_->header_limit(kHeaderLimit);

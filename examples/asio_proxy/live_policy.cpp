@@ -78,7 +78,10 @@ live_policy::live_policy(const proxy_options& options) : options_(options) {
     file_text = &text;
   }
   proxy_policy spec = read_spec(file_text);
-  listen_ = options.config_file.empty() ? "" : spec.listen;
+  if (!options.config_file.empty()) {
+    listen_ = spec.listen;
+    listen_where_ = spec.listen_where;
+  }
   build_result first = build(std::move(spec));
   current_ = first.snapshot;
   files_ = std::move(first.files);
@@ -212,13 +215,14 @@ void live_policy::apply(build_result next, const char* why) {
   std::fflush(stdout);
 }
 
-void live_policy::rejected(const std::string& error, const char* what, const char* why) {
+void live_policy::rejected(const std::string& error, refused what, const char* why) {
   {
     std::lock_guard<std::mutex> lock(status_mutex_);
     last_error_ = error;
-    ++(what[0] == 'p' ? policy_rejected_ : file_rejected_);
+    ++(what == refused::policy ? policy_rejected_ : file_rejected_);
   }
-  std::printf("%s NOT reloaded (%s): %s; the previous one keeps serving\n", what, why, error.c_str());
+  std::printf("%s NOT reloaded (%s): %s; the previous one keeps serving\n",
+              what == refused::policy ? "policy" : "gray list", why, error.c_str());
   std::fflush(stdout);
 }
 
@@ -226,7 +230,7 @@ void live_policy::reload(const char* why) {
   try {
     apply(build(read_spec(nullptr)), why);
   } catch (const policy_error& e) {
-    rejected(e.what(), "policy", why);
+    rejected(e.what(), refused::policy, why);
   }
 }
 
@@ -247,7 +251,7 @@ void live_policy::poll() {
         try {
           apply(build(read_spec(&text)), "policy file changed");
         } catch (const policy_error& e) {
-          rejected(e.what(), "policy", "policy file changed");
+          rejected(e.what(), refused::policy, "policy file changed");
         }
         return;
       }
@@ -269,7 +273,7 @@ void live_policy::poll() {
                   file->store->size(), file->watch.path().c_str());
       std::fflush(stdout);
     } else if (look.state == grayroute::list_file_watch::failed && file->watch.new_error()) {
-      rejected(file->watch.path() + ": " + grayroute::to_string(*look.list.error), "gray list", "file changed");
+      rejected(file->watch.path() + ": " + grayroute::to_string(*look.list.error), refused::list_file, "file changed");
     }
   }
 }

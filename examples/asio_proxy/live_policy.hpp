@@ -82,8 +82,9 @@ class live_policy {
   /// The snapshot to serve this request with; keep it for the request's lifetime.
   std::shared_ptr<const policy_snapshot> load() const noexcept { return std::atomic_load(&current_); }
 
-  /// `listen` from the policy file, "" when it says none.
+  /// `listen` from the policy file, "" when it says none; where it is written, for errors.
   const std::string& file_listen() const { return listen_; }
+  const std::string& file_listen_where() const { return listen_where_; }
 
   /// Reads everything again (SIGHUP); `why` goes to the log. A failure keeps the old policy.
   void reload(const char* why);
@@ -112,10 +113,11 @@ class live_policy {
   proxy_policy read_spec(const std::string* text) const;
   build_result build(proxy_policy spec) const;
   void apply(build_result next, const char* why);
-  void rejected(const std::string& error, const char* what, const char* why);
+  enum class refused { policy, list_file };
+  void rejected(const std::string& error, refused what, const char* why);
 
   const proxy_options& options_;
-  std::string listen_;
+  std::string listen_, listen_where_;
   std::shared_ptr<const policy_snapshot> current_;  // std::atomic_load / atomic_store only
   std::vector<std::shared_ptr<watched_file>> files_;  // the control thread's, like the looks below
 

@@ -96,6 +96,7 @@ class reader {
       const std::string_view name = key->str();
       if (name == "listen") {
         out_.listen = text(*node, "listen");
+        out_.listen_where = place_of(node->source(), path_) + ": listen";
       } else if (name == "default" || name == "force_header" || name == "force_cookie" || name == "force_route") {
         top_level(name, *node);
       } else if (name == "client_ip") {
@@ -116,8 +117,9 @@ class reader {
       }
     }
     if (!routes) throw policy_error(path_ + ": no [routes] table (at least two routes, each with its servers)");
+    // The nodes point into the parsed document: the closure keeps it alive.
     out_.place = [root, path = path_, nodes = nodes_](const std::string& message, const grayroute::policy_config& built) {
-      return place(*root, path, nodes, message, built);
+      return place(path, nodes, message, built);
     };
     return std::move(out_);
   }
@@ -315,8 +317,8 @@ class reader {
 
   // Builds the policy part by part, in the order policy validates, until it fails: the
   // part that fails is where the error is; within it, the node the message quotes.
-  static std::string place(const toml::table& root, const std::string& path, const node_map& nodes,
-                           const std::string& message, const grayroute::policy_config& built) {
+  static std::string place(const std::string& path, const node_map& nodes, const std::string& message,
+                           const grayroute::policy_config& built) {
     const std::string text = without_library_prefix(message);
     auto fails = [](const grayroute::policy_config& c) {
       try {
@@ -332,7 +334,6 @@ class reader {
       find_quoted(text, *node, best);
       return place_of(best.region ? *best.region : node->source(), path) + ": " + text;
     };
-    (void)root;
     grayroute::policy_config c;
     c.routes = built.routes;
     if (fails(c)) return at(nodes.routes);

@@ -42,6 +42,7 @@ struct list_spec {
 struct proxy_policy {
   std::string source;  // the policy file; "" when built from flags
   std::string listen;  // "" when not given
+  std::string listen_where;  // "policy.toml:1:10: listen", for errors
   std::vector<std::vector<std::string>> servers;  // by route_id: "host:port", at least one each
   std::vector<std::string> servers_where;         // by route_id, for errors
   grayroute::policy_config config;                // lists named, layers filled by live_policy

@@ -32,7 +32,7 @@ int serve(const proxy_options& o) {
                                     : !live.file_listen().empty() ? live.file_listen()
                                                                   : "127.0.0.1:8000";
     const tcp::endpoint listen =
-        resolve_endpoint(o.listen.empty() && !live.file_listen().empty() ? o.config_file + ": listen" : "--listen", listen_text);
+        resolve_endpoint(o.listen.empty() && !live.file_listen().empty() ? live.file_listen_where() : "--listen", listen_text);
     access_log log(o.access_log);
     const proxy_context context{o, live, log, listen};
     server server(context, live);
