@@ -263,18 +263,8 @@ class client_ip_resolver {
       const bool recursive = resolver_->recursive_;
       ip_address leftmost_trusted;
       bool any_trusted = false;
-      const bool decided = detail::for_each_x_forwarded_for_element_from_right(line, [&](std::string_view element) {
-        mark_present();
-        // parse_forwarded_address, with the bare address tried inline (most hops are).
-        auto hop = parse_ip(element);
-        if (!hop) hop = detail::parse_decorated_address(element);
-        if (!hop) {
-          // The hop after the invalid one (the leftmost trusted seen) answers, if any.
-          w.candidate = leftmost_trusted;
-          w.has_candidate = any_trusted;
-          return true;
-        }
-        const ip_address a = hop->unmapped();
+      // A valid hop, unmapped: an untrusted one (or any, without recursion) decides.
+      const auto on_address = [&](const ip_address& a) {
         if (!recursive || !resolver_->is_trusted(a)) {
           w.candidate = a;
           w.has_candidate = true;
@@ -283,7 +273,20 @@ class client_ip_resolver {
         leftmost_trusted = a;
         any_trusted = true;
         return false;
-      });
+      };
+      const auto on_hop = [&](const std::optional<ip_address>& hop) {
+        mark_present();
+        if (hop) return on_address(hop->unmapped());
+        // The hop after the invalid one (the leftmost trusted seen) answers, if any.
+        w.candidate = leftmost_trusted;
+        w.has_candidate = any_trusted;
+        return true;
+      };
+      const auto on_v4 = [&](std::uint32_t v4) {
+        mark_present();
+        return on_address(ip_address::v4(v4));
+      };
+      const bool decided = detail::for_each_x_forwarded_for_hop_from_right(line, on_hop, on_v4);
       // Every hop of the line trusted: it only fills an empty slot, as in fold_hop.
       if (!decided && any_trusted && !w.has_candidate) {
         w.candidate = leftmost_trusted;
