@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +19,22 @@ std::string hops_of_xff(std::string_view line) {
     if (!out.empty()) out += ' ';
     out += hop ? to_string(*hop) : "-";
   });
+  return out;
+}
+
+// The same hops, read from the right as the resolver reads them (the masked window
+// for dotted quads), stopping after `limit` hops, then put back in line order.
+std::string hops_of_xff_from_right(std::string_view line, std::size_t limit = ~std::size_t{0}) {
+  std::vector<std::string> hops;
+  const auto add = [&](std::string text) {
+    hops.insert(hops.begin(), std::move(text));
+    return hops.size() >= limit;
+  };
+  grayroute::detail::for_each_x_forwarded_for_hop_from_right(
+      line, [&](const std::optional<ip_address>& hop) { return add(hop ? to_string(*hop) : "-"); },
+      [&](std::uint32_t v4) { return add(to_string(ip_address::v4(v4))); });
+  std::string out;
+  for (const auto& hop : hops) out += (out.empty() ? "" : " ") + hop;
   return out;
 }
 
@@ -51,6 +68,37 @@ TEST_SUITE("forwarded") {
          }) {
       CAPTURE(r.line);
       CHECK(hops_of_xff(r.line) == r.hops);
+    }
+  }
+
+  // The resolver's walk classifies the last 64 bytes of a line at once and reads
+  // dotted quads off the masks; anything else, and elements that begin before those
+  // 64 bytes, take the plain path. Both must agree with the plain left-to-right reading.
+  TEST_CASE("reading X-Forwarded-For from the right gives the hops of the plain reading") {
+    const std::vector<std::string> elements = {
+        "1.2.3.4", "10.0.0.1", "255.255.255.255", "0.0.0.0", "192.168.100.200", "256.1.1.1", "1.2.3.999",
+        "01.2.3.4", "1.2.3.04", "1.0.3.0", "1.2.3", "1.2.3.4.5", "1..2.3", ".1.2.3.4", "1.2.3.4.", "1234.1.1.1",
+        "203.0.113.9:51234", "[2001:db8::9]:80", "2001:db8::1", "::ffff:10.1.2.3", "unknown", "1.2.3.4x", "x1.2.3.4",
+        "1.2.3.4 5", "\t1.2.3.4", "1.2.3.-4", "1.2.3.4/8", "١.2.3.4"};
+    std::uint32_t state = 2024;
+    auto next = [&] { return (state = state * 1103515245u + 12345u) >> 16; };
+    for (int round = 0; round < 20000; ++round) {
+      std::string line;
+      const unsigned count = next() % 9;
+      for (unsigned k = 0; k < count; ++k) {
+        if (k) line += next() % 4 == 0 ? ",," : ",";
+        const unsigned spaces = next() % 3;
+        line += std::string(spaces, next() % 2 ? ' ' : '\t');
+        if (next() % 10 != 0) line += elements[next() % elements.size()];
+        line += std::string(next() % 2, ' ');
+      }
+      CAPTURE(line);
+      const std::string expected = hops_of_xff(line);
+      REQUIRE(hops_of_xff_from_right(line) == expected);
+      // Stopped early, the hops seen are the rightmost ones.
+      const std::string two = hops_of_xff_from_right(line, 2);
+      REQUIRE(expected.size() >= two.size());
+      REQUIRE(expected.compare(expected.size() - two.size(), two.size(), two) == 0);
     }
   }
 

@@ -102,7 +102,6 @@ class client_ip_resolver {
 
   /// Validates the configuration; throws config_error naming a bad network or header.
   explicit client_ip_resolver(const resolver_config& config = {}) : recursive_(config.recursive) {
-    for (auto& slot : by_length_) slot = kNoHeader;
     for (const auto& text : config.trusted_proxies) {
       const auto network = parse_network(text);
       if (!network) detail::throw_config_error("trusted proxy " + bad_network_message(text));
@@ -126,18 +125,9 @@ class client_ip_resolver {
       for (const auto& seen : names_) {
         if (detail::iequals(seen, name)) detail::throw_config_error("client-IP header " + detail::quote_value(name) + " is listed twice");
       }
+      index_.add(name, static_cast<std::uint8_t>(names_.size()));
       names_.push_back(name);
-      lowered_names_.emplace_back();
-      detail::lowered_copy(name, lowered_names_.back());
       formats_.push_back(format_of_header(name));
-      lengths_.add(name.size());
-      const std::string& lowered = lowered_names_.back();
-      if (lowered.size() >= 8) {
-        name_words_[names_.size() - 1][0] = detail::load_word(lowered.data());
-        name_words_[names_.size() - 1][1] = detail::load_word(lowered.data() + lowered.size() - 8);
-      }
-      std::uint8_t& slot = by_length_[length_slot(name.size())];
-      slot = slot == kNoHeader ? static_cast<std::uint8_t>(names_.size() - 1) : kSeveralHeaders;
     }
   }
 
@@ -154,7 +144,7 @@ class client_ip_resolver {
   /// The configured header names, in order (the policy checks them against its own).
   const std::vector<std::string>& header_names() const noexcept { return names_; }
   /// The lengths of the configured names, for callers that pre-filter headers.
-  const detail::name_lengths& header_name_lengths() const noexcept { return lengths_; }
+  const detail::name_lengths& header_name_lengths() const noexcept { return index_.lengths(); }
 
   /// Walks the headers once and keeps per-header state; for callers that read
   /// other headers in the same pass (the router does).
@@ -170,9 +160,9 @@ class client_ip_resolver {
     /// Offers one header line; true when it is one of the configured headers.
     bool feed(std::string_view name, std::string_view value) noexcept {
       // Most request headers differ in length from every configured one: one load.
-      if (!trusted_peer_ || resolver_->by_length_[length_slot(name.size())] == kNoHeader) return false;
-      const std::size_t i = resolver_->configured_header(name);
-      if (i == kNoHeader) return false;
+      if (!trusted_peer_ || !resolver_->index_.may_match(name.size())) return false;
+      const std::uint8_t i = resolver_->index_.find(name);
+      if (i == detail::header_name_index::kNone) return false;
       feed_line(i, value);
       return true;
     }
@@ -263,18 +253,8 @@ class client_ip_resolver {
       const bool recursive = resolver_->recursive_;
       ip_address leftmost_trusted;
       bool any_trusted = false;
-      const bool decided = detail::for_each_x_forwarded_for_element_from_right(line, [&](std::string_view element) {
-        mark_present();
-        // parse_forwarded_address, with the bare address tried inline (most hops are).
-        auto hop = parse_ip(element);
-        if (!hop) hop = detail::parse_decorated_address(element);
-        if (!hop) {
-          // The hop after the invalid one (the leftmost trusted seen) answers, if any.
-          w.candidate = leftmost_trusted;
-          w.has_candidate = any_trusted;
-          return true;
-        }
-        const ip_address a = hop->unmapped();
+      // A valid hop, unmapped: an untrusted one (or any, without recursion) decides.
+      const auto on_address = [&](const ip_address& a) {
         if (!recursive || !resolver_->is_trusted(a)) {
           w.candidate = a;
           w.has_candidate = true;
@@ -283,7 +263,20 @@ class client_ip_resolver {
         leftmost_trusted = a;
         any_trusted = true;
         return false;
-      });
+      };
+      const auto on_hop = [&](const std::optional<ip_address>& hop) {
+        mark_present();
+        if (hop) return on_address(hop->unmapped());
+        // The hop after the invalid one (the leftmost trusted seen) answers, if any.
+        w.candidate = leftmost_trusted;
+        w.has_candidate = any_trusted;
+        return true;
+      };
+      const auto on_v4 = [&](std::uint32_t v4) {
+        mark_present();
+        return on_address(ip_address::v4(v4));
+      };
+      const bool decided = detail::for_each_x_forwarded_for_hop_from_right(line, on_hop, on_v4);
       // Every hop of the line trusted: it only fills an empty slot, as in fold_hop.
       if (!decided && any_trusted && !w.has_candidate) {
         w.candidate = leftmost_trusted;
@@ -310,32 +303,6 @@ class client_ip_resolver {
   }
 
  private:
-  static constexpr std::uint8_t kNoHeader = 0xff, kSeveralHeaders = 0xfe;
-
-  static constexpr std::size_t length_slot(std::size_t length) noexcept { return length < 63 ? length : 63; }
-
-  // The index of the configured header called `name`, or kNoHeader: the length picks
-  // the one candidate (a table load), and one word compare settles it.
-  std::size_t configured_header(std::string_view name) const noexcept {
-    const std::uint8_t slot = by_length_[length_slot(name.size())];
-    if (slot == kNoHeader) return kNoHeader;
-    if (slot != kSeveralHeaders) {
-      // Names of 8 to 16 bytes (X-Real-IP, X-Forwarded-For, ...) are two words,
-      // compared against words lowered once, at construction.
-      const std::size_t n = name.size();
-      if (n >= 8 && n <= 16) {
-        const bool same = detail::lower_word(detail::load_word(name.data())) == name_words_[slot][0] &&
-                          detail::lower_word(detail::load_word(name.data() + n - 8)) == name_words_[slot][1];
-        return same ? slot : kNoHeader;
-      }
-      return detail::iequals_lowered(name, lowered_names_[slot]) ? slot : kNoHeader;
-    }
-    for (std::size_t i = 0; i < lowered_names_.size(); ++i) {
-      if (detail::iequals_lowered(name, lowered_names_[i])) return i;
-    }
-    return kNoHeader;
-  }
-
   bool is_trusted_v4(std::uint32_t v) const noexcept {
     for (const auto& n : trusted_v4_) {
       if ((v & n.mask) == n.base) return true;
@@ -345,12 +312,9 @@ class client_ip_resolver {
 
   std::vector<detail::masked_v4_network> trusted_v4_;
   std::vector<detail::masked_network> trusted_v6_;
-  std::uint64_t name_words_[kMaxHeaders][2] = {};  // first and last 8 bytes of each lowered name
-  std::uint8_t by_length_[64];  // header name length (63: longer) -> kNoHeader, an index, kSeveralHeaders
-  std::vector<std::string> lowered_names_;  // for comparing request headers fast
+  detail::header_name_index index_;  // configured name -> its index in names_
   std::vector<std::string> names_;
   std::vector<header_format> formats_;
-  detail::name_lengths lengths_;
   bool recursive_;
 };
 

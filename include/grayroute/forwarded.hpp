@@ -11,6 +11,8 @@
 #define GRAYROUTE_FORWARDED_HPP
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string_view>
 
@@ -170,6 +172,160 @@ constexpr bool for_each_x_forwarded_for_element_from_right(std::string_view line
     if (start == 0) return false;
     end = --start;
   }
+}
+
+#if GRAYROUTE_HAS_SSSE3_PATH
+#define GRAYROUTE_XFF_WINDOW 1
+
+// The last (up to) 64 bytes of an X-Forwarded-For line, classified once: bit i of
+// each mask describes byte `start + i` of the line. A trust walk reads hops from
+// the right, and the hops it examines almost always lie here, so finding an
+// element, trimming it and checking that it is a dotted quad are bit arithmetic
+// on these masks rather than a pass over its bytes per question.
+struct xff_window {
+  std::uint64_t comma = 0, dot = 0, digit = 0, zero = 0, ows = 0;
+  std::size_t start = 0;  // where the window begins in the line
+  std::size_t size = 0;   // how many bytes it covers
+  __m128i short_line{};   // a line under 16 bytes, zero-padded
+};
+
+__attribute__((target("ssse3"))) inline void classify_xff_block(xff_window& w, __m128i x, std::size_t offset) noexcept {
+  const auto bits = [offset](__m128i m) {
+    return static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(m))) << offset;
+  };
+  const __m128i is_digit = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('0' - 1)), _mm_cmplt_epi8(x, _mm_set1_epi8('9' + 1)));
+  w.comma |= bits(_mm_cmpeq_epi8(x, _mm_set1_epi8(',')));
+  w.dot |= bits(_mm_cmpeq_epi8(x, _mm_set1_epi8('.')));
+  w.digit |= bits(is_digit);
+  w.zero |= bits(_mm_cmpeq_epi8(x, _mm_set1_epi8('0')));
+  w.ows |= bits(_mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8(' ')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\t'))));
+}
+
+// A line of 8 bytes or more (a shorter one holds at most one short hop: the plain
+// walk is as good).
+__attribute__((target("ssse3"))) inline void classify_xff_window(std::string_view line, xff_window& w) noexcept {
+  const std::size_t n = line.size();
+  const char* p = line.data();
+  if (n < 16) {
+    // Two overlapping 8-byte loads cover the line exactly; no byte past it is read.
+    const std::uint64_t low = load_word(p);
+    const std::uint64_t high = n == 8 ? 0 : load_word(p + n - 8) >> (8 * (16 - n));
+    w.size = n;
+    w.short_line = _mm_set_epi64x(static_cast<long long>(high), static_cast<long long>(low));
+    classify_xff_block(w, w.short_line, 0);
+    return;
+  }
+  w.size = n < 64 ? n : 64;
+  w.start = n - w.size;
+  // From the end in 16-byte blocks; the first block overlaps the one after it
+  // rather than reading in front of the window (the overlap sets the same bits).
+  for (std::size_t offset = w.size - 16;; offset = offset >= 16 ? offset - 16 : 0) {
+    classify_xff_block(w, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + w.start + offset)), offset);
+    if (offset == 0) return;
+  }
+}
+
+constexpr std::uint64_t low_bits(std::size_t count) noexcept {
+  return count >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << count) - 1;
+}
+
+// Whether window bytes [s, t) (a trimmed, non-empty element) are a dotted quad, and
+// its value. Checked on the masks and converted as parse_v4_ssse3 does (one shuffle
+// puts each octet in a lane, two multiply-adds give the values). False for anything
+// else (IPv6, a port, brackets, garbage, an octet over 255): the caller parses that
+// with parse_forwarded_address, so the answer is the same either way.
+__attribute__((target("ssse3"), always_inline)) inline bool xff_window_v4(const xff_window& w, std::string_view line,
+                                                                         std::size_t s, std::size_t t,
+                                                                         std::uint32_t& out) noexcept {
+  const std::size_t at = w.start + s, n = t - s;            // the element is line[at, at + n)
+  const std::uint64_t all = ~std::uint64_t{0} >> (64 - n);  // n is 1 to 64
+  const std::uint64_t dots = (w.dot >> s) & all, digits = (w.digit >> s) & all;
+  const std::uint64_t second = dots & (dots - 1), third = second & (second - 1);
+  if ((dots | digits) != all || third == 0 || (third & (third - 1)) != 0) return false;
+  const auto d1 = static_cast<std::size_t>(__builtin_ctzll(dots));
+  const auto d2 = static_cast<std::size_t>(__builtin_ctzll(second));
+  const auto d3 = static_cast<std::size_t>(__builtin_ctzll(third));
+  // Octets of 1 to 3 digits (so 7 to 15 bytes), none with a leading zero.
+  const std::size_t l1 = d1, l2 = d2 - d1 - 1, l3 = d3 - d2 - 1, l4 = n - d3 - 1;
+  const std::uint64_t starts = 1u | dots << 1;
+  if (l1 - 1 >= 3 || l2 - 1 >= 3 || l3 - 1 >= 3 || l4 - 1 >= 3 || ((w.zero >> s) & starts & (digits >> 1)) != 0) return false;
+  // 16 bytes holding the element at byte `k`, none read outside the line; the
+  // shuffle picks only the element's digits, so what surrounds it does not matter.
+  __m128i bytes;
+  std::size_t k;
+  if (line.size() < 16) {
+    bytes = w.short_line;
+    k = at;
+  } else {
+    const std::size_t from = at + 16 <= line.size() ? at : line.size() - 16;
+    bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(line.data() + from));
+    k = at - from;
+  }
+  const auto& pattern = kQuadShuffles[(l1 - 1) * 27 + (l2 - 1) * 9 + (l3 - 1) * 3 + (l4 - 1)];
+  const __m128i shuffle = _mm_add_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pattern.data())),
+                                       _mm_set1_epi8(static_cast<char>(k)));
+  const __m128i lanes = _mm_shuffle_epi8(_mm_sub_epi8(bytes, _mm_set1_epi8('0')), shuffle);
+  const __m128i octets = _mm_madd_epi16(_mm_maddubs_epi16(lanes, _mm_set1_epi32(0x00010a64)), _mm_set1_epi16(1));
+  if (_mm_movemask_epi8(_mm_cmpgt_epi32(octets, _mm_set1_epi32(255))) != 0) return false;
+  const __m128i packed = _mm_shuffle_epi8(octets, _mm_setr_epi8(12, 8, 4, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1));
+  out = static_cast<std::uint32_t>(_mm_cvtsi128_si32(packed));
+  return true;
+}
+
+__attribute__((noinline)) inline std::optional<ip_address> parse_forwarded_address_out_of_line(std::string_view text) noexcept {
+  return parse_forwarded_address(text);
+}
+
+// for_each_x_forwarded_for_hop_from_right over the window (the line is 8 bytes or
+// more); the plain walk takes over for an element that begins before the window.
+template <class OnHop, class OnV4, class ParseEach>
+__attribute__((target("ssse3"))) bool walk_xff_window(std::string_view line, OnHop& on_hop, OnV4& on_v4,
+                                                      ParseEach& parse_each) noexcept {
+  xff_window w;
+  classify_xff_window(line, w);
+  std::size_t end = w.size;  // one past the element being looked for, in the window
+  while (true) {
+    const std::uint64_t before = low_bits(end);
+    const std::uint64_t commas = w.comma & before;
+    if (commas == 0 && w.start != 0) return parse_each(line.substr(0, w.start + end));
+    const std::size_t begin = commas == 0 ? 0 : 64 - static_cast<std::size_t>(__builtin_clzll(commas));
+    const std::uint64_t text = before & ~low_bits(begin) & ~w.ows;
+    if (text != 0) {
+      const auto s = static_cast<std::size_t>(__builtin_ctzll(text));
+      const auto t = 64 - static_cast<std::size_t>(__builtin_clzll(text));
+      std::uint32_t v4;
+      if (xff_window_v4(w, line, s, t, v4) ? on_v4(v4)
+                                           : on_hop(parse_forwarded_address_out_of_line(line.substr(w.start + s, t - s)))) {
+        return true;
+      }
+    }
+    if (begin == 0) return false;
+    end = begin - 1;
+  }
+}
+
+#else
+#define GRAYROUTE_XFF_WINDOW 0
+#endif
+
+/// The hops of one X-Forwarded-For line from the right, each parsed as
+/// parse_forwarded_address would, until a callback returns true (stop); returns
+/// whether it was stopped. A dotted quad may go to `on_v4(std::uint32_t)` (its value),
+/// every other hop goes to `on_hop(std::optional<ip_address>)`. Elements are trimmed
+/// and empty ones skipped, as for_each_x_forwarded_for does; only the hops a trust
+/// walk examines are parsed.
+template <class OnHop, class OnV4>
+bool for_each_x_forwarded_for_hop_from_right(std::string_view line, OnHop&& on_hop, OnV4&& on_v4) noexcept {
+  auto parse_each = [&](std::string_view rest) {
+    return for_each_x_forwarded_for_element_from_right(
+        rest, [&](std::string_view element) { return on_hop(parse_forwarded_address(element)); });
+  };
+#if GRAYROUTE_XFF_WINDOW
+  if (line.size() >= 8 && cpu_has_ssse3()) return walk_xff_window(line, on_hop, on_v4, parse_each);
+#else
+  (void)on_v4;
+#endif
+  return parse_each(line);
 }
 
 // RFC 9110 5.6.4: qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text.

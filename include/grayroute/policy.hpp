@@ -92,7 +92,17 @@ class policy {
     }
     rules_.reserve(config.rules.size());
     for (std::size_t i = 0; i < config.rules.size(); ++i) compile(config.rules[i], i);
-    if (want_cookies_) interesting_.add(std::string_view("Cookie").size());
+    if (want_cookies_) {
+      interesting_.add(std::string_view("Cookie").size());
+      // A Cookie header that is also a condition's header keeps its slot.
+      for (std::size_t i = 0; i < slot_names_.size(); ++i) {
+        if (slot_names_[i] == "cookie") cookie_id_ = static_cast<std::uint8_t>(i);
+      }
+      if (cookie_id_ == detail::header_name_index::kNone) {
+        cookie_id_ = kCookieLine;
+        fields_index_.add("cookie", kCookieLine);
+      }
+    }
     for (const std::string& name : resolver_.header_names()) {
       for (const std::string& slot : slot_names_) slots_share_resolver_names_ |= detail::iequals_lowered(name, slot);
       slots_share_resolver_names_ |= detail::iequals_lowered(name, "cookie");
@@ -109,16 +119,10 @@ class policy {
       if (!interesting_.may_match(name.size())) continue;
       const std::string_view value = detail::header_value(h);
       if (scan.feed(name, value) && !slots_share_resolver_names_) continue;
-      if (slot_lengths_.may_match(name.size())) {
-        for (std::size_t i = 0; i < slot_names_.size(); ++i) {
-          if (!detail::iequals_lowered(name, slot_names_[i])) continue;
-          if (!f.has(static_cast<int>(i))) f.set(i, value);
-          break;
-        }
-      }
-      if (want_cookies_ && f.cookie_lines < kMaxCookieLines && detail::iequals_lowered(name, "cookie")) {
-        f.add_cookie_line(value);
-      }
+      if (!fields_index_.may_match(name.size())) continue;
+      const std::uint8_t id = fields_index_.find(name);
+      if (id == cookie_id_ && f.cookie_lines < kMaxCookieLines) f.add_cookie_line(value);
+      if (id < kCookieLine && !f.has(id)) f.set(id, value);
     }
     decision d;
     d.client = scan.finish();
@@ -419,8 +423,8 @@ class policy {
       detail::throw_config_error(what + ": header " + detail::quote_value(name) + " is one too many (at most " +
                                  std::to_string(kMaxHeaderNames) + " distinct header names)");
     }
+    fields_index_.add(lowered, static_cast<std::uint8_t>(slot_names_.size()));
     slot_names_.push_back(lowered);
-    slot_lengths_.add(lowered.size());
     interesting_.add(lowered.size());
     return static_cast<int>(slot_names_.size() - 1);
   }
@@ -584,7 +588,10 @@ class policy {
   bool want_cookies_ = false;
   bool slots_share_resolver_names_ = false;  // a client-IP header is also read by a rule
   std::vector<std::string> slot_names_;  // lowered header names the policy reads
-  detail::name_lengths slot_lengths_;    // their lengths
+  // Those names -> their slot, and "cookie" -> kCookieLine when cookies are read.
+  detail::header_name_index fields_index_;
+  static constexpr std::uint8_t kCookieLine = kMaxHeaderNames;
+  std::uint8_t cookie_id_ = detail::header_name_index::kNone;  // the id that carries Cookie lines
   detail::name_lengths interesting_;     // ... plus the resolver's and Cookie
   std::vector<std::string> list_names_;
   std::vector<layered_store> lists_;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "../version.hpp"
 
@@ -103,6 +104,84 @@ class name_lengths {
  private:
   static constexpr std::uint64_t bit(std::size_t length) noexcept { return std::uint64_t{1} << (length < 63 ? length : 63); }
   std::uint64_t bits_ = 0;
+};
+
+/// Which of a few configured header names (at most 64) a request header carries:
+/// the name's length picks the candidates (one table load; most request headers
+/// have no candidate), and one or two words of the name, lowered once per header,
+/// settle it against words lowered at configuration. A request's headers then cost
+/// a load each, plus a few word compares for the ones whose length matches.
+class header_name_index {
+ public:
+  static constexpr std::uint8_t kNone = 0xff;
+
+  header_name_index() noexcept {
+    for (auto& first : by_length_) first = kNone;
+  }
+
+  /// Adds `name` (any case; not empty, not already added) as `id` (below kNone).
+  void add(std::string_view name, std::uint8_t id) {
+    entry e;
+    lowered_copy(name, e.lowered);
+    e.key = words_of(e.lowered);
+    e.id = id;
+    std::uint8_t& first = by_length_[slot(name.size())];
+    e.next = first;
+    first = static_cast<std::uint8_t>(entries_.size());
+    entries_.push_back(std::move(e));
+    lengths_.add(name.size());
+  }
+
+  /// The id of `name` (any case), or kNone.
+  std::uint8_t find(std::string_view name) const noexcept {
+    std::uint8_t i = by_length_[slot(name.size())];
+    if (i == kNone) return kNone;
+    const words w = words_of(name);
+    for (; i != kNone; i = entries_[i].next) {
+      const entry& e = entries_[i];
+      if (e.key.head != w.head || e.key.tail != w.tail) continue;
+      // Names over 16 bytes have a middle the two words do not cover.
+      if (name.size() <= 16 || iequals_lowered(name, e.lowered)) return e.id;
+    }
+    return kNone;
+  }
+
+  /// False when no name has this length (a request header skipped with one test).
+  bool may_match(std::size_t length) const noexcept { return lengths_.may_match(length); }
+  const name_lengths& lengths() const noexcept { return lengths_; }
+
+ private:
+  struct words {
+    std::uint64_t head, tail;
+  };
+  struct entry {
+    std::string lowered;
+    words key;
+    std::uint8_t id, next;
+  };
+
+  static constexpr std::size_t slot(std::size_t length) noexcept { return length < 63 ? length : 63; }
+
+  // The first and last 8 bytes, lowered (overlapping or packed for shorter names).
+  static words words_of(std::string_view name) noexcept {
+    const char* p = name.data();
+    const std::size_t n = name.size();
+    if (n >= 8) return {lower_word(load_word(p)), lower_word(load_word(p + n - 8))};
+    std::uint64_t v = 0;
+    if (n >= 4) {
+      std::uint32_t head, tail;
+      std::memcpy(&head, p, 4);
+      std::memcpy(&tail, p + n - 4, 4);
+      v = head | std::uint64_t{tail} << 32;
+    } else {
+      for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);
+    }
+    return {lower_word(v), 0};
+  }
+
+  std::vector<entry> entries_;
+  std::uint8_t by_length_[64];  // length (63: longer) -> first entry of that length, or kNone
+  name_lengths lengths_;
 };
 
 }  // namespace detail
