@@ -150,10 +150,26 @@ std::vector<ip_network> random_networks(std::size_t count, std::uint32_t seed, b
   return out;
 }
 
+// `count` distinct random IPv6 networks from /32 to /64 in 2000::/3; `dense` packs
+// them into 2001:db8::/32 from /48 to /64 (a provider's customers).
+std::vector<ip_network> random_networks_v6(std::size_t count, std::uint32_t seed, bool dense = false) {
+  std::mt19937_64 rng(seed);
+  std::set<std::pair<std::uint64_t, unsigned>> seen;
+  std::vector<ip_network> out;
+  out.reserve(count);
+  while (out.size() < count) {
+    const unsigned prefix = dense ? 48 + static_cast<unsigned>(rng() % 17) : 32 + static_cast<unsigned>(rng() % 33);
+    std::uint64_t high = dense ? 0x20010db800000000ull | (rng() & 0xffffffffull) : 0x2000000000000000ull | (rng() >> 3);
+    high &= ~0ull << (64 - prefix);
+    if (seen.insert({high, prefix}).second) out.push_back(*ip_network::make(ip_address::v6(high, 0), prefix));
+  }
+  return out;
+}
+
 // 100,000 networks inserted one at a time into an empty store (target: < 0.5 s),
 // beside the same list loaded at once with replace().
-void insert_networks(benchmark::State& state, bool dense, bool one_at_a_time) {
-  const std::vector<ip_network> networks = random_networks(100000, 31, dense);
+void insert_networks(benchmark::State& state, bool dense, bool one_at_a_time, bool v6 = false) {
+  const std::vector<ip_network> networks = v6 ? random_networks_v6(100000, 31, dense) : random_networks(100000, 31, dense);
   std::vector<grayroute::store_entry> entries;
   for (const auto& n : networks) entries.push_back({n, grayroute::kGray});
   double bytes_per_network = 0;
@@ -175,6 +191,10 @@ void BM_Store_InsertNetworks100K_OneByOne(benchmark::State& s) { insert_networks
 void BM_Store_InsertNetworks100K_Replace(benchmark::State& s) { insert_networks(s, false, false); }
 void BM_Store_InsertNetworks100K_Dense_OneByOne(benchmark::State& s) { insert_networks(s, true, true); }
 void BM_Store_InsertNetworks100K_Dense_Replace(benchmark::State& s) { insert_networks(s, true, false); }
+void BM_Store_InsertNetworks100K_V6_OneByOne(benchmark::State& s) { insert_networks(s, false, true, true); }
+void BM_Store_InsertNetworks100K_V6_Replace(benchmark::State& s) { insert_networks(s, false, false, true); }
+void BM_Store_InsertNetworks100K_V6Dense_OneByOne(benchmark::State& s) { insert_networks(s, true, true, true); }
+void BM_Store_InsertNetworks100K_V6Dense_Replace(benchmark::State& s) { insert_networks(s, true, false, true); }
 
 // Two threads look up continuously (1M hosts + 10,000 networks, half the probes
 // listed), timing every lookup, for one second: once on an idle store, once while
@@ -258,6 +278,10 @@ BENCHMARK(BM_Store_InsertNetworks100K_OneByOne)->Unit(benchmark::kMillisecond)->
 BENCHMARK(BM_Store_InsertNetworks100K_Replace)->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK(BM_Store_InsertNetworks100K_Dense_OneByOne)->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK(BM_Store_InsertNetworks100K_Dense_Replace)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_Store_InsertNetworks100K_V6_OneByOne)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_Store_InsertNetworks100K_V6_Replace)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_Store_InsertNetworks100K_V6Dense_OneByOne)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_Store_InsertNetworks100K_V6Dense_Replace)->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK(BM_Store_LookupLatency_IdleVsChurn)->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime();
 
 BENCHMARK(BM_Store_Contains_HalfListed);
