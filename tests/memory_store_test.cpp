@@ -367,6 +367,37 @@ TEST_SUITE("memory_store") {
     CHECK(lookups.load() > 0);
   }
 
+  TEST_CASE("a list built piece by piece publishes as replace() of the same entries does") {
+    // The builder starts too small, so its tables are rebuilt while it adds; later
+    // duplicates override earlier ones, as in replace().
+    std::mt19937 rng(23);
+    std::vector<grayroute::store_entry> entries;
+    for (int i = 0; i < 20000; ++i) {
+      const std::uint32_t a = 0x0a000000u | (rng() & 0x3fffu);
+      entries.push_back({grayroute::ip_network::host(ip_address::v4(a)), static_cast<route_id>(rng() % 3)});
+      if (i % 50 == 0) entries.push_back({grayroute::ip_network::host(ip_address::v6(0x20010db8ull << 32, rng() & 0xfff)), kGray});
+      if (i % 100 == 0) entries.push_back({*grayroute::ip_network::make(ip_address::v4(0x0a000000u | (rng() & 0xff00u)), 24), kProduction});
+      if (i % 100 == 50) entries.push_back({*grayroute::ip_network::make(ip_address::v6(0x20010db8ull << 32 | (rng() & 0xff) << 8, 0), 56), 2});
+    }
+    memory_store::builder list(16);
+    for (const auto& e : entries) list.add(e);
+    memory_store built, replaced;
+    built.insert(net("192.0.2.0/24"));  // gone after the swap
+    built.replace(std::move(list));
+    replaced.replace(entries);
+    CHECK(built.size() == replaced.size());
+    std::size_t mismatches = 0;
+    for (std::uint32_t a = 0; a < 0x10000; ++a) {
+      mismatches += built.lookup(ip_address::v4(0x0a000000u | a)) != replaced.lookup(ip_address::v4(0x0a000000u | a));
+      mismatches += built.lookup(ip_address::v6(0x20010db8ull << 32 | (a & 0xff) << 8, a)) !=
+                    replaced.lookup(ip_address::v6(0x20010db8ull << 32 | (a & 0xff) << 8, a));
+    }
+    CHECK(mismatches == 0);
+    CHECK_FALSE(built.contains(*parse_ip("192.0.2.1")));
+    built.insert(net("10.0.0.1"), 2);  // the published tables keep working
+    CHECK(built.lookup(*parse_ip("10.0.0.1")) == route_id{2});
+  }
+
   TEST_CASE("lookup_batch answers as lookup does, both families and v4-mapped") {
     memory_store s;
     s.insert(net("10.0.0.0/8"));

@@ -231,7 +231,7 @@ class basic_memory_store {
     publish(std::move(t));
   }
 
-  void clear() { replace({}); }
+  void clear() { replace(std::vector<store_entry>{}); }
 
   /// Number of listed networks and addresses.
   std::size_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
@@ -316,6 +316,14 @@ class basic_memory_store {
 
   // Fresh tables holding `entries`, sized for them with room to grow.
   static tables build(const std::vector<store_entry>& entries) {
+    std::map<ip_network, route_id> v6_networks;
+    tables t = fill(entries, v6_networks);
+    index(t, v6_networks);
+    return t;
+  }
+
+  // build() without the network indexes: the IPv6 networks are left in `v6_networks`.
+  static tables fill(const std::vector<store_entry>& entries, std::map<ip_network, route_id>& v6_networks) {
     std::size_t v4_gray = 0, v4_tagged = 0, v6_hosts = 0;
     for (const auto& e : entries) {
       const ip_network n = e.network.unmapped();
@@ -329,33 +337,53 @@ class basic_memory_store {
       }
     }
     tables t = empty_tables(v4_gray, v4_tagged, v6_hosts);
-    std::map<ip_network, route_id> v6_networks;
-    for (const auto& e : entries) {
-      const ip_network n = e.network.unmapped();
-      if (!n.is_host()) {
-        (n.address().is_v4() ? t.v4_networks : v6_networks)[n] = e.route;
-        continue;
-      }
-      if (n.address().is_v6()) {
-        const v6_key key{n.address().v6_high(), n.address().v6_low()};
-        t.v6_hosts->insert(key, hash_v6(key), e.route);
-        continue;
-      }
-      const std::uint32_t key = n.address().v4_value();
-      const std::uint64_t gray_hash = detail::gray_v4_table::hash(key);
-      const std::uint64_t tagged_hash = detail::mix64(key);
-      if (e.route == kGray && detail::gray_v4_table::storable(key)) {
-        t.v4_gray->insert(key, gray_hash);
-        t.v4_tagged->erase({key}, tagged_hash);
-      } else {
-        t.v4_filter->add(tagged_hash);
-        t.v4_tagged->insert({key}, tagged_hash, e.route);
-        if (detail::gray_v4_table::storable(key)) t.v4_gray->erase(key, gray_hash);
-      }
+    for (const auto& e : entries) add(t, v6_networks, e);
+    return t;
+  }
+
+  // One entry into tables being built (not yet published), which have room for it.
+  static void add(tables& t, std::map<ip_network, route_id>& v6_networks, const store_entry& e) {
+    const ip_network n = e.network.unmapped();
+    if (!n.is_host()) {
+      (n.address().is_v4() ? t.v4_networks : v6_networks)[n] = e.route;
+      return;
     }
+    if (n.address().is_v6()) {
+      const v6_key key{n.address().v6_high(), n.address().v6_low()};
+      t.v6_hosts->insert(key, hash_v6(key), e.route);
+      return;
+    }
+    const std::uint32_t key = n.address().v4_value();
+    const std::uint64_t gray_hash = detail::gray_v4_table::hash(key);
+    const std::uint64_t tagged_hash = detail::mix64(key);
+    if (e.route == kGray && detail::gray_v4_table::storable(key)) {
+      t.v4_gray->insert(key, gray_hash);
+      t.v4_tagged->erase({key}, tagged_hash);
+    } else {
+      t.v4_filter->add(tagged_hash);
+      t.v4_tagged->insert({key}, tagged_hash, e.route);
+      if (detail::gray_v4_table::storable(key)) t.v4_gray->erase(key, gray_hash);
+    }
+  }
+
+  // The network indexes of tables being built.
+  static void index(tables& t, const std::map<ip_network, route_id>& v6_networks) {
     t.v4_index = std::make_unique<detail::v4_prefix_directory>(t.v4_networks);
     t.v6_index = std::make_unique<detail::v6_prefix_table>(v6_networks);
-    return t;
+  }
+
+  // The hosts of `t`, as entries.
+  static std::vector<store_entry> hosts_of(const tables& t) {
+    std::vector<store_entry> all;
+    all.reserve(count(t));
+    t.v4_gray->for_each([&](std::uint32_t k) { all.push_back({ip_network::host(ip_address::v4(k)), kGray}); });
+    t.v4_tagged->for_each([&](const detail::tagged_table<1>::key_type& k, route_id r) {
+      all.push_back({ip_network::host(ip_address::v4(static_cast<std::uint32_t>(k[0]))), r});
+    });
+    t.v6_hosts->for_each([&](const v6_key& k, route_id r) {
+      all.push_back({ip_network::host(ip_address::v6(k[0], k[1])), r});
+    });
+    return all;
   }
 
   static tables empty_tables(std::size_t v4_gray, std::size_t v4_tagged, std::size_t v6_hosts) {
@@ -368,7 +396,8 @@ class basic_memory_store {
   }
 
   static std::size_t count(const tables& t) {
-    return t.v4_gray->live() + t.v4_tagged->live() + t.v6_hosts->live() + t.v4_networks.size() + t.v6_index->size();
+    return t.v4_gray->live() + t.v4_tagged->live() + t.v6_hosts->live() + t.v4_networks.size() +
+           (t.v6_index ? t.v6_index->size() : 0);
   }
 
   snapshot* adopt(tables&& t) {
@@ -394,16 +423,8 @@ class basic_memory_store {
   // Rebuilds the exact-address tables at a size that fits what they hold now
   // (growing them, dropping tombstones, clearing stale filter bits).
   void grow() {
-    std::vector<store_entry> all;
-    all.reserve(count(writer_));
-    writer_.v4_gray->for_each([&](std::uint32_t k) { all.push_back({ip_network::host(ip_address::v4(k)), kGray}); });
-    writer_.v4_tagged->for_each([&](const detail::tagged_table<1>::key_type& k, route_id r) {
-      all.push_back({ip_network::host(ip_address::v4(static_cast<std::uint32_t>(k[0]))), r});
-    });
-    writer_.v6_hosts->for_each([&](const v6_key& k, route_id r) {
-      all.push_back({ip_network::host(ip_address::v6(k[0], k[1])), r});
-    });
-    tables t = build(all);  // sized to be at most half full
+    std::map<ip_network, route_id> no_networks;
+    tables t = fill(hosts_of(writer_), no_networks);  // sized to be at most half full
     t.v4_networks = std::move(writer_.v4_networks);
     t.v4_index = std::move(writer_.v4_index);
     t.v6_index = std::move(writer_.v6_index);
@@ -430,6 +451,45 @@ class basic_memory_store {
   }
 
   static constexpr std::size_t kGraveyardBatch = 256;
+
+ public:
+  /// A whole list built aside, for loaders that receive it in pieces (a Redis SCAN,
+  /// a stream): add() entries as they arrive, while waiting for the next piece, then
+  /// replace() publishes the list at once. Sized up front for `expected_hosts`
+  /// IPv4 hosts on the gray route (the common entry), so a loader that knows its
+  /// size never rebuilds a table while adding.
+  ///   grayroute::memory_store::builder list(expected);
+  ///   for (...) list.add({network, route});          // later duplicates override
+  ///   store.replace(std::move(list));
+  class builder {
+   public:
+    explicit builder(std::size_t expected_hosts = 0) : tables_(empty_tables(expected_hosts, 0, 0)) {}
+
+    void add(const store_entry& e) {
+      if (tables_.v4_gray->full() || tables_.v4_tagged->full() || tables_.v6_hosts->full()) {
+        std::map<ip_network, route_id> no_networks;
+        tables bigger = fill(hosts_of(tables_), no_networks);
+        bigger.v4_networks = std::move(tables_.v4_networks);
+        tables_ = std::move(bigger);
+      }
+      basic_memory_store::add(tables_, v6_networks_, e);
+    }
+
+   private:
+    friend class basic_memory_store;
+    tables tables_;
+    std::map<ip_network, route_id> v6_networks_;
+  };
+
+  /// Publishes what `list` holds as the whole list (see builder).
+  void replace(builder&& list) {
+    tables t = std::move(list.tables_);
+    index(t, list.v6_networks_);
+    std::lock_guard<std::mutex> lock(write_mutex_);
+    publish(std::move(t));
+  }
+
+ private:
 
   std::atomic<snapshot*> current_{nullptr};
   std::atomic<std::size_t> size_{0};

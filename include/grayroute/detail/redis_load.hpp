@@ -76,6 +76,7 @@ struct listed_alias {
 struct redis_load {
   bool ok = false;
   std::vector<store_entry> entries;
+  memory_store::builder list;         // the same entries, built while Redis serves the next batch
   std::vector<listed_alias> aliases;  // seed: listed keys that are not canonical text
   std::size_t ignored = 0;            // set/hash members that are not addresses or name no route
   std::size_t size = 0;               // DBSIZE / SCARD / HLEN when the load started
@@ -198,7 +199,7 @@ inline redis_load load_seed(redis_connection& c, const redis_config& config, con
   const auto start = clock::now();
   auto fail = [&](std::string error) {
     out.error = std::move(error);
-    return out;
+    return std::move(out);
   };
   const std::string count = std::to_string(kRedisScanCount);
   // DBSIZE travels with the first SCAN: it sizes the budget without a round trip.
@@ -207,10 +208,16 @@ inline redis_load load_seed(redis_connection& c, const redis_config& config, con
   if (!read_size(c, config, "DBSIZE", clock::time_point::max(), out)) return out;
   const load_caps caps = load_caps::for_size(out.size, kRedisScanCount);
   const auto deadline = start + load_budget::for_size(out.size, c.command_timeout()).deadline;
+  // Every key is one entry at most: reserve once (DBSIZE bounds it; a DBSIZE beyond
+  // what the caps allow would fail the load anyway).
+  const std::size_t expected = std::min<std::size_t>(out.size, std::size_t{1} << 24);
+  out.entries.reserve(expected);
+  out.list = memory_store::builder(expected);
   // Pipelined so Redis always has the next command queued: on receiving SCAN batch i
-  // we send SCAN i+1 and MGET i at once, then read MGET i-1 (sent a round earlier)
-  // while Redis works on those. Replies arrive in send order: ..., S(i), M(i-1),
-  // S(i+1), M(i).
+  // we send SCAN i+1 at once (before looking at the keys), then MGET i, then read
+  // MGET i-1 (sent a round earlier) while Redis works on those. Each is written as
+  // soon as it is queued: Redis must not wait while we parse. Replies arrive in send
+  // order: ..., S(i), M(i-1), S(i+1), M(i).
   seed_batch current, previous;
   std::vector<std::uint32_t> slots;
   bool previous_pending = false;
@@ -232,6 +239,7 @@ inline redis_load load_seed(redis_connection& c, const redis_config& config, con
       if (!seed_listed(key, values->element[i])) continue;
       const ip_address address = batch.addresses[i].unmapped();
       out.entries.push_back({ip_network::host(address), kGray});
+      out.list.add(out.entries.back());
       if (!canonical_spelling(key, address)) out.aliases.push_back({address, std::string(key)});
     }
     return true;
@@ -251,7 +259,7 @@ inline redis_load load_seed(redis_connection& c, const redis_config& config, con
                   " keys (DBSIZE was " + std::to_string(out.size) + "): load abandoned, the last list kept");
     }
     if (more) {
-      if (!c.append({"SCAN", cursor, "COUNT", count})) return fail(c.error());
+      if (!c.append({"SCAN", cursor, "COUNT", count}) || !c.flush()) return fail(c.error());
       ++calls;
     }
     current.mget.resize(1);
@@ -266,7 +274,7 @@ inline redis_load load_seed(redis_connection& c, const redis_config& config, con
     }
     drop_duplicate_keys(current, slots);
     const bool fetch = !current.addresses.empty();
-    if (fetch && !c.append(current.mget)) return fail(c.error());
+    if (fetch && (!c.append(current.mget) || !c.flush())) return fail(c.error());
     if (previous_pending && !read_mget(previous)) return out;
     previous_pending = false;
     if (hooks.between_batches) {
@@ -372,7 +380,11 @@ inline redis_load load_collection(redis_connection& c, const redis_config& confi
     });
   }
   out.entries.reserve(spellings.size());
-  for (const auto& s : spellings) out.entries.push_back(s.entry);
+  out.list = memory_store::builder(spellings.size());
+  for (const auto& s : spellings) {
+    out.entries.push_back(s.entry);
+    out.list.add(s.entry);
+  }
   out.ok = true;
   return out;
 }
