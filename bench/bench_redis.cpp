@@ -390,7 +390,7 @@ void BM_RedisFullLoad_Seed1M_VsScanMget(benchmark::State& state) {
   state.counters["entries"] = static_cast<double>(entries);
   state.counters["keys"] = static_cast<double>(keys);
 }
-BENCHMARK(BM_RedisFullLoad_Seed1M_VsScanMget)->UseManualTime()->Iterations(5)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RedisFullLoad_Seed1M_VsScanMget)->UseManualTime()->Iterations(9)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_RedisScanMget_Seed1M_Baseline)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
 
 void BM_RedisFullLoad_Seed1M(benchmark::State& state) { full_load(state, grayroute::redis_schema::seed); }

@@ -223,24 +223,42 @@ inline redis_load load_seed(redis_connection& c, const redis_config& config, con
   bool previous_pending = false;
   std::size_t calls = 1, seen = 0;
   if (!(current.scan = c.reply(deadline))) return fail(c.error());
+  // The values straight from the read buffer (no reply objects): a million keys
+  // would otherwise cost two million allocations here.
   auto read_mget = [&](seed_batch& batch) -> bool {
-    redis_reply values = c.reply(deadline);
-    if (!values) {
-      out.error = c.error();
-      return false;
-    }
-    if (values->type != REDIS_REPLY_ARRAY || values->elements != batch.addresses.size()) {
-      out.error = describe_bad_reply(config, "MGET", values.get(),
-                                     "an array of " + std::to_string(batch.addresses.size()) + " values");
-      return false;
-    }
-    for (std::size_t i = 0; i < values->elements; ++i) {
+    const std::size_t values = batch.addresses.size();
+    const auto listed = [&](std::size_t i) {
       const std::string_view key = batch.mget[i + 1];
-      if (!seed_listed(key, values->element[i])) continue;
       const ip_address address = batch.addresses[i].unmapped();
       out.entries.push_back({ip_network::host(address), kGray});
       out.list.add(out.entries.back());
       if (!canonical_spelling(key, address)) out.aliases.push_back({address, std::string(key)});
+    };
+    std::size_t got = 0;
+    redis_reply other;
+    const bool read = c.reply_strings(
+        deadline, [&](std::size_t n) { return (got = n) == values; },
+        [&](std::size_t i, std::string_view value) {
+          // The seed's rule: listed when the value is the key.
+          if (value.data() != nullptr && value == batch.mget[i + 1]) listed(i);
+        },
+        other);
+    if (!read) {
+      out.error = c.error();
+      return false;
+    }
+    if (other && other->type == REDIS_REPLY_ARRAY && other->elements == values) {
+      // An array with elements other than strings and nils: those list nothing.
+      for (std::size_t i = 0; i < values; ++i) {
+        if (seed_listed(batch.mget[i + 1], other->element[i])) listed(i);
+      }
+      return true;
+    }
+    if (other || got != values) {
+      out.error = other ? describe_bad_reply(config, "MGET", other.get(), "an array of " + std::to_string(values) + " values")
+                        : "MGET: expected an array of " + std::to_string(values) + " values, got an array of " +
+                              std::to_string(got);
+      return false;
     }
     return true;
   };
