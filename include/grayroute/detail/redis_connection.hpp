@@ -243,8 +243,25 @@ class redis_connection {
   /// text valid only during the call. hiredis would allocate two blocks per element,
   /// which is most of a big load's client time. Any other reply (an error, another
   /// shape) comes back parsed in `other` instead. False on I/O error or timeout.
+  ///
+  /// With `nested`, elements may also be arrays of bulk strings and nils, one level
+  /// deep (a SCAN reply: [cursor, [keys]]): `element(i, j, text)` then names the
+  /// outer index and the inner one (kOuter for an outer string).
   template <class Count, class Element>
   bool reply_strings(clock::time_point deadline, Count&& count, Element&& element, redis_reply& other) {
+    auto flat = [&](std::size_t i, std::size_t, std::string_view text) { element(i, text); };
+    return reply_array(deadline, false, count, flat, other);
+  }
+  /// The inner index of an outer string, for reply_nested().
+  static constexpr std::size_t kOuter = ~std::size_t{0};
+  template <class Count, class Element>
+  bool reply_nested(clock::time_point deadline, Count&& count, Element&& element, redis_reply& other) {
+    return reply_array(deadline, true, count, element, other);
+  }
+
+ private:
+  template <class Count, class Element>
+  bool reply_array(clock::time_point deadline, bool nested, Count& count, Element& element, redis_reply& other) {
     if (!ctx_) return false;
     const bool whole = deadline < clock::now() + command_timeout_;
     deadline = std::min(deadline, clock::now() + command_timeout_);
@@ -253,7 +270,7 @@ class redis_connection {
       redisReader* r = ctx_->reader;
       // Only between replies: mid-reply, hiredis owns the bytes it has begun.
       const flat_scan scan = r->ridx == -1 && r->reply == nullptr && r->err == 0
-                                 ? scan_flat_strings(r->buf + r->pos, r->len - r->pos, static_cast<no_element*>(nullptr))
+                                 ? scan_strings(r->buf + r->pos, r->len - r->pos, nested, static_cast<no_element*>(nullptr))
                                  : flat_scan{flat_scan::other, 0};
       if (scan.state == flat_scan::other) {
         other = reply(deadline);
@@ -262,13 +279,15 @@ class redis_connection {
       if (scan.state == flat_scan::complete) {
         if (!pending_.empty()) pending_.pop_front();
         const std::size_t n = parsed_count(r->buf + r->pos);
-        if (count(n)) scan_flat_strings(r->buf + r->pos, r->len - r->pos, &element);
+        if (count(n)) scan_strings(r->buf + r->pos, r->len - r->pos, nested, &element);
         r->pos += scan.bytes;  // hiredis drops consumed bytes on its next read
         return true;
       }
       if (!await_input(step, deadline, whole)) return false;
     }
   }
+
+ public:
 
   // Event-driven use (the watch connection): poll() the fd, then these never block:
   // flush() writes what the socket takes, read_some() does one read().
@@ -410,34 +429,51 @@ class redis_connection {
   }
 
   template <class Element>
-  static flat_scan scan_flat_strings(const char* p, std::size_t n, Element* element) {
-    if (n == 0) return {flat_scan::incomplete, 0};
-    if (p[0] != '*') return {flat_scan::other, 0};
-    std::size_t i = 1, count = 0;
+  static flat_scan scan_strings(const char* p, std::size_t n, bool nested, Element* element) {
+    std::size_t i = 0;
+    const flat_scan::state_type state = scan_array(p, n, i, nested, element, kOuter);
+    return {state, state == flat_scan::complete ? i : 0};
+  }
+
+  // The array at p[i]: its strings go to `element(outer, inner, text)`, with `outer`
+  // kOuter for the top level; `nested` allows arrays in it, one level deep.
+  template <class Element>
+  static flat_scan::state_type scan_array(const char* p, std::size_t n, std::size_t& i, bool nested, Element* element,
+                                          std::size_t outer) {
+    if (i >= n) return flat_scan::incomplete;
+    if (p[i] != '*') return flat_scan::other;
+    ++i;
+    std::size_t count = 0;
     const number head = read_number(p, n, i, count);
-    if (head == number::incomplete) return {flat_scan::incomplete, 0};
-    if (head != number::ok || count > kMaxReplyElements) return {flat_scan::other, 0};
+    if (head == number::incomplete) return flat_scan::incomplete;
+    if (head != number::ok || count > kMaxReplyElements) return flat_scan::other;
     for (std::size_t e = 0; e < count; ++e) {
-      if (i >= n) return {flat_scan::incomplete, 0};
-      if (p[i] != '$') return {flat_scan::other, 0};
+      if (i >= n) return flat_scan::incomplete;
+      if (p[i] == '*' && nested) {
+        const flat_scan::state_type inner = scan_array(p, n, i, false, element, e);
+        if (inner != flat_scan::complete) return inner;
+        continue;
+      }
+      if (p[i] != '$') return flat_scan::other;
       ++i;
       std::size_t length = 0;
       const number kind = read_number(p, n, i, length);
-      if (kind == number::incomplete) return {flat_scan::incomplete, 0};
-      if (kind == number::bad) return {flat_scan::other, 0};
+      if (kind == number::incomplete) return flat_scan::incomplete;
+      if (kind == number::bad) return flat_scan::other;
+      const std::size_t at_outer = outer == kOuter ? e : outer, at_inner = outer == kOuter ? kOuter : e;
       if (kind == number::nil) {
-        if (element) (*element)(e, std::string_view());
+        if (element) (*element)(at_outer, at_inner, std::string_view());
         continue;
       }
-      if (length > n || i + length + 2 > n) return {flat_scan::incomplete, 0};
-      if (p[i + length] != '\r' || p[i + length + 1] != '\n') return {flat_scan::other, 0};
-      if (element) (*element)(e, std::string_view(p + i, length));
+      if (length > n || i + length + 2 > n) return flat_scan::incomplete;
+      if (p[i + length] != '\r' || p[i + length + 1] != '\n') return flat_scan::other;
+      if (element) (*element)(at_outer, at_inner, std::string_view(p + i, length));
       i += length + 2;
     }
-    return {flat_scan::complete, i};
+    return flat_scan::complete;
   }
   struct no_element {
-    void operator()(std::size_t, std::string_view) const noexcept {}
+    void operator()(std::size_t, std::size_t, std::string_view) const noexcept {}
   };
 
   // Writes what the socket takes; true when everything queued is sent.
