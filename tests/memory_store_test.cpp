@@ -29,6 +29,32 @@ grayroute::ip_network net(const char* text) {
 std::optional<route_id> lookup(const memory_store& s, const char* ip) { return s.lookup(*parse_ip(ip)); }
 }  // namespace
 
+// Two readers check that `inside` answers `route`, through lookup() and
+// lookup_batch(), all through 3000 rounds of `change(round)` on this thread.
+template <class Change>
+void readers_keep_seeing(memory_store& s, const ip_address& inside, route_id route, Change change) {
+  std::atomic<bool> stop{false};
+  std::atomic<long> lookups{0}, violations{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t) {
+    readers.emplace_back([&] {
+      std::vector<ip_address> batch(32, inside);
+      std::vector<std::optional<route_id>> routes(32);
+      while (!stop.load(std::memory_order_relaxed)) {
+        if (s.lookup(inside) != route) violations.fetch_add(1);
+        s.lookup_batch(batch.data(), routes.data(), batch.size());
+        for (const auto& r : routes) violations += r != route;
+        lookups.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
+  for (std::uint64_t round = 0; round < 3000; ++round) change(round);
+  stop = true;
+  for (auto& r : readers) r.join();
+  CHECK(violations.load() == 0);
+  CHECK(lookups.load() > 0);
+}
+
 TEST_SUITE("memory_store") {
   TEST_CASE("exact addresses and networks, both families") {
     memory_store s;
@@ -337,34 +363,14 @@ TEST_SUITE("memory_store") {
     // is replaced), and 2001:db8::/32 flips (another level).
     memory_store s;
     s.insert(net("2001:db8:7::/48"), 2);
-    std::atomic<bool> stop{false};
-    std::atomic<long> lookups{0}, violations{0};
-    std::vector<std::thread> readers;
-    for (int t = 0; t < 2; ++t) {
-      readers.emplace_back([&] {
-        const ip_address inside = *parse_ip("2001:db8:7:8000::1");
-        std::vector<ip_address> batch(32, inside);
-        std::vector<std::optional<route_id>> routes(32);
-        while (!stop.load(std::memory_order_relaxed)) {
-          if (s.lookup(inside) != route_id{2}) violations.fetch_add(1);
-          s.lookup_batch(batch.data(), routes.data(), batch.size());
-          for (const auto& r : routes) violations += r != route_id{2};
-          lookups.fetch_add(1, std::memory_order_relaxed);
-        }
-      });
-    }
-    for (std::uint64_t round = 0; round < 3000; ++round) {
+    readers_keep_seeing(s, *parse_ip("2001:db8:7:8000::1"), 2, [&](std::uint64_t round) {
       const auto neighbour = *grayroute::ip_network::make(ip_address::v6(0x20010db800070000ull | (round % 100) << 8, 0), 56);
       s.insert(neighbour, 1);
       if (round % 3 == 0) s.erase(neighbour);
       s.insert(*grayroute::ip_network::make(ip_address::v6(0x20010db900000000ull | round << 16, 0), 48));
       if (round % 50 == 0) s.insert(net("2001:db8::/32"), kProduction);
       if (round % 50 == 25) s.erase(net("2001:db8::/32"));
-    }
-    stop = true;
-    for (auto& r : readers) r.join();
-    CHECK(violations.load() == 0);
-    CHECK(lookups.load() > 0);
+    });
   }
 
   TEST_CASE("a list built piece by piece publishes as replace() of the same entries does") {
@@ -431,33 +437,14 @@ TEST_SUITE("memory_store") {
     // (the whole directory is copied and republished).
     memory_store s;
     s.insert(net("10.1.7.0/24"), 2);
-    std::atomic<bool> stop{false};
-    std::atomic<long> lookups{0}, violations{0};
-    std::vector<std::thread> readers;
-    for (int t = 0; t < 2; ++t) {
-      readers.emplace_back([&] {
-        const ip_address inside = *parse_ip("10.1.7.77");
-        std::vector<ip_address> batch(32, inside);
-        std::vector<std::optional<route_id>> routes(32);
-        while (!stop.load(std::memory_order_relaxed)) {
-          if (s.lookup(inside) != route_id{2}) violations.fetch_add(1);
-          s.lookup_batch(batch.data(), routes.data(), batch.size());
-          for (const auto& r : routes) violations += r != route_id{2};
-          lookups.fetch_add(1, std::memory_order_relaxed);
-        }
-      });
-    }
-    for (std::uint32_t round = 0; round < 3000; ++round) {
-      const auto neighbour = *grayroute::ip_network::make(ip_address::v4(0x0a010000u | ((round % 200 + 8) << 8)), 24);
+    readers_keep_seeing(s, *parse_ip("10.1.7.77"), 2, [&](std::uint64_t round) {
+      const auto neighbour =
+          *grayroute::ip_network::make(ip_address::v4(0x0a010000u | static_cast<std::uint32_t>((round % 200 + 8) << 8)), 24);
       s.insert(neighbour);
       if (round % 3 == 0) s.erase(neighbour);
       if (round % 50 == 0) s.insert(net("10.0.0.0/12"), kProduction);
       if (round % 50 == 25) s.erase(net("10.0.0.0/12"));
-    }
-    stop = true;
-    for (auto& r : readers) r.join();
-    CHECK(violations.load() == 0);
-    CHECK(lookups.load() > 0);
+    });
   }
 
   TEST_CASE("a host inserted by one thread is seen by lookups that start after it returns") {
