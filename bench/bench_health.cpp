@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 #include <grayroute/grayroute.hpp>
 #include <grayroute/health_table.hpp>
+#include <grayroute/policy.hpp>
 
 #include <chrono>
 #include <string>

@@ -4,6 +4,7 @@
 // kind of rule (the slope between 0 and 32 such rules in front of the example).
 #include <benchmark/benchmark.h>
 #include <grayroute/grayroute.hpp>
+#include <grayroute/policy.hpp>
 
 #include <random>
 #include <string>

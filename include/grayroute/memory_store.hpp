@@ -53,13 +53,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "detail/host_table.hpp"
+#include "detail/plain_mutex.hpp"
 #include "detail/prefix_index.hpp"
 #include "detail/reader_gate.hpp"
 #include "ip.hpp"
@@ -81,9 +81,20 @@ struct store_entry {
 // A class template only so that its members are compiled where they are used: as a
 // plain class, every translation unit including this header paid for the writer side
 // (std::map, the prefix-index build, sort), about half of what grayroute.hpp cost to
-// include. There is one instantiation; use the name memory_store.
+// include. There is one instantiation; use the name memory_store. The table types are
+// named through `dependent` for the same reason: a member of a template whose type
+// does not depend on the parameter (std::map<ip_network, route_id>, the tables'
+// unique_ptrs) is instantiated where the template is defined, in every includer.
 template <class Unused = void>
 class basic_memory_store {
+  template <class T>
+  using dependent = typename detail::dependent_type<T, Unused>::type;
+  using gray_table = dependent<detail::gray_v4_table>;
+  using v4_tagged_table = dependent<detail::tagged_table<1>>;
+  using v6_tagged_table = dependent<detail::tagged_table<2>>;
+  using filter = dependent<detail::bloom_filter>;
+  using network_map = dependent<std::map<ip_network, route_id>>;
+
  public:
   basic_memory_store() : basic_memory_store(std::vector<store_entry>{}) {}
 
@@ -131,14 +142,14 @@ class basic_memory_store {
     for (std::size_t i = 0; i < count + 2 * kAhead; ++i) {
       if (i < count && (addresses[i].is_v4() || addresses[i].is_v4_mapped())) {
         const std::uint32_t key = static_cast<std::uint32_t>(addresses[i].v6_low());
-        __builtin_prefetch(s.v4_gray.bucket(detail::gray_v4_table::hash(key)));
+        __builtin_prefetch(s.v4_gray.bucket(gray_table::hash(key)));
         __builtin_prefetch(s.v4_networks + (key >> 16));
       }
       if (i < kAhead) continue;
       const std::size_t j = i - kAhead;
       if (j < count && (addresses[j].is_v4() || addresses[j].is_v4_mapped())) {
         const std::uint32_t key = static_cast<std::uint32_t>(addresses[j].v6_low());
-        __builtin_prefetch(detail::v4_prefix_directory::chunk_of(s.v4_networks[key >> 16].load(std::memory_order_acquire)));
+        __builtin_prefetch(v4_directory::chunk_of(s.v4_networks[key >> 16].load(std::memory_order_acquire)));
       }
       if (i < 2 * kAhead) continue;
       const ip_address& a = addresses[i - 2 * kAhead];
@@ -153,10 +164,10 @@ class basic_memory_store {
 
   /// Lists `network` on `route` (replacing the route it had, if any).
   void insert(const ip_network& network, route_id route = kGray) {
-    std::lock_guard<std::mutex> lock(write_mutex_);
+    detail::plain_lock lock(write_mutex_);
     const ip_network n = network.unmapped();
     if (!n.is_host() && n.address().is_v6()) {
-      if (writer_.v6_index->insert(n, route, graveyard_) == detail::v6_prefix_table::change::added) {
+      if (writer_.v6_index->insert(n, route, graveyard_) == v6_table::change::added) {
         size_.fetch_add(1, std::memory_order_relaxed);
       }
       return bury_if_full();
@@ -173,31 +184,31 @@ class basic_memory_store {
     if (n.address().is_v6()) {
       if (writer_.v6_hosts->full()) grow();
       const v6_key key{n.address().v6_high(), n.address().v6_low()};
-      if (writer_.v6_hosts->insert(key, hash_v6(key), route) == detail::tagged_table<2>::change::added) {
+      if (writer_.v6_hosts->insert(key, hash_v6(key), route) == v6_tagged_table::change::added) {
         size_.fetch_add(1, std::memory_order_relaxed);
       }
       return;
     }
     if (writer_.v4_gray->full() || writer_.v4_tagged->full()) grow();
     const std::uint32_t key = n.address().v4_value();
-    const std::uint64_t gray_hash = detail::gray_v4_table::hash(key);
+    const std::uint64_t gray_hash = gray_table::hash(key);
     const std::uint64_t tagged_hash = detail::mix64(key);
     bool added;
-    if (route == kGray && detail::gray_v4_table::storable(key)) {
+    if (route == kGray && gray_table::storable(key)) {
       added = writer_.v4_gray->insert(key, gray_hash);
       if (writer_.v4_tagged->erase({key}, tagged_hash)) added = false;  // it moved tables
     } else {
       // The filter first: a reader that finds the key in the table must pass the filter.
       writer_.v4_filter->add(tagged_hash);
-      added = writer_.v4_tagged->insert({key}, tagged_hash, route) == detail::tagged_table<1>::change::added;
-      if (detail::gray_v4_table::storable(key) && writer_.v4_gray->erase(key, gray_hash)) added = false;
+      added = writer_.v4_tagged->insert({key}, tagged_hash, route) == v4_tagged_table::change::added;
+      if (gray_table::storable(key) && writer_.v4_gray->erase(key, gray_hash)) added = false;
     }
     if (added) size_.fetch_add(1, std::memory_order_relaxed);
   }
 
   /// Removes `network` exactly as listed (not the networks inside it). False if absent.
   bool erase(const ip_network& network) {
-    std::lock_guard<std::mutex> lock(write_mutex_);
+    detail::plain_lock lock(write_mutex_);
     const ip_network n = network.unmapped();
     bool erased = false, stale_filter = false;
     if (!n.is_host() && n.address().is_v6()) {
@@ -211,7 +222,7 @@ class basic_memory_store {
       erased = writer_.v6_hosts->erase(key, hash_v6(key));
     } else {
       const std::uint32_t key = n.address().v4_value();
-      erased = detail::gray_v4_table::storable(key) && writer_.v4_gray->erase(key, detail::gray_v4_table::hash(key));
+      erased = gray_table::storable(key) && writer_.v4_gray->erase(key, gray_table::hash(key));
       if (!erased && writer_.v4_tagged->erase({key}, detail::mix64(key))) {
         erased = true;
         // The filter keeps an erased key's bits; rebuild once stale bits could be half of it.
@@ -227,7 +238,7 @@ class basic_memory_store {
   /// Later duplicates of a network override earlier ones.
   void replace(const std::vector<store_entry>& entries) {
     tables t = build(entries);
-    std::lock_guard<std::mutex> lock(write_mutex_);
+    detail::plain_lock lock(write_mutex_);
     publish(std::move(t));
   }
 
@@ -239,11 +250,11 @@ class basic_memory_store {
 
   /// Every entry, IPv4 before IPv6, networks sorted, hosts in table order.
   std::vector<store_entry> entries() const {
-    std::lock_guard<std::mutex> lock(write_mutex_);
+    detail::plain_lock lock(write_mutex_);
     std::vector<store_entry> out;
     out.reserve(size());
     writer_.v4_gray->for_each([&](std::uint32_t k) { out.push_back({ip_network::host(ip_address::v4(k)), kGray}); });
-    writer_.v4_tagged->for_each([&](const detail::tagged_table<1>::key_type& k, route_id r) {
+    writer_.v4_tagged->for_each([&](const typename v4_tagged_table::key_type& k, route_id r) {
       out.push_back({ip_network::host(ip_address::v4(static_cast<std::uint32_t>(k[0]))), r});
     });
     for (const auto& [n, r] : writer_.v4_networks) out.push_back({n, r});
@@ -259,34 +270,36 @@ class basic_memory_store {
 
   /// Bytes held by the lookup structures (tables, filter, network indexes).
   std::size_t memory_bytes() const {
-    std::lock_guard<std::mutex> lock(write_mutex_);
+    detail::plain_lock lock(write_mutex_);
     std::size_t bytes = writer_.v4_gray->bytes() + writer_.v4_tagged->bytes() + writer_.v4_filter->bytes() +
                         writer_.v6_hosts->bytes() + writer_.v4_index->bytes() + writer_.v6_index->bytes();
     return bytes;
   }
 
  private:
-  using v6_key = detail::tagged_table<2>::key_type;
+  using v6_key = typename v6_tagged_table::key_type;
+  using v4_directory = detail::basic_v4_prefix_directory<Unused>;
+  using v6_table = detail::basic_v6_prefix_table<Unused>;
 
   // What readers see: plain pointers, immutable once published.
   struct snapshot {
-    detail::gray_v4_table::view v4_gray;
-    const detail::v4_prefix_directory::entry* v4_networks;
-    const detail::tagged_table<1>* v4_tagged;
-    detail::bloom_filter::view v4_filter;
-    const detail::tagged_table<2>* v6_hosts;
-    const detail::v6_prefix_table* v6_networks;
+    typename gray_table::view v4_gray;
+    const typename v4_directory::entry* v4_networks;
+    const v4_tagged_table* v4_tagged;
+    typename filter::view v4_filter;
+    const v6_tagged_table* v6_hosts;
+    const v6_table* v6_networks;
   };
 
   // What the writer owns; the tables are shared with the published snapshot.
   struct tables {
-    std::unique_ptr<detail::gray_v4_table> v4_gray;
-    std::unique_ptr<detail::tagged_table<1>> v4_tagged;
-    std::unique_ptr<detail::bloom_filter> v4_filter;
-    std::unique_ptr<detail::tagged_table<2>> v6_hosts;
-    std::map<ip_network, route_id> v4_networks;  // the IPv6 ones live in v6_index
-    std::unique_ptr<detail::v4_prefix_directory> v4_index;
-    std::unique_ptr<detail::v6_prefix_table> v6_index;
+    std::unique_ptr<gray_table> v4_gray;
+    std::unique_ptr<v4_tagged_table> v4_tagged;
+    std::unique_ptr<filter> v4_filter;
+    std::unique_ptr<v6_tagged_table> v6_hosts;
+    network_map v4_networks;  // the IPv6 ones live in v6_index
+    std::unique_ptr<v4_directory> v4_index;
+    std::unique_ptr<v6_table> v6_index;
   };
 
   // The directory entry is loaded first and the host bucket matched while it
@@ -295,7 +308,7 @@ class basic_memory_store {
   static std::uint32_t code_v4(const snapshot& s, std::uint32_t key) noexcept {
     const std::uint64_t networks = s.v4_networks[key >> 16].load(std::memory_order_acquire);
     const bool gray = s.v4_gray.contains(key);
-    std::uint32_t code = detail::v4_prefix_directory::code(networks, key);
+    std::uint32_t code = v4_directory::code(networks, key);
     if (s.v4_tagged->any()) {  // hosts on other routes, or the marker keys: rare
       const std::uint64_t hash = detail::mix64(key);
       if (s.v4_filter.may_contain(hash)) {
@@ -316,21 +329,21 @@ class basic_memory_store {
 
   // Fresh tables holding `entries`, sized for them with room to grow.
   static tables build(const std::vector<store_entry>& entries) {
-    std::map<ip_network, route_id> v6_networks;
+    network_map v6_networks;
     tables t = fill(entries, v6_networks);
     index(t, v6_networks);
     return t;
   }
 
   // build() without the network indexes: the IPv6 networks are left in `v6_networks`.
-  static tables fill(const std::vector<store_entry>& entries, std::map<ip_network, route_id>& v6_networks) {
+  static tables fill(const std::vector<store_entry>& entries, network_map& v6_networks) {
     std::size_t v4_gray = 0, v4_tagged = 0, v6_hosts = 0;
     for (const auto& e : entries) {
       const ip_network n = e.network.unmapped();
       if (!n.is_host()) continue;
       if (n.address().is_v6()) {
         ++v6_hosts;
-      } else if (e.route == kGray && detail::gray_v4_table::storable(n.address().v4_value())) {
+      } else if (e.route == kGray && gray_table::storable(n.address().v4_value())) {
         ++v4_gray;
       } else {
         ++v4_tagged;
@@ -342,7 +355,7 @@ class basic_memory_store {
   }
 
   // One entry into tables being built (not yet published), which have room for it.
-  static void add(tables& t, std::map<ip_network, route_id>& v6_networks, const store_entry& e) {
+  static void add(tables& t, network_map& v6_networks, const store_entry& e) {
     const ip_network n = e.network.unmapped();
     if (!n.is_host()) {
       (n.address().is_v4() ? t.v4_networks : v6_networks)[n] = e.route;
@@ -354,22 +367,22 @@ class basic_memory_store {
       return;
     }
     const std::uint32_t key = n.address().v4_value();
-    const std::uint64_t gray_hash = detail::gray_v4_table::hash(key);
+    const std::uint64_t gray_hash = gray_table::hash(key);
     const std::uint64_t tagged_hash = detail::mix64(key);
-    if (e.route == kGray && detail::gray_v4_table::storable(key)) {
+    if (e.route == kGray && gray_table::storable(key)) {
       t.v4_gray->insert(key, gray_hash);
       t.v4_tagged->erase({key}, tagged_hash);
     } else {
       t.v4_filter->add(tagged_hash);
       t.v4_tagged->insert({key}, tagged_hash, e.route);
-      if (detail::gray_v4_table::storable(key)) t.v4_gray->erase(key, gray_hash);
+      if (gray_table::storable(key)) t.v4_gray->erase(key, gray_hash);
     }
   }
 
   // The network indexes of tables being built.
-  static void index(tables& t, const std::map<ip_network, route_id>& v6_networks) {
-    t.v4_index = std::make_unique<detail::v4_prefix_directory>(t.v4_networks);
-    t.v6_index = std::make_unique<detail::v6_prefix_table>(v6_networks);
+  static void index(tables& t, const network_map& v6_networks) {
+    t.v4_index = std::make_unique<v4_directory>(t.v4_networks);
+    t.v6_index = std::make_unique<v6_table>(v6_networks);
   }
 
   // The hosts of `t`, as entries.
@@ -377,7 +390,7 @@ class basic_memory_store {
     std::vector<store_entry> all;
     all.reserve(count(t));
     t.v4_gray->for_each([&](std::uint32_t k) { all.push_back({ip_network::host(ip_address::v4(k)), kGray}); });
-    t.v4_tagged->for_each([&](const detail::tagged_table<1>::key_type& k, route_id r) {
+    t.v4_tagged->for_each([&](const typename v4_tagged_table::key_type& k, route_id r) {
       all.push_back({ip_network::host(ip_address::v4(static_cast<std::uint32_t>(k[0]))), r});
     });
     t.v6_hosts->for_each([&](const v6_key& k, route_id r) {
@@ -388,10 +401,10 @@ class basic_memory_store {
 
   static tables empty_tables(std::size_t v4_gray, std::size_t v4_tagged, std::size_t v6_hosts) {
     tables t;
-    t.v4_gray = std::make_unique<detail::gray_v4_table>(detail::table_bits_for(v4_gray));
-    t.v4_tagged = std::make_unique<detail::tagged_table<1>>(detail::table_bits_for(v4_tagged));
-    t.v4_filter = std::make_unique<detail::bloom_filter>(detail::table_bits_for(v4_tagged));
-    t.v6_hosts = std::make_unique<detail::tagged_table<2>>(detail::table_bits_for(v6_hosts));
+    t.v4_gray = std::make_unique<gray_table>(detail::table_bits_for(v4_gray));
+    t.v4_tagged = std::make_unique<v4_tagged_table>(detail::table_bits_for(v4_tagged));
+    t.v4_filter = std::make_unique<filter>(detail::table_bits_for(v4_tagged));
+    t.v6_hosts = std::make_unique<v6_tagged_table>(detail::table_bits_for(v6_hosts));
     return t;
   }
 
@@ -423,7 +436,7 @@ class basic_memory_store {
   // Rebuilds the exact-address tables at a size that fits what they hold now
   // (growing them, dropping tombstones, clearing stale filter bits).
   void grow() {
-    std::map<ip_network, route_id> no_networks;
+    network_map no_networks;
     tables t = fill(hosts_of(writer_), no_networks);  // sized to be at most half full
     t.v4_networks = std::move(writer_.v4_networks);
     t.v4_index = std::move(writer_.v4_index);
@@ -467,7 +480,7 @@ class basic_memory_store {
 
     void add(const store_entry& e) {
       if (tables_.v4_gray->full() || tables_.v4_tagged->full() || tables_.v6_hosts->full()) {
-        std::map<ip_network, route_id> no_networks;
+        network_map no_networks;
         tables bigger = fill(hosts_of(tables_), no_networks);
         bigger.v4_networks = std::move(tables_.v4_networks);
         tables_ = std::move(bigger);
@@ -478,14 +491,14 @@ class basic_memory_store {
    private:
     friend class basic_memory_store;
     tables tables_;
-    std::map<ip_network, route_id> v6_networks_;
+    network_map v6_networks_;
   };
 
   /// Publishes what `list` holds as the whole list (see builder).
   void replace(builder&& list) {
     tables t = std::move(list.tables_);
     index(t, list.v6_networks_);
-    std::lock_guard<std::mutex> lock(write_mutex_);
+    detail::plain_lock lock(write_mutex_);
     publish(std::move(t));
   }
 
@@ -493,9 +506,9 @@ class basic_memory_store {
 
   std::atomic<snapshot*> current_{nullptr};
   std::atomic<std::size_t> size_{0};
-  mutable std::mutex write_mutex_;
+  mutable detail::plain_mutex write_mutex_;
   tables writer_;
-  detail::graveyard graveyard_;
+  dependent<detail::graveyard> graveyard_;
   std::size_t stale_filter_bits_ = 0;
 };
 

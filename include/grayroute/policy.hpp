@@ -25,7 +25,6 @@
 #ifndef GRAYROUTE_POLICY_HPP
 #define GRAYROUTE_POLICY_HPP
 
-#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -502,12 +501,17 @@ class policy {
       for (const share& seen : r.shares) {
         if (seen.route == route) detail::throw_config_error(what + ": split names route " + detail::quote_value(s.route) + " twice");
       }
+      // Units of 0.0001%, rounded half up by hand: the share is positive here, and
+      // <cmath> is not worth its compile time to every includer (as in rollout.hpp).
+      const bool in_range = s.percent > 0.0 && s.percent <= 100.0;
       const double units = s.percent * 10000.0;
-      if (!(s.percent > 0.0 && s.percent <= 100.0) || std::fabs(units - std::round(units)) > 1e-6) {
+      const std::uint32_t whole = in_range ? static_cast<std::uint32_t>(units + 0.5) : 0;
+      const double off = units - static_cast<double>(whole);
+      if (!in_range || off > 1e-6 || off < -1e-6) {
         detail::throw_config_error(what + ": split " + detail::quote_value(s.route + ":" + format_percent(s.percent)) +
                                    ": a share is a percentage in (0, 100] in steps of 0.0001");
       }
-      total += static_cast<std::uint32_t>(std::lround(units));
+      total += whole;
       if (total > percentage_rollout::kFineBuckets) {
         detail::throw_config_error(what + ": split shares add up to more than 100%");
       }

@@ -55,6 +55,13 @@
 GRAYROUTE_NAMESPACE_BEGIN
 namespace detail {
 
+/// T, named through a template parameter so that a class template can refer to it
+/// without instantiating it before the class template itself is.
+template <class T, class>
+struct dependent_type {
+  using type = T;
+};
+
 /// murmur3's 64-bit finaliser: every input bit moves every output bit.
 constexpr std::uint64_t mix64(std::uint64_t x) noexcept {
   x ^= x >> 33;

@@ -154,6 +154,7 @@ range_list<Key> flatten(std::vector<prefix_network<Key>> networks) {
 }
 
 /// What a writer replaced and readers may still hold: freed after a grace period.
+/// (Aliases here cost nothing; the classes below name them through `dependent`.)
 using graveyard = std::vector<std::shared_ptr<const void>>;
 
 // Range chunks, shared by both families. An entry (one 64-bit word) answers for one
@@ -161,6 +162,9 @@ using graveyard = std::vector<std::shared_ptr<const void>>;
 // it points to an immutable chunk of the ranges the piece is cut into.
 // (first offset in the piece, route code) of each range, in order; the first is 0.
 using chunk_ranges = std::vector<std::pair<std::uint32_t, std::uint32_t>>;
+// The writer-side helpers below are templates (Ranges is chunk_ranges, Graveyard is
+// graveyard) so that their bodies, and the vector and shared_ptr code they call, are
+// compiled only where a store changes, not in every includer.
 
 inline constexpr std::uint32_t kChunkPastEnd = 0x10000;  // pads a chunk's starts: above any offset
 
@@ -203,7 +207,8 @@ inline std::uint32_t entry_code(std::uint64_t e, std::uint32_t low) noexcept {
 }
 
 /// A leaf for one range, else a new chunk.
-inline std::uint64_t make_entry(const chunk_ranges& ranges) {
+template <class Ranges>
+std::uint64_t make_entry(const Ranges& ranges) {
   if (ranges.size() == 1) return leaf_entry(ranges[0].second);
   const std::uint32_t count = static_cast<std::uint32_t>(ranges.size());
   const std::uint32_t padded = count <= 8 ? 8 : count;
@@ -226,7 +231,8 @@ inline std::size_t entry_bytes(std::uint64_t e) noexcept {
 }
 
 /// Hands a replaced entry's chunk to `dead`.
-inline void retire_entry(std::uint64_t e, graveyard& dead) {
+template <class Graveyard>
+void retire_entry(std::uint64_t e, Graveyard& dead) {
   if (e & 1 || e == 0) return;
   dead.push_back(std::shared_ptr<const std::uint32_t>(reinterpret_cast<const std::uint32_t*>(convert<std::uintptr_t>(e)),
                                                       std::default_delete<const std::uint32_t[]>()));
@@ -238,22 +244,33 @@ inline void free_entry(std::uint64_t e) noexcept {
 
 /// Longest-prefix match for IPv4, updated in place: a directory of 65,536 entries,
 /// one per /16, each either the answer for its whole /16 or a pointer to an
-/// immutable chunk holding the ranges inside it (see the banner).
-class v4_prefix_directory {
+/// immutable chunk holding the ranges inside it (see the banner). A template, its
+/// writer-side types named through `dependent`, only so that its build code (the
+/// sorts, std::map walks, flatten) is compiled where memory_store is used, not in
+/// every translation unit that includes the header; use v4_prefix_directory.
+template <class Unused = void>
+class basic_v4_prefix_directory {
+  template <class T>
+  using dependent = typename dependent_type<T, Unused>::type;
+  using network_map = dependent<std::map<ip_network, route_id>>;
+  using directory = dependent<atomic_array<std::uint64_t>>;
+  using chunk_ranges = dependent<detail::chunk_ranges>;
+
  public:
   using entry = std::atomic<std::uint64_t>;
+  using graveyard = dependent<detail::graveyard>;
 
   /// The directory of `networks` (IPv4 networks shorter than /32).
-  explicit v4_prefix_directory(const std::map<ip_network, route_id>& networks)
-      : dir_(std::make_unique<atomic_array<std::uint64_t>>(kBuckets)), cover_(kBuckets, 0) {
-    std::vector<const std::pair<const ip_network, route_id>*> shallow;
+  explicit basic_v4_prefix_directory(const network_map& networks)
+      : dir_(std::make_unique<directory>(kBuckets)), cover_(kBuckets, 0) {
+    dependent<std::vector<const typename network_map::value_type*>> shallow;
     for (const auto& n : networks) {
       if (n.first.prefix_length() <= 16) shallow.push_back(&n);
     }
     std::stable_sort(shallow.begin(), shallow.end(),
                      [](const auto* a, const auto* b) { return a->first.prefix_length() < b->first.prefix_length(); });
     for (const auto* n : shallow) fill_cover(n->first, route_code(n->second));
-    std::vector<bool> deep(kBuckets, false);
+    dependent<std::vector<bool>> deep(kBuckets, false);
     for (const auto& n : networks) {
       if (n.first.prefix_length() > 16) deep[n.first.address().v4_value() >> 16] = true;
     }
@@ -264,9 +281,9 @@ class v4_prefix_directory {
     }
   }
 
-  v4_prefix_directory(const v4_prefix_directory&) = delete;
-  v4_prefix_directory& operator=(const v4_prefix_directory&) = delete;
-  ~v4_prefix_directory() {
+  basic_v4_prefix_directory(const basic_v4_prefix_directory&) = delete;
+  basic_v4_prefix_directory& operator=(const basic_v4_prefix_directory&) = delete;
+  ~basic_v4_prefix_directory() {
     for (std::uint32_t b = 0; b < kBuckets; ++b) free_entry((*dir_)[b].load(std::memory_order_relaxed));
   }
 
@@ -288,7 +305,7 @@ class v4_prefix_directory {
   /// `dead`, to be freed after a grace period. Returns true when entries() changed:
   /// a network shorter than /16 spans several entries, and readers must see all of
   /// them change at once, so it is applied to a copy published as a whole.
-  bool apply(const std::map<ip_network, route_id>& networks, const ip_network& changed, graveyard& dead) {
+  bool apply(const network_map& networks, const ip_network& changed, graveyard& dead) {
     const std::uint32_t address = changed.address().v4_value();
     const unsigned prefix = changed.prefix_length();
     const std::uint32_t first = address >> 16;
@@ -308,7 +325,7 @@ class v4_prefix_directory {
     }
     const auto self = networks.find(changed);
     fill_cover(changed, self != networks.end() ? route_code(self->second) : outer);
-    std::vector<const std::pair<const ip_network, route_id>*> inner;
+    dependent<std::vector<const typename network_map::value_type*>> inner;
     const std::uint64_t end = std::uint64_t{address} + (std::uint64_t{1} << (32 - prefix));
     for (auto it = networks.upper_bound(changed); it != networks.end() && it->first.address().v4_value() < end; ++it) {
       if (it->first.prefix_length() <= 16) inner.push_back(&*it);
@@ -321,7 +338,7 @@ class v4_prefix_directory {
       replace_entry(*dir_, first, build_entry(networks, first), dead);
       return false;
     }
-    auto fresh = std::make_unique<atomic_array<std::uint64_t>>(kBuckets);
+    auto fresh = std::make_unique<directory>(kBuckets);
     for (std::uint32_t b = 0; b < kBuckets; ++b) {
       (*fresh)[b].store((*dir_)[b].load(std::memory_order_relaxed), std::memory_order_relaxed);
     }
@@ -347,22 +364,21 @@ class v4_prefix_directory {
   }
 
   // The entry for /16 number `b`: a leaf when no longer network lies inside it.
-  std::uint64_t build_entry(const std::map<ip_network, route_id>& networks, std::uint32_t b) {
+  std::uint64_t build_entry(const network_map& networks, std::uint32_t b) {
     const auto it = networks.lower_bound(*ip_network::make(ip_address::v4(b << 16), 17));
     if (it == networks.end() || (it->first.address().v4_value() >> 16) != b) return leaf(cover_[b]);
     return build_chunk(networks, b);
   }
 
-  // (first address's low 16 bits, route code) of each range inside one /16, in order.
-  std::uint64_t build_chunk(const std::map<ip_network, route_id>& networks, std::uint32_t b) {
+  std::uint64_t build_chunk(const network_map& networks, std::uint32_t b) {
     const std::uint32_t base = b << 16;
-    std::vector<prefix_network<std::uint32_t>> inside;
+    dependent<std::vector<prefix_network<std::uint32_t>>> inside;
     if (cover_[b] != 0) inside.push_back({base, 16, static_cast<route_id>(cover_[b] - 1)});
     for (auto it = networks.lower_bound(*ip_network::make(ip_address::v4(base), 17));
          it != networks.end() && (it->first.address().v4_value() >> 16) == b; ++it) {
       if (it->first.prefix_length() > 16) inside.push_back({it->first.address().v4_value(), it->first.prefix_length(), it->second});
     }
-    const range_list<std::uint32_t> ranges = flatten(std::move(inside));
+    const dependent<range_list<std::uint32_t>> ranges = flatten(std::move(inside));
     // The ranges inside this /16: the one holding its first address, then the rest.
     std::size_t from = 0;
     while (from + 1 < ranges.starts.size() && ranges.starts[from + 1] <= base) ++from;
@@ -377,7 +393,7 @@ class v4_prefix_directory {
   // only the ranges inside `changed` are recomputed, from the networks inside it
   // and the one around it; the rest is copied. O(ranges in the /16) without walking
   // the map, which matters when a /16 holds hundreds of networks.
-  std::uint64_t splice_entry(const std::map<ip_network, route_id>& networks, const ip_network& changed) {
+  std::uint64_t splice_entry(const network_map& networks, const ip_network& changed) {
     const std::uint32_t first = changed.address().v4_value();
     const unsigned prefix = changed.prefix_length();
     const std::uint32_t b = first >> 16;
@@ -407,11 +423,11 @@ class v4_prefix_directory {
         break;
       }
     }
-    std::vector<prefix_network<std::uint32_t>> inside;
+    dependent<std::vector<prefix_network<std::uint32_t>>> inside;
     for (auto it = networks.lower_bound(changed); it != networks.end() && it->first.address().v4_value() <= (first | hi); ++it) {
       inside.push_back({it->first.address().v4_value(), it->first.prefix_length(), it->second});
     }
-    const range_list<std::uint32_t> flat = flatten(std::move(inside));
+    const dependent<range_list<std::uint32_t>> flat = flatten(std::move(inside));
     chunk_ranges fresh;
     const auto emit = [&](std::uint32_t start, std::uint32_t code) {
       if (!fresh.empty() && fresh.back().first == start) fresh.pop_back();
@@ -435,7 +451,7 @@ class v4_prefix_directory {
     return make_entry(fresh);
   }
 
-  void replace_entry(atomic_array<std::uint64_t>& dir, std::uint32_t b, std::uint64_t e, graveyard& dead) {
+  void replace_entry(directory& dir, std::uint32_t b, std::uint64_t e, graveyard& dead) {
     const std::uint64_t old = dir[b].load(std::memory_order_relaxed);
     // Release: a reader that loads the pointer sees the chunk's contents.
     dir[b].store(e, std::memory_order_release);
@@ -444,20 +460,32 @@ class v4_prefix_directory {
     retire_entry(old, dead);
   }
 
-  std::unique_ptr<atomic_array<std::uint64_t>> dir_;
-  std::vector<std::uint32_t> cover_;  // writer only: the route code of the longest network of /16 or shorter around each /16
+  std::unique_ptr<directory> dir_;
+  dependent<std::vector<std::uint32_t>> cover_;  // writer only: the route code of the longest network of /16 or shorter around each /16
   std::size_t chunk_bytes_ = 0;
 };
 
+using v4_prefix_directory = basic_v4_prefix_directory<>;
+
 /// Longest-prefix match for IPv6, updated in place (see the banner): networks by
 /// level, /16k to /16k+15 in level k, each level's networks under one 16k-bit key
-/// in one entry of a lock-free hash table.
-class v6_prefix_table {
+/// in one entry of a lock-free hash table. A template with its writer-side types
+/// named through `dependent`, like basic_v4_prefix_directory and for the same
+/// reason (the std::map levels, flatten, the table's growth are compiled only where
+/// memory_store is used); use v6_prefix_table.
+template <class Unused = void>
+class basic_v6_prefix_table {
+  template <class T>
+  using dependent = typename dependent_type<T, Unused>::type;
+  using network_map = dependent<std::map<ip_network, route_id>>;
+  using chunk_ranges = dependent<detail::chunk_ranges>;
+
  public:
+  using graveyard = dependent<detail::graveyard>;
   enum class change { added, updated, unchanged };
 
   /// The table of `networks` (IPv6 networks shorter than /128), built at once.
-  explicit v6_prefix_table(const std::map<ip_network, route_id>& networks) {
+  explicit basic_v6_prefix_table(const network_map& networks) {
     std::size_t entries = 0;
     for (const auto& [n, r] : networks) {
       auto& level = levels_[level_of(n)];
@@ -474,9 +502,9 @@ class v6_prefix_table {
     }
   }
 
-  v6_prefix_table(const v6_prefix_table&) = delete;
-  v6_prefix_table& operator=(const v6_prefix_table&) = delete;
-  ~v6_prefix_table() {
+  basic_v6_prefix_table(const basic_v6_prefix_table&) = delete;
+  basic_v6_prefix_table& operator=(const basic_v6_prefix_table&) = delete;
+  ~basic_v6_prefix_table() {
     const slot_table* t = table_.load(std::memory_order_relaxed);
     for (std::size_t i = 0; i <= t->mask; ++i) free_entry(live_entry(t->slots[i].entry.load(std::memory_order_relaxed)));
     delete t;
@@ -541,7 +569,7 @@ class v6_prefix_table {
   }
 
  private:
-  using level_iterator = std::map<ip_network, route_id>::const_iterator;
+  using level_iterator = typename network_map::const_iterator;
 
   static constexpr unsigned kLevels = 8;
   static constexpr std::uint64_t kErased = 2;  // a tombstone: even, and no chunk lives at address 2
@@ -623,7 +651,7 @@ class v6_prefix_table {
   // Rebuilds the entry for level k's networks under `key`, from `it`, the first of
   // them (or where it would be), and publishes it. Returns the iterator past them.
   level_iterator update_entry(unsigned k, const key128& key, level_iterator it, graveyard& dead) {
-    std::vector<prefix_network<std::uint32_t>> inside;
+    dependent<std::vector<prefix_network<std::uint32_t>>> inside;
     for (; it != levels_[k].end(); ++it) {
       const ip_address& a = it->first.address();
       const key128 own = key_of(a.v6_high(), a.v6_low(), k);
@@ -634,7 +662,7 @@ class v6_prefix_table {
     if (!inside.empty()) {
       // Every range starts on a multiple of 2^16: the networks are /0 to /15 of
       // the piece placed in a 32-bit key's top half.
-      const range_list<std::uint32_t> ranges = flatten(std::move(inside));
+      const dependent<range_list<std::uint32_t>> ranges = flatten(std::move(inside));
       chunk_ranges pieces;
       pieces.reserve(ranges.starts.size());
       for (std::size_t i = 0; i < ranges.starts.size(); ++i) pieces.push_back({ranges.starts[i] >> 16, ranges.codes[i]});
@@ -695,11 +723,13 @@ class v6_prefix_table {
     return fresh;
   }
 
-  std::array<std::map<ip_network, route_id>, kLevels> levels_;
+  std::array<network_map, kLevels> levels_;
   std::atomic<std::uint32_t> present_{0};  // bit k: level k holds networks
   std::atomic<slot_table*> table_{nullptr};
   std::size_t chunk_bytes_ = 0;
 };
+
+using v6_prefix_table = basic_v6_prefix_table<>;
 
 }  // namespace detail
 GRAYROUTE_NAMESPACE_END

@@ -32,7 +32,6 @@
 #include <atomic>
 #include <cassert>
 #include <cstdint>
-#include <mutex>
 
 #if defined(__linux__)
 #include <linux/membarrier.h>
@@ -41,6 +40,7 @@
 #endif
 
 #include "../version.hpp"
+#include "plain_mutex.hpp"
 
 // ThreadSanitizer models neither membarrier nor fences: under it, readers take the
 // portable path with a seq_cst read-modify-write, which it does understand.
@@ -108,7 +108,7 @@ class reader_gate {
   /// last publish (a seq_cst store). Called by writers only; may block briefly.
   static void synchronize() noexcept {
     domain& d = the_domain();
-    std::lock_guard<std::mutex> lock(d.mutex);
+    plain_lock lock(d.mutex);
     const std::uint64_t now = readers_.epoch.fetch_add(1, std::memory_order_seq_cst) + 1;
     heavy_barrier(d);
     for (record* r = d.head.load(std::memory_order_acquire); r != nullptr; r = r->next) {
@@ -126,7 +126,7 @@ class reader_gate {
   struct domain {
     std::atomic<record*> head{nullptr};
     bool membarrier_ready = false;
-    std::mutex mutex;  // serialises synchronize()
+    plain_mutex mutex;  // serialises synchronize()
     pthread_key_t thread_exit{};  // its destructor returns an exiting thread's record
     bool thread_exit_ready = false;
 
