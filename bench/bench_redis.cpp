@@ -6,6 +6,7 @@
 //   BM_RedisPropagation_Set / _Del: write -> visible to lookups, p50/p99 as counters
 //   BM_RedisFullLoad_Seed1M / _Set1M  vs  BM_MemoryStoreReplace_1M (the publish alone)
 //                          and BM_RedisScanMget_Seed1M_Baseline (the same SCAN + MGET, raw hiredis)
+//   BM_RedisFullLoad_Seed1M_VsScanMget: the two alternated, medians and their ratio
 //   counters snapshot_MB (memory_store::memory_bytes) and rss_MB (resident growth)
 //
 // Usage: bench_redis [--benchmark_filter=...]   (needs redis-server on PATH)
@@ -268,67 +269,128 @@ void full_load(benchmark::State& state, grayroute::redis_schema schema) {
 }
 
 // Baseline for the seed load: what Redis needs to serve the same keys to the thinnest
-// client, i.e. the same pipelined SCAN + MGET over raw hiredis, replies freed unread.
-// The store's load (BM_RedisFullLoad_Seed1M) is compared with this, in the same run.
-void BM_RedisScanMget_Seed1M_Baseline(benchmark::State& state) {
-  auto& f = fixture();
-  f.ensure_big_seed();
-  std::size_t keys = 0;
-  for (auto _ : state) {
-    const auto start = std::chrono::steady_clock::now();
-    timeval tv{30, 0};
-    redisContext* ctx = redisConnectWithTimeout("127.0.0.1", f.server.port(), tv);
-    auto run = [&](std::vector<std::string> args) {
-      std::vector<const char*> argv;
-      std::vector<std::size_t> lengths;
-      for (const auto& a : args) {
-        argv.push_back(a.data());
-        lengths.push_back(a.size());
-      }
-      redisAppendCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lengths.data());
-    };
-    auto reply = [&] {
-      void* r = nullptr;
-      if (redisGetReply(ctx, &r) != REDIS_OK || !r) {
-        state.SkipWithError("baseline: redis I/O error");
-        return static_cast<redisReply*>(nullptr);
-      }
-      return static_cast<redisReply*>(r);
-    };
+// client, i.e. the same pipelined SCAN + MGET (same COUNT) over raw hiredis, replies
+// freed unread. Returns the seconds taken, or a negative number on an I/O error.
+double scan_mget_seconds(redis_fixture& f, std::size_t& keys) {
+  const auto start = std::chrono::steady_clock::now();
+  timeval tv{30, 0};
+  redisContext* ctx = redisConnectWithTimeout("127.0.0.1", f.server.port(), tv);
+  bool failed = ctx == nullptr || ctx->err != 0;
+  auto run = [&](std::vector<std::string> args) {
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lengths;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lengths.push_back(a.size());
+    }
+    redisAppendCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lengths.data());
+  };
+  auto reply = [&] {
+    void* r = nullptr;
+    if (failed || redisGetReply(ctx, &r) != REDIS_OK || !r) {
+      failed = true;
+      return static_cast<redisReply*>(nullptr);
+    }
+    return static_cast<redisReply*>(r);
+  };
+  const std::string count = std::to_string(grayroute::detail::kRedisScanCount);
+  if (!failed) {
     run({"AUTH", f.server.password()});
     run({"SELECT", std::to_string(kSeedDb)});
     freeReplyObject(reply());
     freeReplyObject(reply());
     keys = 0;
-    run({"SCAN", "0", "COUNT", "1000"});
-    redisReply* scan = reply();
-    bool mget_pending = false;
-    while (scan) {
-      const std::string cursor(scan->element[0]->str, scan->element[0]->len);
-      if (cursor != "0") run({"SCAN", cursor, "COUNT", "1000"});
-      const redisReply* batch = scan->element[1];
-      std::vector<const char*> argv{"MGET"};
-      std::vector<std::size_t> lengths{4};
-      for (std::size_t i = 0; i < batch->elements; ++i) {
-        argv.push_back(batch->element[i]->str);
-        lengths.push_back(batch->element[i]->len);
-      }
-      keys += batch->elements;
-      if (batch->elements) redisAppendCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lengths.data());
-      if (mget_pending) freeReplyObject(reply());
-      mget_pending = batch->elements > 0;
-      freeReplyObject(scan);
-      scan = nullptr;
-      if (cursor == "0") break;
-      scan = reply();
+    run({"SCAN", "0", "COUNT", count});
+  }
+  redisReply* scan = reply();
+  bool mget_pending = false;
+  while (scan) {
+    const std::string cursor(scan->element[0]->str, scan->element[0]->len);
+    if (cursor != "0") run({"SCAN", cursor, "COUNT", count});
+    const redisReply* batch = scan->element[1];
+    std::vector<const char*> argv{"MGET"};
+    std::vector<std::size_t> lengths{4};
+    for (std::size_t i = 0; i < batch->elements; ++i) {
+      argv.push_back(batch->element[i]->str);
+      lengths.push_back(batch->element[i]->len);
     }
+    keys += batch->elements;
+    if (batch->elements) redisAppendCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lengths.data());
     if (mget_pending) freeReplyObject(reply());
-    redisFree(ctx);
-    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    mget_pending = batch->elements > 0;
+    freeReplyObject(scan);
+    scan = nullptr;
+    if (cursor == "0") break;
+    scan = reply();
+  }
+  if (mget_pending) freeReplyObject(reply());
+  if (ctx) redisFree(ctx);
+  if (failed) return -1;
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+void BM_RedisScanMget_Seed1M_Baseline(benchmark::State& state) {
+  auto& f = fixture();
+  f.ensure_big_seed();
+  std::size_t keys = 0;
+  for (auto _ : state) {
+    const double seconds = scan_mget_seconds(f, keys);
+    if (seconds < 0) {
+      state.SkipWithError("baseline: redis I/O error");
+      return;
+    }
+    state.SetIterationTime(seconds);
   }
   state.counters["keys"] = static_cast<double>(keys);
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(keys));
 }
+
+// The store's seed load and the baseline back to back, in alternating order, so that
+// both see the same machine (the load on a shared VM moves either by 2x within a
+// minute). Reports each one's median and the ratio of the medians (target <= 1.2).
+void BM_RedisFullLoad_Seed1M_VsScanMget(benchmark::State& state) {
+  auto& f = fixture();
+  f.ensure_big_seed();
+  const auto config = f.config(kSeedDb);
+  std::vector<double> loads, baselines, ratios;
+  std::size_t keys = 0, entries = 0;
+  for (auto _ : state) {
+    double load = 0, baseline = 0;
+    for (int half = 0; half < 2; ++half) {
+      if ((half == 0) == (loads.size() % 2 == 0)) {
+        baseline = scan_mget_seconds(f, keys);
+        if (baseline < 0) {
+          state.SkipWithError("baseline: redis I/O error");
+          return;
+        }
+      } else {
+        const auto start = std::chrono::steady_clock::now();
+        grayroute::redis_store store(config);
+        if (!store.wait_until_synced(60s)) {
+          state.SkipWithError(("no sync: " + store.status().last_error).c_str());
+          return;
+        }
+        load = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        entries = store.status().entries;
+      }
+    }
+    loads.push_back(load);
+    baselines.push_back(baseline);
+    ratios.push_back(load / baseline);
+    state.SetIterationTime(load);
+  }
+  const auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v[v.size() / 2];
+  };
+  state.counters["load_ms"] = 1000 * median(loads);
+  state.counters["scan_mget_ms"] = 1000 * median(baselines);
+  state.counters["ratio_of_medians"] = median(loads) / median(baselines);
+  state.counters["median_pair_ratio"] = median(ratios);
+  state.counters["entries"] = static_cast<double>(entries);
+  state.counters["keys"] = static_cast<double>(keys);
+}
+BENCHMARK(BM_RedisFullLoad_Seed1M_VsScanMget)->UseManualTime()->Iterations(9)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_RedisScanMget_Seed1M_Baseline)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
 
 void BM_RedisFullLoad_Seed1M(benchmark::State& state) { full_load(state, grayroute::redis_schema::seed); }

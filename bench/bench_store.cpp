@@ -150,10 +150,26 @@ std::vector<ip_network> random_networks(std::size_t count, std::uint32_t seed, b
   return out;
 }
 
+// `count` distinct random IPv6 networks from /32 to /64 in 2000::/3; `dense` packs
+// them into 2001:db8::/32 from /48 to /64 (a provider's customers).
+std::vector<ip_network> random_networks_v6(std::size_t count, std::uint32_t seed, bool dense = false) {
+  std::mt19937_64 rng(seed);
+  std::set<std::pair<std::uint64_t, unsigned>> seen;
+  std::vector<ip_network> out;
+  out.reserve(count);
+  while (out.size() < count) {
+    const unsigned prefix = dense ? 48 + static_cast<unsigned>(rng() % 17) : 32 + static_cast<unsigned>(rng() % 33);
+    std::uint64_t high = dense ? 0x20010db800000000ull | (rng() & 0xffffffffull) : 0x2000000000000000ull | (rng() >> 3);
+    high &= ~0ull << (64 - prefix);
+    if (seen.insert({high, prefix}).second) out.push_back(*ip_network::make(ip_address::v6(high, 0), prefix));
+  }
+  return out;
+}
+
 // 100,000 networks inserted one at a time into an empty store (target: < 0.5 s),
 // beside the same list loaded at once with replace().
-void insert_networks(benchmark::State& state, bool dense, bool one_at_a_time) {
-  const std::vector<ip_network> networks = random_networks(100000, 31, dense);
+void insert_networks(benchmark::State& state, bool dense, bool one_at_a_time, bool v6 = false) {
+  const std::vector<ip_network> networks = v6 ? random_networks_v6(100000, 31, dense) : random_networks(100000, 31, dense);
   std::vector<grayroute::store_entry> entries;
   for (const auto& n : networks) entries.push_back({n, grayroute::kGray});
   double bytes_per_network = 0;
@@ -175,9 +191,13 @@ void BM_Store_InsertNetworks100K_OneByOne(benchmark::State& s) { insert_networks
 void BM_Store_InsertNetworks100K_Replace(benchmark::State& s) { insert_networks(s, false, false); }
 void BM_Store_InsertNetworks100K_Dense_OneByOne(benchmark::State& s) { insert_networks(s, true, true); }
 void BM_Store_InsertNetworks100K_Dense_Replace(benchmark::State& s) { insert_networks(s, true, false); }
+void BM_Store_InsertNetworks100K_V6_OneByOne(benchmark::State& s) { insert_networks(s, false, true, true); }
+void BM_Store_InsertNetworks100K_V6_Replace(benchmark::State& s) { insert_networks(s, false, false, true); }
+void BM_Store_InsertNetworks100K_V6Dense_OneByOne(benchmark::State& s) { insert_networks(s, true, true, true); }
+void BM_Store_InsertNetworks100K_V6Dense_Replace(benchmark::State& s) { insert_networks(s, true, false, true); }
 
 // Two threads look up continuously (1M hosts + 10,000 networks, half the probes
-// listed), timing every lookup, for one second: once on an idle store, once while
+// listed; or the IPv6 fixture above), timing every lookup, for one second: once on an idle store, once while
 // this thread applies 10,000 network inserts/erases per second (1% of them shorter
 // than /16, which republish the directory). Reports each run's latency quantiles
 // and the ratio of the churned p99 to the idle p99 (target: <= 2).
@@ -186,7 +206,34 @@ struct latencies {
   std::size_t lookups;
 };
 
-latencies lookups_during(const grayroute::memory_store& s, bool churn, grayroute::memory_store* writable) {
+// The IPv6 counterpart: 10,000 random /32-/64 networks and 100,000 hosts inside
+// them, probed half inside a network, half at random in 2000::/3.
+struct v6_fixture {
+  std::vector<ip_network> networks = random_networks_v6(10000, 51);
+  std::vector<grayroute::store_entry> entries;
+  std::vector<ip_address> queries;
+  v6_fixture() {
+    std::mt19937_64 rng(52);
+    for (const auto& n : networks) entries.push_back({n, grayroute::kGray});
+    auto inside = [&](const ip_network& n) {
+      const unsigned p = n.prefix_length();
+      return ip_address::v6(n.address().v6_high() | (rng() >> p), rng());
+    };
+    for (std::size_t i = 0; i < 100000; ++i) {
+      entries.push_back({ip_network::host(inside(networks[i % networks.size()])), grayroute::kGray});
+    }
+    for (std::size_t i = 0; i < kTableSize; ++i) {
+      queries.push_back(i % 2 ? inside(networks[rng() % networks.size()]) : ip_address::v6(0x2000000000000000ull | (rng() >> 3), rng()));
+    }
+  }
+};
+
+const v6_fixture& data_v6() {
+  static const v6_fixture f;
+  return f;
+}
+
+latencies lookups_during(const grayroute::memory_store& s, bool churn, grayroute::memory_store* writable, bool v6 = false) {
   constexpr int kReaders = 2;
   std::atomic<bool> stop{false};
   std::vector<std::vector<std::uint32_t>> samples(kReaders);
@@ -198,7 +245,8 @@ latencies lookups_during(const grayroute::memory_store& s, bool churn, grayroute
       const auto& q = data().mixed;
       std::size_t i = static_cast<std::size_t>(t) * 7919;
       while (!stop.load(std::memory_order_relaxed) && mine.size() < mine.capacity()) {
-        const ip_address a = ip_address::v4(q[i++ & (kTableSize - 1)]);
+        const std::size_t at = i++ & (kTableSize - 1);
+        const ip_address a = v6 ? data_v6().queries[at] : ip_address::v4(q[at]);
         const auto t0 = std::chrono::steady_clock::now();
         benchmark::DoNotOptimize(s.lookup(a));
         const auto t1 = std::chrono::steady_clock::now();
@@ -209,13 +257,14 @@ latencies lookups_during(const grayroute::memory_store& s, bool churn, grayroute
   const auto start = std::chrono::steady_clock::now();
   const auto end = start + std::chrono::seconds(1);
   if (churn) {
-    const std::vector<ip_network> pool = random_networks(20000, 41);
+    const std::vector<ip_network> pool = v6 ? random_networks_v6(20000, 41) : random_networks(20000, 41);
     std::mt19937 rng(43);
     std::size_t next = 0;
     for (auto due = start; due < end; due += std::chrono::microseconds(100)) {
       std::this_thread::sleep_until(due);
       if (rng() % 100 == 0) {
-        const auto wide = *ip_network::make(ip_address::v4(static_cast<std::uint32_t>(rng()) & 0xfff00000u), 12);
+        const auto wide = v6 ? *ip_network::make(ip_address::v6((0x2000000000000000ull | std::uint64_t{rng()} << 29) & ~0ull << 44, 0), 20)
+                             : *ip_network::make(ip_address::v4(static_cast<std::uint32_t>(rng()) & 0xfff00000u), 12);
         writable->insert(wide);
         writable->erase(wide);
         continue;
@@ -235,12 +284,12 @@ latencies lookups_during(const grayroute::memory_store& s, bool churn, grayroute
   return {at(0.5), at(0.99), at(0.999), static_cast<double>(all.back()), all.size()};
 }
 
-void BM_Store_LookupLatency_IdleVsChurn(benchmark::State& state) {
-  grayroute::memory_store s(data().entries);
+void lookup_latency(benchmark::State& state, bool v6) {
+  grayroute::memory_store s(v6 ? data_v6().entries : data().entries);
   latencies idle{}, churned{};
   for (auto _ : state) {
-    idle = lookups_during(s, false, nullptr);
-    churned = lookups_during(s, true, &s);
+    idle = lookups_during(s, false, nullptr, v6);
+    churned = lookups_during(s, true, &s, v6);
   }
   state.counters["idle_p50_ns"] = idle.p50;
   state.counters["idle_p99_ns"] = idle.p99;
@@ -253,12 +302,19 @@ void BM_Store_LookupLatency_IdleVsChurn(benchmark::State& state) {
   state.counters["p99_ratio"] = churned.p99 / idle.p99;
   state.counters["churn_lookups"] = static_cast<double>(churned.lookups);
 }
+void BM_Store_LookupLatency_IdleVsChurn(benchmark::State& state) { lookup_latency(state, false); }
+void BM_Store_LookupLatency_IdleVsChurn_V6(benchmark::State& state) { lookup_latency(state, true); }
 
 BENCHMARK(BM_Store_InsertNetworks100K_OneByOne)->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK(BM_Store_InsertNetworks100K_Replace)->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK(BM_Store_InsertNetworks100K_Dense_OneByOne)->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK(BM_Store_InsertNetworks100K_Dense_Replace)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_Store_InsertNetworks100K_V6_OneByOne)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_Store_InsertNetworks100K_V6_Replace)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_Store_InsertNetworks100K_V6Dense_OneByOne)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_Store_InsertNetworks100K_V6Dense_Replace)->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK(BM_Store_LookupLatency_IdleVsChurn)->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime();
+BENCHMARK(BM_Store_LookupLatency_IdleVsChurn_V6)->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime();
 
 BENCHMARK(BM_Store_Contains_HalfListed);
 BENCHMARK(BM_UnorderedSet_Contains_HalfListed);

@@ -29,6 +29,32 @@ grayroute::ip_network net(const char* text) {
 std::optional<route_id> lookup(const memory_store& s, const char* ip) { return s.lookup(*parse_ip(ip)); }
 }  // namespace
 
+// Two readers check that `inside` answers `route`, through lookup() and
+// lookup_batch(), all through 3000 rounds of `change(round)` on this thread.
+template <class Change>
+void readers_keep_seeing(memory_store& s, const ip_address& inside, route_id route, Change change) {
+  std::atomic<bool> stop{false};
+  std::atomic<long> lookups{0}, violations{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t) {
+    readers.emplace_back([&] {
+      std::vector<ip_address> batch(32, inside);
+      std::vector<std::optional<route_id>> routes(32);
+      while (!stop.load(std::memory_order_relaxed)) {
+        if (s.lookup(inside) != route) violations.fetch_add(1);
+        s.lookup_batch(batch.data(), routes.data(), batch.size());
+        for (const auto& r : routes) violations += r != route;
+        lookups.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
+  for (std::uint64_t round = 0; round < 3000; ++round) change(round);
+  stop = true;
+  for (auto& r : readers) r.join();
+  CHECK(violations.load() == 0);
+  CHECK(lookups.load() > 0);
+}
+
 TEST_SUITE("memory_store") {
   TEST_CASE("exact addresses and networks, both families") {
     memory_store s;
@@ -264,6 +290,120 @@ TEST_SUITE("memory_store") {
     CHECK(s.size() == model.size());
   }
 
+  TEST_CASE("IPv6 networks changed one at a time agree with a plain longest-prefix model") {
+    // Prefixes from /0 to /127, so that changes land in every level of the index,
+    // nest within one entry and across levels, and share entries (networks of one
+    // level under one key); probes at every network's edges and at random.
+    std::mt19937_64 rng(22);
+    memory_store s;
+    using key = std::pair<std::pair<std::uint64_t, std::uint64_t>, unsigned>;
+    std::map<key, route_id> model;
+    const auto mask = [](std::uint64_t high, std::uint64_t low, unsigned p) {
+      const std::uint64_t hm = p >= 64 ? ~0ull : (p == 0 ? 0ull : ~0ull << (64 - p));
+      const std::uint64_t lm = p <= 64 ? 0ull : (p == 128 ? ~0ull : ~0ull << (128 - p));
+      return std::make_pair(high & hm, low & lm);
+    };
+    auto expected = [&](std::uint64_t high, std::uint64_t low) -> std::optional<route_id> {
+      for (unsigned p = 128; p-- > 0;) {
+        const auto it = model.find({mask(high, low, p), p});
+        if (it != model.end()) return it->second;
+      }
+      return std::nullopt;
+    };
+    std::vector<key> listed;
+    std::size_t mismatches = 0, checks = 0;
+    for (int step = 0; step < 3000; ++step) {
+      if (!listed.empty() && rng() % 3 == 0) {
+        const std::size_t i = rng() % listed.size();
+        const key n = listed[i];
+        listed.erase(listed.begin() + static_cast<std::ptrdiff_t>(i));
+        const auto network = *grayroute::ip_network::make(ip_address::v6(n.first.first, n.first.second), n.second);
+        CHECK(s.erase(network) == (model.erase(n) == 1));
+      } else {
+        // Mostly /32-/64 within 2001:db8::/32 and a few other /32s, some shorter
+        // and longer, so that networks nest and share entries.
+        const unsigned roll = static_cast<unsigned>(rng() % 10);
+        const unsigned p = roll == 0 ? static_cast<unsigned>(rng() % 32) : roll == 1 ? 65 + static_cast<unsigned>(rng() % 63)
+                                                                               : 32 + static_cast<unsigned>(rng() % 33);
+        const std::uint64_t high = (0x20010db8ull + rng() % 3) << 32 | (rng() & 0xffff000000ffffffull);
+        const auto [h, l] = mask(high, rng() & 0xff000000000000ffull, p);
+        const route_id route = static_cast<route_id>(rng() % 3);
+        if (model.insert_or_assign({{h, l}, p}, route).second) listed.push_back({{h, l}, p});
+        s.insert(*grayroute::ip_network::make(ip_address::v6(h, l), p), route);
+      }
+      if (step % 100 != 99) continue;
+      std::vector<std::pair<std::uint64_t, std::uint64_t>> probes;
+      for (const auto& [n, r] : model) {
+        const auto [h, l] = n.first;
+        const unsigned p = n.second;
+        const std::uint64_t last_high = p >= 64 ? h : h | (p == 0 ? ~0ull : ~0ull >> p);
+        const std::uint64_t last_low = p <= 64 ? ~0ull : l | (~0ull >> (p - 64));
+        probes.push_back({h, l});
+        probes.push_back({last_high, last_low});
+        probes.push_back(l == 0 ? std::make_pair(h - 1, ~std::uint64_t{0}) : std::make_pair(h, l - 1));
+        probes.push_back(last_low == ~0ull ? std::make_pair(last_high + 1, std::uint64_t{0}) : std::make_pair(last_high, last_low + 1));
+      }
+      for (int i = 0; i < 2000; ++i) probes.push_back({(0x20010db8ull + rng() % 3) << 32 | (rng() & 0xffff00ffffffffffull), rng()});
+      for (const auto& [h, l] : probes) {
+        ++checks;
+        mismatches += s.lookup(ip_address::v6(h, l)) != expected(h, l);
+      }
+    }
+    CHECK(checks > 50000);
+    CHECK(mismatches == 0);
+    CHECK(s.size() == model.size());
+    std::size_t v6_networks = 0;
+    for (const auto& e : s.entries()) v6_networks += e.network.address().is_v6() && !e.network.is_host();
+    CHECK(v6_networks == model.size());
+  }
+
+  TEST_CASE("readers never miss an IPv6 network while its entry and the table change under them") {
+    // 2001:db8:7::/48 stays listed while networks in its entry (/49-/63 of the same
+    // /48) and in thousands of other entries come and go (the hash table grows and
+    // is replaced), and 2001:db8::/32 flips (another level).
+    memory_store s;
+    s.insert(net("2001:db8:7::/48"), 2);
+    readers_keep_seeing(s, *parse_ip("2001:db8:7:8000::1"), 2, [&](std::uint64_t round) {
+      const auto neighbour = *grayroute::ip_network::make(ip_address::v6(0x20010db800070000ull | (round % 100) << 8, 0), 56);
+      s.insert(neighbour, 1);
+      if (round % 3 == 0) s.erase(neighbour);
+      s.insert(*grayroute::ip_network::make(ip_address::v6(0x20010db900000000ull | round << 16, 0), 48));
+      if (round % 50 == 0) s.insert(net("2001:db8::/32"), kProduction);
+      if (round % 50 == 25) s.erase(net("2001:db8::/32"));
+    });
+  }
+
+  TEST_CASE("a list built piece by piece publishes as replace() of the same entries does") {
+    // The builder starts too small, so its tables are rebuilt while it adds; later
+    // duplicates override earlier ones, as in replace().
+    std::mt19937 rng(23);
+    std::vector<grayroute::store_entry> entries;
+    for (int i = 0; i < 20000; ++i) {
+      const std::uint32_t a = 0x0a000000u | (rng() & 0x3fffu);
+      entries.push_back({grayroute::ip_network::host(ip_address::v4(a)), static_cast<route_id>(rng() % 3)});
+      if (i % 50 == 0) entries.push_back({grayroute::ip_network::host(ip_address::v6(0x20010db8ull << 32, rng() & 0xfff)), kGray});
+      if (i % 100 == 0) entries.push_back({*grayroute::ip_network::make(ip_address::v4(0x0a000000u | (rng() & 0xff00u)), 24), kProduction});
+      if (i % 100 == 50) entries.push_back({*grayroute::ip_network::make(ip_address::v6(0x20010db8ull << 32 | (rng() & 0xff) << 8, 0), 56), 2});
+    }
+    memory_store::builder list(16);
+    for (const auto& e : entries) list.add(e);
+    memory_store built, replaced;
+    built.insert(net("192.0.2.0/24"));  // gone after the swap
+    built.replace(std::move(list));
+    replaced.replace(entries);
+    CHECK(built.size() == replaced.size());
+    std::size_t mismatches = 0;
+    for (std::uint32_t a = 0; a < 0x10000; ++a) {
+      mismatches += built.lookup(ip_address::v4(0x0a000000u | a)) != replaced.lookup(ip_address::v4(0x0a000000u | a));
+      mismatches += built.lookup(ip_address::v6(0x20010db8ull << 32 | (a & 0xff) << 8, a)) !=
+                    replaced.lookup(ip_address::v6(0x20010db8ull << 32 | (a & 0xff) << 8, a));
+    }
+    CHECK(mismatches == 0);
+    CHECK_FALSE(built.contains(*parse_ip("192.0.2.1")));
+    built.insert(net("10.0.0.1"), 2);  // the published tables keep working
+    CHECK(built.lookup(*parse_ip("10.0.0.1")) == route_id{2});
+  }
+
   TEST_CASE("lookup_batch answers as lookup does, both families and v4-mapped") {
     memory_store s;
     s.insert(net("10.0.0.0/8"));
@@ -297,33 +437,14 @@ TEST_SUITE("memory_store") {
     // (the whole directory is copied and republished).
     memory_store s;
     s.insert(net("10.1.7.0/24"), 2);
-    std::atomic<bool> stop{false};
-    std::atomic<long> lookups{0}, violations{0};
-    std::vector<std::thread> readers;
-    for (int t = 0; t < 2; ++t) {
-      readers.emplace_back([&] {
-        const ip_address inside = *parse_ip("10.1.7.77");
-        std::vector<ip_address> batch(32, inside);
-        std::vector<std::optional<route_id>> routes(32);
-        while (!stop.load(std::memory_order_relaxed)) {
-          if (s.lookup(inside) != route_id{2}) violations.fetch_add(1);
-          s.lookup_batch(batch.data(), routes.data(), batch.size());
-          for (const auto& r : routes) violations += r != route_id{2};
-          lookups.fetch_add(1, std::memory_order_relaxed);
-        }
-      });
-    }
-    for (std::uint32_t round = 0; round < 3000; ++round) {
-      const auto neighbour = *grayroute::ip_network::make(ip_address::v4(0x0a010000u | ((round % 200 + 8) << 8)), 24);
+    readers_keep_seeing(s, *parse_ip("10.1.7.77"), 2, [&](std::uint64_t round) {
+      const auto neighbour =
+          *grayroute::ip_network::make(ip_address::v4(0x0a010000u | static_cast<std::uint32_t>((round % 200 + 8) << 8)), 24);
       s.insert(neighbour);
       if (round % 3 == 0) s.erase(neighbour);
       if (round % 50 == 0) s.insert(net("10.0.0.0/12"), kProduction);
       if (round % 50 == 25) s.erase(net("10.0.0.0/12"));
-    }
-    stop = true;
-    for (auto& r : readers) r.join();
-    CHECK(violations.load() == 0);
-    CHECK(lookups.load() > 0);
+    });
   }
 
   TEST_CASE("a host inserted by one thread is seen by lookups that start after it returns") {

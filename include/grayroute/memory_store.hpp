@@ -28,11 +28,11 @@
 // Concurrency: any number of threads call lookup()/contains()/lookup_batch()
 // while writers (serialised by an internal mutex) call insert/erase/replace.
 // Readers never block and never see half of a change: they read one published
-// snapshot of table pointers; host tables and directory entries are updated in
-// place with single atomic stores (an IPv4 network's /16 ranges are rebuilt aside
-// and swapped in), and anything wider (a grown table, a network shorter than /16,
-// which spans directory entries, the IPv6 network index, a whole new list) is a
-// new snapshot published with one atomic store. What readers may still hold is
+// snapshot of table pointers; host tables, directory entries and IPv6 network
+// entries are updated in place with single atomic stores (an IPv4 network's /16
+// ranges, or the ranges under an IPv6 network's key, are rebuilt aside and swapped
+// in), and anything wider (a grown table, an IPv4 network shorter than /16, which
+// spans directory entries, a whole new list) is published with one atomic store. What readers may still hold is
 // freed after detail::reader_gate (userspace RCU over membarrier) says no reader
 // does; small changes are retired in batches, one grace period for many. An insert
 // or erase is visible to every lookup that starts after it returns.
@@ -40,11 +40,14 @@
 // Costs: inserting or erasing a host is amortised O(1) (a table grows by
 // rebuilding at 70% occupancy). An IPv4 network longer than /16 makes a new copy
 // of its /16's ranges, O(ranges there); a shorter one copies the directory
-// (512 KiB). 100,000 random /16-/24 networks insert one at a time in 0.15 s.
-// An IPv6 network insert/erase rebuilds the IPv6 index, O(n log n).
+// (512 KiB). An IPv6 network rebuilds the one entry it falls in, O(networks of its
+// length band under the same key: /32-/47 share a /32, /48-/63 a /48, ...). 100,000
+// random networks insert one at a time in about 0.15 s of CPU, IPv4 (/16-/24) or
+// IPv6 (/32-/64) alike.
 #ifndef GRAYROUTE_MEMORY_STORE_HPP
 #define GRAYROUTE_MEMORY_STORE_HPP
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -163,8 +166,14 @@ class basic_memory_store {
   void insert(const ip_network& network, route_id route = kGray) {
     detail::plain_lock lock(write_mutex_);
     const ip_network n = network.unmapped();
+    if (!n.is_host() && n.address().is_v6()) {
+      if (writer_.v6_index->insert(n, route, graveyard_) == v6_table::change::added) {
+        size_.fetch_add(1, std::memory_order_relaxed);
+      }
+      return bury_if_full();
+    }
     if (!n.is_host()) {
-      auto& networks = n.address().is_v4() ? writer_.v4_networks : writer_.v6_networks;
+      auto& networks = writer_.v4_networks;
       const auto it = networks.find(n);
       if (it != networks.end() && it->second == route) return;
       if (it == networks.end()) size_.fetch_add(1, std::memory_order_relaxed);
@@ -202,9 +211,11 @@ class basic_memory_store {
     detail::plain_lock lock(write_mutex_);
     const ip_network n = network.unmapped();
     bool erased = false, stale_filter = false;
-    if (!n.is_host()) {
-      auto& networks = n.address().is_v4() ? writer_.v4_networks : writer_.v6_networks;
-      erased = networks.erase(n) > 0;
+    if (!n.is_host() && n.address().is_v6()) {
+      erased = writer_.v6_index->erase(n, graveyard_);
+      bury_if_full();
+    } else if (!n.is_host()) {
+      erased = writer_.v4_networks.erase(n) > 0;
       if (erased) networks_changed(n);
     } else if (n.address().is_v6()) {
       const v6_key key{n.address().v6_high(), n.address().v6_low()};
@@ -231,7 +242,7 @@ class basic_memory_store {
     publish(std::move(t));
   }
 
-  void clear() { replace({}); }
+  void clear() { replace(std::vector<store_entry>{}); }
 
   /// Number of listed networks and addresses.
   std::size_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
@@ -250,7 +261,10 @@ class basic_memory_store {
     writer_.v6_hosts->for_each([&](const v6_key& k, route_id r) {
       out.push_back({ip_network::host(ip_address::v6(k[0], k[1])), r});
     });
-    for (const auto& [n, r] : writer_.v6_networks) out.push_back({n, r});
+    const std::size_t v6_first = out.size();
+    writer_.v6_index->for_each([&](const ip_network& n, route_id r) { out.push_back({n, r}); });
+    std::sort(out.begin() + static_cast<std::ptrdiff_t>(v6_first), out.end(),
+              [](const store_entry& a, const store_entry& b) { return a.network < b.network; });
     return out;
   }
 
@@ -258,15 +272,14 @@ class basic_memory_store {
   std::size_t memory_bytes() const {
     detail::plain_lock lock(write_mutex_);
     std::size_t bytes = writer_.v4_gray->bytes() + writer_.v4_tagged->bytes() + writer_.v4_filter->bytes() +
-                        writer_.v6_hosts->bytes() + writer_.v4_index->bytes();
-    if (writer_.v6_index) bytes += writer_.v6_index->bytes();
+                        writer_.v6_hosts->bytes() + writer_.v4_index->bytes() + writer_.v6_index->bytes();
     return bytes;
   }
 
  private:
   using v6_key = typename v6_tagged_table::key_type;
-  using v6_prefix_index = dependent<detail::prefix_index<detail::u128>>;
   using v4_directory = detail::basic_v4_prefix_directory<Unused>;
+  using v6_table = detail::basic_v6_prefix_table<Unused>;
 
   // What readers see: plain pointers, immutable once published.
   struct snapshot {
@@ -275,7 +288,7 @@ class basic_memory_store {
     const v4_tagged_table* v4_tagged;
     typename filter::view v4_filter;
     const v6_tagged_table* v6_hosts;
-    const v6_prefix_index* v6_networks;  // null when there are none
+    const v6_table* v6_networks;
   };
 
   // What the writer owns; the tables are shared with the published snapshot.
@@ -284,9 +297,9 @@ class basic_memory_store {
     std::unique_ptr<v4_tagged_table> v4_tagged;
     std::unique_ptr<filter> v4_filter;
     std::unique_ptr<v6_tagged_table> v6_hosts;
-    network_map v4_networks, v6_networks;
+    network_map v4_networks;  // the IPv6 ones live in v6_index
     std::unique_ptr<v4_directory> v4_index;
-    std::unique_ptr<v6_prefix_index> v6_index;
+    std::unique_ptr<v6_table> v6_index;
   };
 
   // The directory entry is loaded first and the host bucket matched while it
@@ -309,21 +322,21 @@ class basic_memory_store {
   static std::optional<route_id> lookup_v6(const snapshot& s, std::uint64_t high, std::uint64_t low) noexcept {
     const v6_key key{high, low};
     if (auto r = s.v6_hosts->find(key, hash_v6(key))) return r;
-    return s.v6_networks ? s.v6_networks->lookup({high, low}) : std::nullopt;
+    return s.v6_networks->lookup(high, low);
   }
 
   static std::uint64_t hash_v6(const v6_key& k) noexcept { return detail::mix64(k[0] ^ detail::mix64(k[1])); }
 
-  static std::unique_ptr<v6_prefix_index> v6_index_of(const network_map& networks) {
-    if (networks.empty()) return nullptr;
-    std::vector<typename v6_prefix_index::network> flat;
-    flat.reserve(networks.size());
-    for (const auto& [n, r] : networks) flat.push_back({{n.address().v6_high(), n.address().v6_low()}, n.prefix_length(), r});
-    return std::make_unique<v6_prefix_index>(std::move(flat));
-  }
-
   // Fresh tables holding `entries`, sized for them with room to grow.
   static tables build(const std::vector<store_entry>& entries) {
+    network_map v6_networks;
+    tables t = fill(entries, v6_networks);
+    index(t, v6_networks);
+    return t;
+  }
+
+  // build() without the network indexes: the IPv6 networks are left in `v6_networks`.
+  static tables fill(const std::vector<store_entry>& entries, network_map& v6_networks) {
     std::size_t v4_gray = 0, v4_tagged = 0, v6_hosts = 0;
     for (const auto& e : entries) {
       const ip_network n = e.network.unmapped();
@@ -337,32 +350,53 @@ class basic_memory_store {
       }
     }
     tables t = empty_tables(v4_gray, v4_tagged, v6_hosts);
-    for (const auto& e : entries) {
-      const ip_network n = e.network.unmapped();
-      if (!n.is_host()) {
-        (n.address().is_v4() ? t.v4_networks : t.v6_networks)[n] = e.route;
-        continue;
-      }
-      if (n.address().is_v6()) {
-        const v6_key key{n.address().v6_high(), n.address().v6_low()};
-        t.v6_hosts->insert(key, hash_v6(key), e.route);
-        continue;
-      }
-      const std::uint32_t key = n.address().v4_value();
-      const std::uint64_t gray_hash = gray_table::hash(key);
-      const std::uint64_t tagged_hash = detail::mix64(key);
-      if (e.route == kGray && gray_table::storable(key)) {
-        t.v4_gray->insert(key, gray_hash);
-        t.v4_tagged->erase({key}, tagged_hash);
-      } else {
-        t.v4_filter->add(tagged_hash);
-        t.v4_tagged->insert({key}, tagged_hash, e.route);
-        if (gray_table::storable(key)) t.v4_gray->erase(key, gray_hash);
-      }
-    }
-    t.v4_index = std::make_unique<v4_directory>(t.v4_networks);
-    t.v6_index = v6_index_of(t.v6_networks);
+    for (const auto& e : entries) add(t, v6_networks, e);
     return t;
+  }
+
+  // One entry into tables being built (not yet published), which have room for it.
+  static void add(tables& t, network_map& v6_networks, const store_entry& e) {
+    const ip_network n = e.network.unmapped();
+    if (!n.is_host()) {
+      (n.address().is_v4() ? t.v4_networks : v6_networks)[n] = e.route;
+      return;
+    }
+    if (n.address().is_v6()) {
+      const v6_key key{n.address().v6_high(), n.address().v6_low()};
+      t.v6_hosts->insert(key, hash_v6(key), e.route);
+      return;
+    }
+    const std::uint32_t key = n.address().v4_value();
+    const std::uint64_t gray_hash = gray_table::hash(key);
+    const std::uint64_t tagged_hash = detail::mix64(key);
+    if (e.route == kGray && gray_table::storable(key)) {
+      t.v4_gray->insert(key, gray_hash);
+      t.v4_tagged->erase({key}, tagged_hash);
+    } else {
+      t.v4_filter->add(tagged_hash);
+      t.v4_tagged->insert({key}, tagged_hash, e.route);
+      if (gray_table::storable(key)) t.v4_gray->erase(key, gray_hash);
+    }
+  }
+
+  // The network indexes of tables being built.
+  static void index(tables& t, const network_map& v6_networks) {
+    t.v4_index = std::make_unique<v4_directory>(t.v4_networks);
+    t.v6_index = std::make_unique<v6_table>(v6_networks);
+  }
+
+  // The hosts of `t`, as entries.
+  static std::vector<store_entry> hosts_of(const tables& t) {
+    std::vector<store_entry> all;
+    all.reserve(count(t));
+    t.v4_gray->for_each([&](std::uint32_t k) { all.push_back({ip_network::host(ip_address::v4(k)), kGray}); });
+    t.v4_tagged->for_each([&](const typename v4_tagged_table::key_type& k, route_id r) {
+      all.push_back({ip_network::host(ip_address::v4(static_cast<std::uint32_t>(k[0]))), r});
+    });
+    t.v6_hosts->for_each([&](const v6_key& k, route_id r) {
+      all.push_back({ip_network::host(ip_address::v6(k[0], k[1])), r});
+    });
+    return all;
   }
 
   static tables empty_tables(std::size_t v4_gray, std::size_t v4_tagged, std::size_t v6_hosts) {
@@ -376,7 +410,7 @@ class basic_memory_store {
 
   static std::size_t count(const tables& t) {
     return t.v4_gray->live() + t.v4_tagged->live() + t.v6_hosts->live() + t.v4_networks.size() +
-           t.v6_networks.size();
+           (t.v6_index ? t.v6_index->size() : 0);
   }
 
   snapshot* adopt(tables&& t) {
@@ -402,38 +436,21 @@ class basic_memory_store {
   // Rebuilds the exact-address tables at a size that fits what they hold now
   // (growing them, dropping tombstones, clearing stale filter bits).
   void grow() {
-    std::vector<store_entry> all;
-    all.reserve(count(writer_));
-    writer_.v4_gray->for_each([&](std::uint32_t k) { all.push_back({ip_network::host(ip_address::v4(k)), kGray}); });
-    writer_.v4_tagged->for_each([&](const typename v4_tagged_table::key_type& k, route_id r) {
-      all.push_back({ip_network::host(ip_address::v4(static_cast<std::uint32_t>(k[0]))), r});
-    });
-    writer_.v6_hosts->for_each([&](const v6_key& k, route_id r) {
-      all.push_back({ip_network::host(ip_address::v6(k[0], k[1])), r});
-    });
-    tables t = build(all);  // sized to be at most half full
+    network_map no_networks;
+    tables t = fill(hosts_of(writer_), no_networks);  // sized to be at most half full
     t.v4_networks = std::move(writer_.v4_networks);
-    t.v6_networks = std::move(writer_.v6_networks);
     t.v4_index = std::move(writer_.v4_index);
     t.v6_index = std::move(writer_.v6_index);
     publish(std::move(t));
   }
 
-  // `n` (a network, not a host) was just inserted, re-routed or erased in the
-  // writer's map. IPv4: the directory changes in place, or is copied and published
-  // whole when `n` is shorter than /16. IPv6: the index is rebuilt.
+  // `n` (an IPv4 network, not a host) was just inserted, re-routed or erased in the
+  // writer's map: the directory changes in place, or is copied and published whole
+  // when `n` is shorter than /16.
   void networks_changed(const ip_network& n) {
-    snapshot* fresh = nullptr;
-    if (n.address().is_v4()) {
-      if (!writer_.v4_index->apply(writer_.v4_networks, n, graveyard_)) return bury_if_full();
-      fresh = new snapshot(*current_.load(std::memory_order_relaxed));
-      fresh->v4_networks = writer_.v4_index->entries();
-    } else {
-      graveyard_.push_back(std::shared_ptr<const void>(std::move(writer_.v6_index)));
-      writer_.v6_index = v6_index_of(writer_.v6_networks);
-      fresh = new snapshot(*current_.load(std::memory_order_relaxed));
-      fresh->v6_networks = writer_.v6_index.get();
-    }
+    if (!writer_.v4_index->apply(writer_.v4_networks, n, graveyard_)) return bury_if_full();
+    auto* fresh = new snapshot(*current_.load(std::memory_order_relaxed));
+    fresh->v4_networks = writer_.v4_index->entries();
     graveyard_.push_back(std::shared_ptr<const void>(std::unique_ptr<snapshot>(current_.exchange(fresh, std::memory_order_seq_cst))));
     bury_if_full();
   }
@@ -448,11 +465,50 @@ class basic_memory_store {
 
   static constexpr std::size_t kGraveyardBatch = 256;
 
+ public:
+  /// A whole list built aside, for loaders that receive it in pieces (a Redis SCAN,
+  /// a stream): add() entries as they arrive, while waiting for the next piece, then
+  /// replace() publishes the list at once. Sized up front for `expected_hosts`
+  /// IPv4 hosts on the gray route (the common entry), so a loader that knows its
+  /// size never rebuilds a table while adding.
+  ///   grayroute::memory_store::builder list(expected);
+  ///   for (...) list.add({network, route});          // later duplicates override
+  ///   store.replace(std::move(list));
+  class builder {
+   public:
+    explicit builder(std::size_t expected_hosts = 0) : tables_(empty_tables(expected_hosts, 0, 0)) {}
+
+    void add(const store_entry& e) {
+      if (tables_.v4_gray->full() || tables_.v4_tagged->full() || tables_.v6_hosts->full()) {
+        network_map no_networks;
+        tables bigger = fill(hosts_of(tables_), no_networks);
+        bigger.v4_networks = std::move(tables_.v4_networks);
+        tables_ = std::move(bigger);
+      }
+      basic_memory_store::add(tables_, v6_networks_, e);
+    }
+
+   private:
+    friend class basic_memory_store;
+    tables tables_;
+    network_map v6_networks_;
+  };
+
+  /// Publishes what `list` holds as the whole list (see builder).
+  void replace(builder&& list) {
+    tables t = std::move(list.tables_);
+    index(t, list.v6_networks_);
+    detail::plain_lock lock(write_mutex_);
+    publish(std::move(t));
+  }
+
+ private:
+
   std::atomic<snapshot*> current_{nullptr};
   std::atomic<std::size_t> size_{0};
   mutable detail::plain_mutex write_mutex_;
   tables writer_;
-  typename v4_directory::graveyard graveyard_;
+  dependent<detail::graveyard> graveyard_;
   std::size_t stale_filter_bits_ = 0;
 };
 

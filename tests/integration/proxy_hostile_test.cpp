@@ -354,6 +354,7 @@ TEST_SUITE("proxy hostile input") {
                    "--gray", "127.0.0.1:" + std::to_string(up.port()), "--access-log", "off"},
                   dir.file("proxy.log"));
     REQUIRE(wait_for_port(port));
+    INFO("proxy log:\n" << proxy.log());
     http_connection served(port);
     REQUIRE(served.send(get_request("/")));
     REQUIRE(served.read_response().status == 200);

@@ -327,6 +327,39 @@ TEST_SUITE("redis faults: truthful status") {
     }
   }
 
+  TEST_CASE("MGET replies are read whole however they arrive, and only a value equal to its key lists it") {
+    // The load reads MGET replies straight from its buffer: a reply cut anywhere
+    // (here, a byte at a time) waits for the rest; nils and other values list
+    // nothing; an array holding other types goes through the general parser.
+    for (const bool odd_types : {false, true}) {
+      CAPTURE(odd_types);
+      fake_redis fake([&](fake_redis::connection& c, const command& cmd) {
+        if (cmd[0] != "MGET") return false;
+        std::string reply = "*" + std::to_string(cmd.size() - 1) + "\r\n";
+        for (std::size_t i = 1; i < cmd.size(); ++i) {
+          if (cmd[i] == "10.0.0.2") {
+            reply += "$-1\r\n";
+          } else if (cmd[i] == "10.0.0.3") {
+            reply += grayroute::test::resp_bulk("10.0.0.33");
+          } else if (cmd[i] == "10.0.0.4") {
+            reply += odd_types ? ":4\r\n" : grayroute::test::resp_bulk("");
+          } else {
+            reply += grayroute::test::resp_bulk(cmd[i]);
+          }
+        }
+        c.trickle(reply, 1ms);
+        return true;
+      });
+      for (const char* key : {"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "2001:db8::5"}) fake.set(key, key);
+      redis_store store(config_for(fake));
+      REQUIRE(store.wait_until_synced(10s));
+      CHECK(store.status().entries == 2);
+      CHECK(gray(store, "10.0.0.1"));
+      CHECK(gray(store, "2001:db8::5"));
+      for (const char* unlisted : {"10.0.0.2", "10.0.0.3", "10.0.0.4"}) CHECK_FALSE(gray(store, unlisted));
+    }
+  }
+
   TEST_CASE("duplicate keys in one SCAN batch are fetched once") {
     fake_redis fake([&](fake_redis::connection& c, const command& cmd) {
       if (cmd[0] != "SCAN") return false;

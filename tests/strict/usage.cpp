@@ -83,6 +83,11 @@ std::string strict_usage() {
   // memory_store's members are compiled where used: use them all.
   store.insert(*grayroute::parse_network("10.1.2.3"), grayroute::kProduction);
   store.insert(*grayroute::parse_network("2001:db8::1"));
+  store.insert(*grayroute::parse_network("2001:db8:1::/48"), grayroute::kProduction);
+  grayroute::memory_store::builder built(2);
+  built.add({*grayroute::parse_network("2001:db8:2::/64"), grayroute::kGray});
+  built.add({*grayroute::parse_network("10.9.0.0/16"), grayroute::kGray});
+  store.replace(std::move(built));
   out += store.contains(peer) && store.lookup(peer) ? "listed" : "not listed";
   out += std::to_string(store.size() + store.memory_bytes() + store.entries().size());
   if (store.erase(*grayroute::parse_network("10.1.2.3")) && !store.empty()) store.clear();

@@ -233,25 +233,61 @@ class redis_connection {
       redis_reply r = buffered_reply(ok, step);
       if (!ok) return nullptr;
       if (r) return r;
-      const bool writing = !write_pending_done();
-      if (!ctx_) return nullptr;
-      if (!read_some(step)) return nullptr;
-      if (last_read_ > 0) continue;
-      // Nothing to read yet: wait for the socket, at most until the deadline.
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
-      if (left <= 0) {
-        fail(step, whole ? std::string("timed out: the deadline of the whole load or lookup passed")
-                         : "timed out after " + std::to_string(command_timeout_.count()) + " ms");
-        return nullptr;
-      }
-      pollfd p{ctx_->fd, static_cast<short>(POLLIN | (writing ? POLLOUT : 0)), 0};
-      const int ready = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 60000)));
-      if (ready < 0 && errno != EINTR) {
-        fail(step, std::strerror(errno));
-        return nullptr;
-      }
+      if (!await_input(step, deadline, whole)) return nullptr;
     }
   }
+
+  /// The next reply of a pipeline when it is a flat array of bulk strings and nils
+  /// (an MGET's), read straight from the read buffer: `count(n)` first, then, if it
+  /// returned true, `element(i, text)` for each (text.data() null for a nil), the
+  /// text valid only during the call. hiredis would allocate two blocks per element,
+  /// which is most of a big load's client time. Any other reply (an error, another
+  /// shape) comes back parsed in `other` instead. False on I/O error or timeout.
+  ///
+  /// With `nested`, elements may also be arrays of bulk strings and nils, one level
+  /// deep (a SCAN reply: [cursor, [keys]]): `element(i, j, text)` then names the
+  /// outer index and the inner one (kOuter for an outer string).
+  template <class Count, class Element>
+  bool reply_strings(clock::time_point deadline, Count&& count, Element&& element, redis_reply& other) {
+    auto flat = [&](std::size_t i, std::size_t, std::string_view text) { element(i, text); };
+    return reply_array(deadline, false, count, flat, other);
+  }
+  /// The inner index of an outer string, for reply_nested().
+  static constexpr std::size_t kOuter = ~std::size_t{0};
+  template <class Count, class Element>
+  bool reply_nested(clock::time_point deadline, Count&& count, Element&& element, redis_reply& other) {
+    return reply_array(deadline, true, count, element, other);
+  }
+
+ private:
+  template <class Count, class Element>
+  bool reply_array(clock::time_point deadline, bool nested, Count& count, Element& element, redis_reply& other) {
+    if (!ctx_) return false;
+    const bool whole = deadline < clock::now() + command_timeout_;
+    deadline = std::min(deadline, clock::now() + command_timeout_);
+    const std::string step = pending_.empty() ? std::string("reply") : pending_.front();
+    for (;;) {
+      redisReader* r = ctx_->reader;
+      // Only between replies: mid-reply, hiredis owns the bytes it has begun.
+      const flat_scan scan = r->ridx == -1 && r->reply == nullptr && r->err == 0
+                                 ? scan_strings(r->buf + r->pos, r->len - r->pos, nested, static_cast<no_element*>(nullptr))
+                                 : flat_scan{flat_scan::other, 0};
+      if (scan.state == flat_scan::other) {
+        other = reply(deadline);
+        return other != nullptr;
+      }
+      if (scan.state == flat_scan::complete) {
+        if (!pending_.empty()) pending_.pop_front();
+        const std::size_t n = parsed_count(r->buf + r->pos);
+        if (count(n)) scan_strings(r->buf + r->pos, r->len - r->pos, nested, &element);
+        r->pos += scan.bytes;  // hiredis drops consumed bytes on its next read
+        return true;
+      }
+      if (!await_input(step, deadline, whole)) return false;
+    }
+  }
+
+ public:
 
   // Event-driven use (the watch connection): poll() the fd, then these never block:
   // flush() writes what the socket takes, read_some() does one read().
@@ -334,6 +370,111 @@ class redis_connection {
     if (!append(args, count)) return nullptr;
     return reply(deadline);
   }
+
+  // Sends what is queued and reads what has arrived; when nothing has, waits for the
+  // socket until `deadline`. False (the connection failed) on error or timeout.
+  bool await_input(const std::string& step, clock::time_point deadline, bool whole) {
+    const bool writing = !write_pending_done();
+    if (!ctx_) return false;
+    if (!read_some(step)) return false;
+    if (last_read_ > 0) return true;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
+    if (left <= 0) {
+      fail(step, whole ? std::string("timed out: the deadline of the whole load or lookup passed")
+                       : "timed out after " + std::to_string(command_timeout_.count()) + " ms");
+      return false;
+    }
+    pollfd p{ctx_->fd, static_cast<short>(POLLIN | (writing ? POLLOUT : 0)), 0};
+    const int ready = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 60000)));
+    if (ready < 0 && errno != EINTR) {
+      fail(step, std::strerror(errno));
+      return false;
+    }
+    return true;
+  }
+
+  // A RESP array of bulk strings and nils at the start of [p, p + n): complete (with
+  // its length in bytes), cut short, or something else (left to hiredis, which
+  // reports errors and caps sizes as for any reply).
+  struct flat_scan {
+    enum state_type { complete, incomplete, other } state;
+    std::size_t bytes;
+  };
+
+  // Reads "<digits>\r\n" (or "-1\r\n" when `nil` is given) at p[i]; advances i.
+  enum class number { ok, nil, incomplete, bad };
+  static number read_number(const char* p, std::size_t n, std::size_t& i, std::size_t& value) noexcept {
+    value = 0;
+    if (i < n && p[i] == '-') {
+      if (i + 4 > n) return number::incomplete;
+      if (p[i + 1] != '1' || p[i + 2] != '\r' || p[i + 3] != '\n') return number::bad;
+      i += 4;
+      return number::nil;
+    }
+    const std::size_t start = i;
+    for (; i < n && p[i] >= '0' && p[i] <= '9'; ++i) {
+      if (i - start >= 10) return number::bad;
+      value = value * 10 + static_cast<std::size_t>(p[i] - '0');
+    }
+    if (i + 2 > n) return number::incomplete;
+    if (i == start || p[i] != '\r' || p[i + 1] != '\n') return number::bad;
+    i += 2;
+    return number::ok;
+  }
+
+  static std::size_t parsed_count(const char* p) noexcept {
+    std::size_t count = 0;
+    for (std::size_t i = 1; p[i] >= '0' && p[i] <= '9'; ++i) count = count * 10 + static_cast<std::size_t>(p[i] - '0');
+    return count;
+  }
+
+  template <class Element>
+  static flat_scan scan_strings(const char* p, std::size_t n, bool nested, Element* element) {
+    std::size_t i = 0;
+    const flat_scan::state_type state = scan_array(p, n, i, nested, element, kOuter);
+    return {state, state == flat_scan::complete ? i : 0};
+  }
+
+  // The array at p[i]: its strings go to `element(outer, inner, text)`, with `outer`
+  // kOuter for the top level; `nested` allows arrays in it, one level deep.
+  template <class Element>
+  static flat_scan::state_type scan_array(const char* p, std::size_t n, std::size_t& i, bool nested, Element* element,
+                                          std::size_t outer) {
+    if (i >= n) return flat_scan::incomplete;
+    if (p[i] != '*') return flat_scan::other;
+    ++i;
+    std::size_t count = 0;
+    const number head = read_number(p, n, i, count);
+    if (head == number::incomplete) return flat_scan::incomplete;
+    if (head != number::ok || count > kMaxReplyElements) return flat_scan::other;
+    for (std::size_t e = 0; e < count; ++e) {
+      if (i >= n) return flat_scan::incomplete;
+      if (p[i] == '*' && nested) {
+        const flat_scan::state_type inner = scan_array(p, n, i, false, element, e);
+        if (inner != flat_scan::complete) return inner;
+        continue;
+      }
+      if (p[i] != '$') return flat_scan::other;
+      ++i;
+      std::size_t length = 0;
+      const number kind = read_number(p, n, i, length);
+      if (kind == number::incomplete) return flat_scan::incomplete;
+      if (kind == number::bad) return flat_scan::other;
+      const std::size_t at_outer = outer == kOuter ? e : outer, at_inner = outer == kOuter ? kOuter : e;
+      if (kind == number::nil) {
+        if (element) (*element)(at_outer, at_inner, std::string_view());
+        continue;
+      }
+      if (length > n || i + length + 2 > n) return flat_scan::incomplete;
+      if (p[i + length] != '\r' || p[i + length + 1] != '\n') return flat_scan::other;
+      if (element) (*element)(at_outer, at_inner, std::string_view(p + i, length));
+      i += length + 2;
+    }
+    return flat_scan::complete;
+  }
+  struct no_element {
+    void operator()(std::size_t, std::size_t, std::string_view) const noexcept {}
+  };
 
   // Writes what the socket takes; true when everything queued is sent.
   bool write_pending_done() {

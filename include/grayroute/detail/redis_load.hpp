@@ -76,6 +76,7 @@ struct listed_alias {
 struct redis_load {
   bool ok = false;
   std::vector<store_entry> entries;
+  memory_store::builder list;         // the same entries, built while Redis serves the next batch
   std::vector<listed_alias> aliases;  // seed: listed keys that are not canonical text
   std::size_t ignored = 0;            // set/hash members that are not addresses or name no route
   std::size_t size = 0;               // DBSIZE / SCARD / HLEN when the load started
@@ -154,11 +155,37 @@ inline bool read_size(redis_connection& c, const redis_config& config, std::stri
   return true;
 }
 
-// One SCAN batch whose MGET is in flight: the reply owns the key text `mget` views.
+// One SCAN batch whose MGET is in flight. The keys that are addresses are copied
+// back to back into `text`, which `mget` views; the buffers are reused batch after
+// batch, so a load allocates nothing per key.
 struct seed_batch {
-  redis_reply scan;
+  std::string cursor;
+  std::size_t keys = 0;  // in the SCAN reply, addresses or not
+  std::string text;
+  std::vector<std::pair<std::size_t, std::size_t>> spans;  // (offset, length) in text
   std::vector<std::string_view> mget{"MGET"};
   std::vector<ip_address> addresses;
+
+  void clear() {
+    cursor.clear();
+    keys = 0;
+    text.clear();
+    spans.clear();
+    mget.resize(1);
+    addresses.clear();
+  }
+  // Only keys that are addresses can be listed: others are skipped before fetching.
+  void add_key(std::string_view key) {
+    ++keys;
+    if (auto address = parse_ip(key)) {
+      spans.emplace_back(text.size(), key.size());
+      text.append(key);
+      addresses.push_back(*address);
+    }
+  }
+  void make_mget() {
+    for (const auto& [at, length] : spans) mget.emplace_back(text.data() + at, length);
+  }
 };
 
 // Each key once per MGET: a server that returns one key many times in a batch costs
@@ -198,89 +225,136 @@ inline redis_load load_seed(redis_connection& c, const redis_config& config, con
   const auto start = clock::now();
   auto fail = [&](std::string error) {
     out.error = std::move(error);
-    return out;
+    return std::move(out);
   };
   const std::string count = std::to_string(kRedisScanCount);
   // DBSIZE travels with the first SCAN: it sizes the budget without a round trip.
-  std::string cursor = "0";
-  if (!c.append({"DBSIZE"}) || !c.append({"SCAN", cursor, "COUNT", count})) return fail(c.error());
+  if (!c.append({"DBSIZE"}) || !c.append({"SCAN", "0", "COUNT", count})) return fail(c.error());
   if (!read_size(c, config, "DBSIZE", clock::time_point::max(), out)) return out;
   const load_caps caps = load_caps::for_size(out.size, kRedisScanCount);
   const auto deadline = start + load_budget::for_size(out.size, c.command_timeout()).deadline;
+  // Every key is one entry at most: reserve once (DBSIZE bounds it; a DBSIZE beyond
+  // what the caps allow would fail the load anyway).
+  const std::size_t expected = std::min<std::size_t>(out.size, std::size_t{1} << 24);
+  out.entries.reserve(expected);
+  out.list = memory_store::builder(expected);
   // Pipelined so Redis always has the next command queued: on receiving SCAN batch i
-  // we send SCAN i+1 and MGET i at once, then read MGET i-1 (sent a round earlier)
-  // while Redis works on those. Replies arrive in send order: ..., S(i), M(i-1),
-  // S(i+1), M(i).
-  seed_batch current, previous;
+  // we send SCAN i+1 at once (before looking at the keys), then MGET i, then read
+  // MGET i-1 (sent a round earlier) while Redis works on those. Each is written as
+  // soon as it is queued: Redis must not wait while we parse. Replies arrive in send
+  // order: ..., S(i), M(i-1), S(i+1), M(i).
+  // Two batches whose roles swap by pointer: `mget` views `text`, which may sit
+  // inside the object (short strings), so the batches themselves never move.
+  seed_batch batches[2];
+  seed_batch* current = &batches[0];
+  seed_batch* previous = &batches[1];
   std::vector<std::uint32_t> slots;
   bool previous_pending = false;
   std::size_t calls = 1, seen = 0;
-  if (!(current.scan = c.reply(deadline))) return fail(c.error());
-  auto read_mget = [&](seed_batch& batch) -> bool {
-    redis_reply values = c.reply(deadline);
-    if (!values) {
+  // SCAN replies straight from the read buffer too.
+  auto read_scan = [&](seed_batch& batch) -> bool {
+    batch.clear();
+    bool shaped = true;
+    std::size_t got = 0;
+    redis_reply other;
+    const bool read = c.reply_nested(
+        deadline, [&](std::size_t n) { return (got = n) == 2; },
+        [&](std::size_t i, std::size_t j, std::string_view text) {
+          const bool outer = j == redis_connection::kOuter;
+          if (i == 0 && outer && text.data() != nullptr) {
+            batch.cursor.assign(text);
+          } else if (i == 1 && !outer) {
+            batch.add_key(text);
+          } else {
+            shaped = false;
+          }
+        },
+        other);
+    if (!read) {
       out.error = c.error();
       return false;
     }
-    if (values->type != REDIS_REPLY_ARRAY || values->elements != batch.addresses.size()) {
-      out.error = describe_bad_reply(config, "MGET", values.get(),
-                                     "an array of " + std::to_string(batch.addresses.size()) + " values");
+    if (other && other->type == REDIS_REPLY_ARRAY && other->elements == 2 && other->element[1]->type == REDIS_REPLY_ARRAY) {
+      batch.cursor.assign(reply_text(other->element[0]));
+      for (std::size_t i = 0; i < other->element[1]->elements; ++i) batch.add_key(reply_text(other->element[1]->element[i]));
+    } else if (other || got != 2 || !shaped || batch.cursor.empty()) {
+      out.error = other ? describe_bad_reply(config, "SCAN", other.get(), "[cursor, keys]")
+                        : "SCAN: expected [cursor, keys], got an array of " + std::to_string(got) + " of other shape";
       return false;
     }
-    for (std::size_t i = 0; i < values->elements; ++i) {
+    batch.make_mget();
+    return true;
+  };
+  if (!read_scan(*current)) return out;
+  // The values straight from the read buffer (no reply objects): a million keys
+  // would otherwise cost two million allocations here.
+  auto read_mget = [&](seed_batch& batch) -> bool {
+    const std::size_t values = batch.addresses.size();
+    const auto listed = [&](std::size_t i) {
       const std::string_view key = batch.mget[i + 1];
-      if (!seed_listed(key, values->element[i])) continue;
       const ip_address address = batch.addresses[i].unmapped();
       out.entries.push_back({ip_network::host(address), kGray});
+      out.list.add(out.entries.back());
       if (!canonical_spelling(key, address)) out.aliases.push_back({address, std::string(key)});
+    };
+    std::size_t got = 0;
+    redis_reply other;
+    const bool read = c.reply_strings(
+        deadline, [&](std::size_t n) { return (got = n) == values; },
+        [&](std::size_t i, std::string_view value) {
+          // The seed's rule: listed when the value is the key.
+          if (value.data() != nullptr && value == batch.mget[i + 1]) listed(i);
+        },
+        other);
+    if (!read) {
+      out.error = c.error();
+      return false;
+    }
+    if (other && other->type == REDIS_REPLY_ARRAY && other->elements == values) {
+      // An array with elements other than strings and nils: those list nothing.
+      for (std::size_t i = 0; i < values; ++i) {
+        if (seed_listed(batch.mget[i + 1], other->element[i])) listed(i);
+      }
+      return true;
+    }
+    if (other || got != values) {
+      out.error = other ? describe_bad_reply(config, "MGET", other.get(), "an array of " + std::to_string(values) + " values")
+                        : "MGET: expected an array of " + std::to_string(values) + " values, got an array of " +
+                              std::to_string(got);
+      return false;
     }
     return true;
   };
   for (;;) {
     if (hooks.stopping && hooks.stopping->load(std::memory_order_relaxed)) return fail("stopped");
-    const redisReply* scan = current.scan.get();
-    if (scan->type != REDIS_REPLY_ARRAY || scan->elements != 2 || scan->element[1]->type != REDIS_REPLY_ARRAY) {
-      return fail(describe_bad_reply(config, "SCAN", scan, "[cursor, keys]"));
-    }
-    cursor.assign(reply_text(scan->element[0]));
-    const redisReply* keys = scan->element[1];
-    seen += keys->elements;
+    seen += current->keys;
+    const std::string& cursor = current->cursor;
     const bool more = cursor != "0";
     if (more && (calls >= caps.calls || seen >= caps.keys)) {
       return fail("SCAN: cursor not back to 0 after " + std::to_string(calls) + " calls and " + std::to_string(seen) +
                   " keys (DBSIZE was " + std::to_string(out.size) + "): load abandoned, the last list kept");
     }
     if (more) {
-      if (!c.append({"SCAN", cursor, "COUNT", count})) return fail(c.error());
+      if (!c.append({"SCAN", cursor, "COUNT", count}) || !c.flush()) return fail(c.error());
       ++calls;
     }
-    current.mget.resize(1);
-    current.addresses.clear();
-    for (std::size_t i = 0; i < keys->elements; ++i) {
-      // Only keys that are addresses can be listed; skip other keys before fetching.
-      const std::string_view key = reply_text(keys->element[i]);
-      if (auto address = parse_ip(key)) {
-        current.mget.push_back(key);
-        current.addresses.push_back(*address);
-      }
-    }
-    drop_duplicate_keys(current, slots);
-    const bool fetch = !current.addresses.empty();
-    if (fetch && !c.append(current.mget)) return fail(c.error());
-    if (previous_pending && !read_mget(previous)) return out;
+    drop_duplicate_keys(*current, slots);
+    const bool fetch = !current->addresses.empty();
+    if (fetch && (!c.append(current->mget) || !c.flush())) return fail(c.error());
+    if (previous_pending && !read_mget(*previous)) return out;
     previous_pending = false;
     if (hooks.between_batches) {
       std::string error;
       if (!hooks.between_batches(seen, out.size, error)) return fail(std::move(error));
     }
     if (!more) {
-      if (fetch && !read_mget(current)) return out;
+      if (fetch && !read_mget(*current)) return out;
       out.ok = true;
       return out;
     }
     std::swap(previous, current);
     previous_pending = fetch;
-    if (!(current.scan = c.reply(deadline))) return fail(c.error());
+    if (!read_scan(*current)) return out;
   }
 }
 
@@ -372,7 +446,11 @@ inline redis_load load_collection(redis_connection& c, const redis_config& confi
     });
   }
   out.entries.reserve(spellings.size());
-  for (const auto& s : spellings) out.entries.push_back(s.entry);
+  out.list = memory_store::builder(spellings.size());
+  for (const auto& s : spellings) {
+    out.entries.push_back(s.entry);
+    out.list.add(s.entry);
+  }
   out.ok = true;
   return out;
 }

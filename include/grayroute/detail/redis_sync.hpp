@@ -279,7 +279,7 @@ class redis_sync {
       status_.slow_load = false;
     }
     if (!load.ok) return failed("full load: " + load.error);
-    store_.replace(load.entries);
+    store_.replace(std::move(load.list));
     aliases_.rebuild(load.entries, load.aliases);
     healthy();
     serving_.store(true, std::memory_order_relaxed);
