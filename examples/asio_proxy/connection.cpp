@@ -55,7 +55,25 @@ void connection::start() {
   peer_text_ = grayroute::to_string(peer_);
   client_.socket().set_option(tcp::no_delay(true), ec);
   worker_.add(this);
+  if (context_.proxy_protocol.enabled()) return read_preface();
   loop();
+}
+
+// Issue 13: the PROXY header (or its absence) decides the peer before any HTTP is read.
+void connection::read_preface() {
+  started_ = std::chrono::steady_clock::now();
+  async_read_preface(client_, client_buffer_, context_.proxy_protocol.from_balancer(peer_), peer_,
+                     options_.client_timeout, [self = shared_from_this()](const preface_step& s) {
+                       if (s.what != preface_step::kind::accept) {
+                         self->log_request("proxy_protocol", s.why);
+                         beast::error_code ignored;
+                         self->client_.socket().close(ignored);
+                         return;
+                       }
+                       self->peer_ = s.peer;
+                       self->peer_text_ = grayroute::to_string(s.peer);
+                       self->loop();
+                     });
 }
 
 void connection::drain() noexcept {
@@ -121,6 +139,7 @@ void connection::set_error_response() {
                                                       (rejected_ ? std::string(rejected_) : error_.message()) + ")\n");
   }
   if (options_.route_header) local_.set("X-Grayroute", route_label());
+  context_.tier.respond(local_, tier_);
 }
 
 void connection::log_request(const char* reason, const char* error) {
@@ -157,6 +176,10 @@ void connection::log_request(const char* reason, const char* error) {
   line += " status=" + std::to_string(status_);
   line += " upstream=";
   line += routed ? context_.upstream_names[route()] : std::string("-");
+  if (!tier_.token_refusal.empty()) {
+    line += " token_ignored=";
+    line += tier_.token_refusal;
+  }
   if (error) {
     line += " error=\"";
     line += error;
@@ -186,6 +209,7 @@ void connection::loop(beast::error_code ec, std::size_t) {
       first_request_ = false;
       skipped_empty_lines_ = 0;
       started_ = std::chrono::steady_clock::now();
+      tier_ = tier_request{};
       status_ = 0;
       rejected_ = nullptr;
       client_version_ = 11;
@@ -216,7 +240,11 @@ void connection::loop(beast::error_code ec, std::size_t) {
         break;
       }
       if (is_health_request()) {
-        set_local_response(http::status::ok, context_.list.health_json() + "\n", "application/json");
+        {
+          std::string json = context_.list.health_json();
+          context_.tier.append_status(json, grayroute::unix_ms(std::chrono::system_clock::now()));
+          set_local_response(http::status::ok, json + "\n", "application/json");
+        }
         keep_alive_ = request_->get().keep_alive() && request_->is_done() && !draining_;
         local_.keep_alive(keep_alive_);
         client_.expires_after(options_.client_timeout);
@@ -226,13 +254,18 @@ void connection::loop(beast::error_code ec, std::size_t) {
         continue;
       }
 
+      // Issue 13: a client's decision token is taken out (and obeyed only from a trusted
+      // peer), a pin drawn for a request without a key; then the tier may override.
+      tier_ = context_.tier.admit(request_->get(), context_.router.resolver().is_trusted(peer_), std::time(nullptr));
       if (options_.routing_enabled) {
         const http::fields& headers = request_->get();
-        decision_ = context_.router.decide(peer_, headers);
+        decision_ = context_.router.decide(peer_, headers, tier_.rollout_key());
+        context_.tier.settle(decision_, tier_, grayroute::unix_ms(std::chrono::system_clock::now()));
       } else {
         decision_ = grayroute::decision{grayroute::kProduction, grayroute::route_reason::default_route, {peer_, -1, "peer"}, {}, grayroute::kProduction};
       }
       plan_ = plan_request(request_->get(), framing_, decision_, peer_text_, context_.upstream_names[route()]);
+      context_.tier.forward(request_->get(), decision_, tier_, std::time(nullptr));
       keep_alive_ = plan_.keep_alive;
 
       // Send the request, on a pooled connection when there is one (the pool hands out
@@ -302,6 +335,7 @@ void connection::loop(beast::error_code ec, std::size_t) {
             response_context{client_version_, keep_alive_, plan_.upgrade, draining_, response_->chunked(),
                              response_->content_length().has_value(), response_->is_done(), response_->keep_alive()},
             options_.route_header ? route_label() : std::string());
+        context_.tier.respond(response_->get(), tier_);
         if (answer_.bad_upgrade) {
           failure_ = failure::upstream;
           rejected_ = "switched protocols without being asked";

@@ -53,10 +53,12 @@ int serve(const proxy_options& o) {
     const tcp::endpoint production = endpoint_of("--production", o.production);
     const tcp::endpoint gray = endpoint_of("--gray", o.gray);
     list_source list(o);
-    const proxy_router router(list, o.routing);
+    const decision_tier tier(o.consistency, o.routing);
+    const proxy_protocol_gate gate(o.consistency.proxy_protocol_from);
+    const proxy_router router(list, tier.routing());
     access_log log(o.access_log);
     const proxy_context context{
-        o, router, list, log, listen, {production, gray}, {text_of(production), text_of(gray)}};
+        o, router, list, log, listen, {production, gray}, {text_of(production), text_of(gray)}, tier, gate};
     server server(context, list);
 
     std::printf("grayroute-proxy %s listening on http://%s (%u thread%s)\n", GRAYROUTE_VERSION_STRING,
@@ -77,6 +79,8 @@ int serve(const proxy_options& o) {
     if (!o.routing.force_header.empty()) std::printf("  force header: %s\n", o.routing.force_header.c_str());
     if (!o.routing.force_cookie.empty()) std::printf("  force cookie: %s\n", o.routing.force_cookie.c_str());
     if (!o.routing_enabled) std::printf("  routing OFF: everything goes to production\n");
+    std::printf("%s", tier.describe().c_str());
+    if (gate.enabled()) std::printf("  PROXY protocol: required from %s, refused from others\n", gate.describe().c_str());
     std::printf("  health: http://%s/-/grayroute/health\n", text_of(listen).c_str());
     server.run();
     list.stop();

@@ -22,8 +22,10 @@
 #include <grayroute/router.hpp>
 
 #include "access_log.hpp"
+#include "decision_tier.hpp"
 #include "list_source.hpp"
 #include "options.hpp"
+#include "proxy_protocol_accept.hpp"
 #include "upstream_pool.hpp"
 
 namespace grayroute_proxy {
@@ -39,6 +41,8 @@ struct proxy_context {
   boost::asio::ip::tcp::endpoint listen;
   std::array<boost::asio::ip::tcp::endpoint, 2> upstreams;  // by route id
   std::array<std::string, 2> upstream_names;
+  const decision_tier& tier;                    // tokens, pinning, ramp (issue 13)
+  const proxy_protocol_gate& proxy_protocol;    // PROXY protocol on the listener (issue 13)
 };
 
 /// A client connection as the worker sees it: something to tell "finish and close".

@@ -18,6 +18,11 @@ if(GRAYROUTE_BUILD_EXAMPLES AND Boost_FOUND AND GRAYROUTE_CLI11_INCLUDE)
     add_dependencies(${test} grayroute-proxy grayroute-backend)
   endforeach()
   set_tests_properties(proxy_test proxy_server_test proxy_hostile_test PROPERTIES TIMEOUT 120)
+  # Issue 13: the tier's pure steps (tokens, pinning, ramp, PROXY preface) without sockets.
+  grayroute_add_test(proxy_decision_tier_test
+                     SOURCES proxy_decision_tier_test.cpp ${PROJECT_SOURCE_DIR}/examples/asio_proxy/decision_tier.cpp
+                             ${PROJECT_SOURCE_DIR}/examples/asio_proxy/proxy_protocol_accept.cpp
+                     LIBRARIES grayroute_asio)
 endif()
 if(TARGET proxy_server_test AND GRAYROUTE_HAS_REDIS AND EXISTS "${PROJECT_SOURCE_DIR}/include/grayroute/redis_store.hpp")
   target_compile_definitions(proxy_server_test PRIVATE GRAYROUTE_PROXY_HAS_REDIS=1)
