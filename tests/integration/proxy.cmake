@@ -11,13 +11,13 @@ if(Boost_FOUND AND Threads_FOUND)
                      LIBRARIES Boost::boost Threads::Threads)
 endif()
 if(GRAYROUTE_BUILD_EXAMPLES AND Boost_FOUND AND GRAYROUTE_CLI11_INCLUDE)
-  foreach(test proxy_test proxy_server_test proxy_hostile_test)
+  foreach(test proxy_test proxy_server_test proxy_hostile_test proxy_consistency_test)
     grayroute_add_test(${test} SOURCES integration/${test}.cpp LIBRARIES Threads::Threads LABELS server)
     target_compile_definitions(${test} PRIVATE GRAYROUTE_PROXY_BIN="$<TARGET_FILE:grayroute-proxy>"
                                                GRAYROUTE_BACKEND_BIN="$<TARGET_FILE:grayroute-backend>")
     add_dependencies(${test} grayroute-proxy grayroute-backend)
   endforeach()
-  set_tests_properties(proxy_test proxy_server_test proxy_hostile_test PROPERTIES TIMEOUT 120)
+  set_tests_properties(proxy_test proxy_server_test proxy_hostile_test proxy_consistency_test PROPERTIES TIMEOUT 120)
   # Issue 13: the tier's pure steps (tokens, pinning, ramp, PROXY preface) without sockets.
   grayroute_add_test(proxy_decision_tier_test
                      SOURCES proxy_decision_tier_test.cpp ${PROJECT_SOURCE_DIR}/examples/asio_proxy/decision_tier.cpp
