@@ -2,7 +2,8 @@
 // the PROXY protocol parser beside the address parse a listener does anyway.
 //
 // Baselines in the same binary: BM_Decide_Split (the policy's own decision, a 50% split
-// by X-User-Id) for the token, BM_ParseIp_V4Text for the PROXY header.
+// by X-User-Id, no token: what an inner tier does when none comes) for the token work,
+// BM_ParseIp_V4Text for the PROXY header.
 #include <benchmark/benchmark.h>
 #include <grayroute/decision_token.hpp>
 #include <grayroute/policy.hpp>
@@ -113,6 +114,34 @@ void BM_Decide_Split_ThenEncode(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// The inner tier (what grayroute-proxy does per request): the decision header verified,
+// the policy still asked (it resolves the client address for X-Real-IP and the log),
+// then a valid token replaces the route. Baseline: BM_Decide_Split, no token.
+void decide_with_token(benchmark::State& state, bool forged) {
+  const fixture& f = inputs();
+  std::vector<std::string> tokens = f.tokens;
+  if (forged) {
+    for (std::string& t : tokens) t.back() = t.back() == '0' ? '1' : '0';
+  }
+  std::size_t i = 0;
+  for (auto _ : state) {
+    const std::size_t k = i++ % kInputs;
+    const auto v = grayroute::verify_decision_token(tokens[k], keys(), kNow,
+                                                    [&](std::string_view name) { return f.policy.find_route(name); });
+    grayroute::decision d = f.policy.decide({f.peer, "", "/", "", ""}, f.requests[k]);
+    if (v.status == grayroute::token_status::valid) {
+      d.route = v.route;
+      d.reason = grayroute::route_reason::upstream;
+      d.rule = v.claims.rule;
+    }
+    benchmark::DoNotOptimize(d);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_Decide_Split_TokenPresent(benchmark::State& state) { decide_with_token(state, false); }
+void BM_Decide_Split_TokenForged(benchmark::State& state) { decide_with_token(state, true); }
+
 const std::vector<std::string>& proxy_headers(bool v2) {
   static const std::vector<std::string> v1_lines = [] {
     std::vector<std::string> out;
@@ -171,6 +200,8 @@ BENCHMARK(BM_Token_Encode);
 BENCHMARK(BM_Token_Verify);
 BENCHMARK(BM_Token_VerifyRotating);
 BENCHMARK(BM_Decide_Split_ThenEncode);
+BENCHMARK(BM_Decide_Split_TokenPresent);
+BENCHMARK(BM_Decide_Split_TokenForged);
 BENCHMARK(BM_ParseIp_V4Text);
 BENCHMARK(BM_ProxyProtocol_V1);
 BENCHMARK(BM_ProxyProtocol_V2);
