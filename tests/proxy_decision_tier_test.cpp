@@ -11,6 +11,7 @@
 #include "../examples/asio_proxy/decision_tier.hpp"
 #include "../examples/asio_proxy/proxy_protocol_accept.hpp"
 #include "support/process.hpp"
+#include "support/proxy_protocol_bytes.hpp"
 
 namespace http = boost::beast::http;
 using namespace grayroute_proxy;
@@ -244,15 +245,6 @@ TEST_SUITE("proxy protocol preface") {
     return s;
   }
 
-  std::string v2(unsigned char command, unsigned char family, const std::string& body) {
-    std::string h("\r\n\r\n\0\r\nQUIT\n", 12);
-    h += static_cast<char>(0x20 | command);
-    h += static_cast<char>(family);
-    h += static_cast<char>(body.size() >> 8);
-    h += static_cast<char>(body.size() & 0xff);
-    return h + body;
-  }
-
   TEST_CASE("a balancer's v1 and v2 headers name the peer; the HTTP bytes after them stay") {
     const std::string v1 = "PROXY TCP4 203.0.113.7 10.0.0.1 5555 80\r\nGET / HTTP/1.1\r\n";
     auto s = feed(v1, true);
@@ -265,12 +257,12 @@ TEST_SUITE("proxy protocol preface") {
 
     std::string v6(36, '\0');
     v6[0] = 0x20, v6[1] = 0x01, v6[2] = 0x0d, v6[3] = static_cast<char>(0xb8), v6[15] = 9;
-    s = feed(v2(1, 0x21, v6 + std::string("\x04\x00\x01x", 4)) + "GET", true);  // a TLV after the addresses
+    s = feed(grayroute::test::proxy_v2(1, 0x21, v6 + std::string("\x04\x00\x01x", 4)) + "GET", true);  // a TLV after the addresses
     CHECK(s.what == preface_step::kind::accept);
     CHECK(grayroute::to_string(s.peer) == "2001:db8::9");
 
     // LOCAL (a balancer's health check): the TCP peer stands.
-    s = feed(v2(0, 0x00, "") + "GET", true);
+    s = feed(grayroute::test::proxy_v2(0, 0x00, "") + "GET", true);
     CHECK(s.what == preface_step::kind::accept);
     CHECK(s.peer == tcp_peer);
   }
@@ -278,10 +270,10 @@ TEST_SUITE("proxy protocol preface") {
   TEST_CASE("refused: no header from a balancer, a header from anyone else, malformed and oversized") {
     CHECK(feed("GET / HTTP/1.1\r\n", true).what == preface_step::kind::refuse);
     CHECK(feed("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n", false).what == preface_step::kind::refuse);
-    CHECK(feed(v2(1, 0x11, std::string(12, '\1')), false).what == preface_step::kind::refuse);
+    CHECK(feed(grayroute::test::proxy_v2(1, 0x11, std::string(12, '\1')), false).what == preface_step::kind::refuse);
     CHECK(feed("PROXY TCP4 1.2.3.400 5.6.7.8 1 2\r\n", true).what == preface_step::kind::refuse);
     CHECK(feed("PROXY TCP4 " + std::string(120, '1') + "\r\n", true).what == preface_step::kind::refuse);
-    CHECK(feed(v2(3, 0x11, std::string(12, '\1')), true).what == preface_step::kind::refuse);
+    CHECK(feed(grayroute::test::proxy_v2(3, 0x11, std::string(12, '\1')), true).what == preface_step::kind::refuse);
     // Not a balancer, plain HTTP (even a POST, which starts like "PROXY"): accepted, nothing consumed.
     for (const char* http : {"GET / HTTP/1.1\r\n", "POST / HTTP/1.1\r\n", "PUT /x HTTP/1.1\r\n"}) {
       const auto s = feed(http, false);

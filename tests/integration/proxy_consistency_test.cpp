@@ -13,6 +13,7 @@
 #include <grayroute/rollout.hpp>
 
 #include "../support/proxy_fixture.hpp"
+#include "../support/proxy_protocol_bytes.hpp"
 
 using namespace grayroute::test;
 
@@ -272,22 +273,6 @@ TEST_SUITE("proxy consistency") {
 }
 
 namespace {
-
-std::string proxy_v2(unsigned char command, unsigned char family, const std::string& addresses, const std::string& tlvs = "") {
-  std::string h("\r\n\r\n\0\r\nQUIT\n", 12);
-  const std::string body = addresses + tlvs;
-  h += static_cast<char>(0x20 | command);
-  h += static_cast<char>(family);
-  h += static_cast<char>(body.size() >> 8);
-  h += static_cast<char>(body.size() & 0xff);
-  return h + body;
-}
-
-std::string bytes(std::initializer_list<int> values) {
-  std::string out;
-  for (int v : values) out += static_cast<char>(v);
-  return out;
-}
 
 long connections(const backend& b) { return std::atol(http_get(b.port(), "/-/connections").body.c_str()); }
 
