@@ -104,7 +104,7 @@ class decision_tier {
   /// Adds status_json() to a JSON object's text (before its closing brace).
   void append_status(std::string& json, std::int64_t now_ms) const;
 
-  /// One line for the start-up log; "" when nothing of this is configured.
+  /// Lines for the start-up log: tokens (or that client tokens are removed), pin, ramp.
   std::string describe() const;
 
  private:
