@@ -3,10 +3,13 @@
 // preface (proxy_protocol_accept.hpp) over bytes as they arrive.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <set>
 #include <string>
 
 #include <boost/beast/http/message.hpp>
+
+#include <grayroute/policy_syntax.hpp>
 
 #include "../examples/asio_proxy/decision_tier.hpp"
 #include "../examples/asio_proxy/proxy_protocol_accept.hpp"
@@ -36,10 +39,21 @@ http::request_header<> request(const std::vector<std::pair<std::string, std::str
   return req;
 }
 
-grayroute::router_config two_routes() {
-  grayroute::router_config r;
-  r.percent_key_header = "X-User-Id";
-  return r;
+// production and gray, a 50% split keyed by X-User-Id; with_pin_key adds the pin cookie.
+grayroute::policy_config two_routes_config(const std::string& pin_cookie, std::vector<grayroute::key_source>& keys) {
+  grayroute::policy_config c;
+  grayroute::rule_config& r = c.rules.emplace_back();
+  r.name = "half";
+  r.split.push_back({"gray", 50, {}});
+  r.key.push_back({grayroute::key_source::kind::header, "X-User-Id"});
+  keys = with_pin_key(c, pin_cookie);
+  return c;
+}
+
+std::vector<grayroute::key_source> g_keys;
+const grayroute::policy& two_routes() {
+  static const grayroute::policy p(two_routes_config("", g_keys));
+  return p;
 }
 
 std::string token_for(const std::string& key_hex, const char* route, std::int64_t expires, const char* rule = "edge") {
@@ -55,20 +69,20 @@ TEST_SUITE("proxy decision tier") {
     dir.write("k", std::string(kKeyA) + "\n");
     consistency_options o;
     o.decision_key_files = {dir.file("k")};
-    const decision_tier tier(o, two_routes());
+    const decision_tier tier(o);
     const std::string token = token_for(kKeyA, "gray", kNow + 30, "canary");
     auto req = request({{"Grayroute-Decision", token}});
-    const tier_request t = tier.admit(req, true, kNow);
+    const tier_request t = tier.admit(req, true, kNow, two_routes(), g_keys);
     CHECK(t.honoured);
     CHECK(t.token_refusal.empty());
     CHECK(field(req, "Grayroute-Decision").empty());  // removed before anything else
     grayroute::decision d;
     const tier_request copy = t;  // the rule survives a copy (offsets, not views)
-    tier.settle(d, copy, kNow * 1000);
+    tier.settle(d, copy);
     CHECK(d.route == grayroute::kGray);
     CHECK(d.reason == grayroute::route_reason::upstream);
     CHECK(d.rule == "canary");
-    tier.forward(req, d, copy, kNow);
+    tier.forward(req, d, copy, two_routes(), kNow);
     CHECK(field(req, "Grayroute-Decision") == token);
   }
 
@@ -77,7 +91,7 @@ TEST_SUITE("proxy decision tier") {
     dir.write("k", std::string(kKeyA) + "\n");
     consistency_options o;
     o.decision_key_files = {dir.file("k")};
-    const decision_tier tier(o, two_routes());
+    const decision_tier tier(o);
     struct row {
       const char* name;
       std::vector<std::string> tokens;
@@ -102,16 +116,16 @@ TEST_SUITE("proxy decision tier") {
       CAPTURE(name);
       auto req = request({});
       for (const auto& t : r.tokens) req.insert("grayroute-decision", t);  // any case
-      const tier_request t = tier.admit(req, r.trusted, kNow);
+      const tier_request t = tier.admit(req, r.trusted, kNow, two_routes(), g_keys);
       CHECK_FALSE(t.honoured);
       CHECK(t.token_refusal == r.why);
       CHECK(req.count("Grayroute-Decision") == 0);
       grayroute::decision d;
       d.route = grayroute::kProduction;
-      tier.settle(d, t, kNow * 1000);
+      tier.settle(d, t);
       CHECK(d.reason == grayroute::route_reason::default_route);
       // This tier signs its own decision for the tier behind it.
-      tier.forward(req, d, t, kNow);
+      tier.forward(req, d, t, two_routes(), kNow);
       const std::string sent = field(req, "Grayroute-Decision");
       const auto v = grayroute::verify_decision_token(sent,
                                                       grayroute::parse_decision_keys(kKeyA, "test"),
@@ -122,12 +136,12 @@ TEST_SUITE("proxy decision tier") {
   }
 
   TEST_CASE("a tier without keys strips every token and adds none") {
-    const decision_tier tier(consistency_options{}, two_routes());
+    const decision_tier tier(consistency_options{});
     auto req = request({{"Grayroute-Decision", token_for(kKeyA, "gray", kNow + 30)}});
-    const tier_request t = tier.admit(req, true, kNow);
+    const tier_request t = tier.admit(req, true, kNow, two_routes(), g_keys);
     CHECK(t.token_refusal == "no_key");
     grayroute::decision d;
-    tier.forward(req, d, t, kNow);
+    tier.forward(req, d, t, two_routes(), kNow);
     CHECK(req.count("Grayroute-Decision") == 0);
   }
 
@@ -137,35 +151,39 @@ TEST_SUITE("proxy decision tier") {
     dir.write("old", std::string("# previous\n") + kKeyA + "\n");
     consistency_options o;
     o.decision_key_files = {dir.file("new"), dir.file("old")};
-    const decision_tier tier(o, two_routes());
+    const decision_tier tier(o);
     for (const char* key : {kKeyA, kKeyB}) {
       auto req = request({{"Grayroute-Decision", token_for(key, "gray", kNow + 30)}});
-      CHECK(tier.admit(req, true, kNow).honoured);
+      CHECK(tier.admit(req, true, kNow, two_routes(), g_keys).honoured);
     }
     auto req = request({});
     grayroute::decision d;
-    tier.forward(req, d, tier.admit(req, true, kNow), kNow);
+    tier.forward(req, d, tier.admit(req, true, kNow, two_routes(), g_keys), two_routes(), kNow);
     const auto signed_by_new = grayroute::verify_decision_token(
         field(req, "Grayroute-Decision"), grayroute::parse_decision_keys(kKeyB, "t"), grayroute::route_table(), kNow);
     CHECK(signed_by_new.status == grayroute::token_status::valid);
 
     dir.write("both", std::string(kKeyB) + "\n" + kKeyA + "\n");
     o.decision_key_files = {dir.file("both"), dir.file("old")};
-    CHECK_THROWS_WITH(decision_tier(o, two_routes()), doctest::Contains("with two key files each holds one"));
+    CHECK_THROWS_WITH(decision_tier{o}, doctest::Contains("with two key files each holds one"));
     dir.write("bad", "not a key\n");
     o.decision_key_files = {dir.file("bad")};
-    CHECK_THROWS_WITH(decision_tier(o, two_routes()), doctest::Contains("line 1"));
+    CHECK_THROWS_WITH(decision_tier{o}, doctest::Contains("line 1"));
   }
 
   TEST_CASE("pinning: a request without a key draws an id and gets it as a cookie; one with a key does not") {
     consistency_options o;
     o.pin_cookie = "name=gr_uid max_age=600 path=/ secure samesite=strict";
-    const decision_tier tier(o, two_routes());
-    CHECK(tier.routing().percent_key_cookie == "gr_uid");
+    const decision_tier tier(o);
+    std::vector<grayroute::key_source> keys;
+    const grayroute::policy pinned(two_routes_config(o.pin_cookie, keys));
+    REQUIRE(keys.size() == 2);  // X-User-Id, then the pin cookie
+    CHECK(keys[1].source == grayroute::key_source::kind::cookie);
+    CHECK(keys[1].name == "gr_uid");
     std::set<std::string> ids;
     for (int i = 0; i < 100; ++i) {
       auto req = request({});
-      const tier_request t = tier.admit(req, false, kNow);
+      const tier_request t = tier.admit(req, false, kNow, pinned, keys);
       REQUIRE(t.pin);
       CHECK(t.rollout_key() == t.pin->view());
       ids.insert(std::string(t.pin->view()));
@@ -178,7 +196,7 @@ TEST_SUITE("proxy decision tier") {
     for (const auto& headers : {std::vector<std::pair<std::string, std::string>>{{"X-User-Id", "u1"}},
                                 std::vector<std::pair<std::string, std::string>>{{"Cookie", "a=b; gr_uid=abc"}}}) {
       auto req = request(headers);
-      const tier_request t = tier.admit(req, false, kNow);
+      const tier_request t = tier.admit(req, false, kNow, pinned, keys);
       CHECK_FALSE(t.pin);
       CHECK((t.rollout_key() == "u1" || t.rollout_key() == "abc"));
       http::response_header<> res;
@@ -186,49 +204,56 @@ TEST_SUITE("proxy decision tier") {
       CHECK(res.count(http::field::set_cookie) == 0);
     }
     o.pin_cookie = "name=gr_uid colour=red";
-    CHECK_THROWS_WITH(decision_tier(o, two_routes()), doctest::Contains("\"colour=red\""));
+    CHECK_THROWS_WITH(decision_tier{o}, doctest::Contains("\"colour=red\""));
     o.pin_cookie = "name=__Host-x";
-    CHECK_THROWS_WITH(decision_tier(o, two_routes()), doctest::Contains("needs Secure"));
+    CHECK_THROWS_WITH(decision_tier{o}, doctest::Contains("needs Secure"));
   }
 
-  TEST_CASE("ramp: decides where the router fell to its default, and only moves keys to gray") {
-    consistency_options o;
-    o.percent_schedule = "2026-12-01T10:00:00Z 1%, +1h 50%, +1h 100%";
-    o.percent_ramp = "linear";
-    const decision_tier tier(o, two_routes());
-    const std::int64_t start =
-        grayroute::parse_weight_schedule("2026-12-01T10:00:00Z 1%", grayroute::ramp_shape::steps).steps().front().at_ms;
-    std::vector<bool> gray(2000, false);
-    for (std::int64_t at = start - 1000; at <= start + 2 * 3600 * 1000; at += at < start ? 1000 : 600 * 1000) {
-      int in = 0;
-      for (int u = 0; u < 2000; ++u) {
-        auto req = request({{"X-User-Id", "user-" + std::to_string(u)}});
-        const tier_request t = tier.admit(req, false, kNow);
-        grayroute::decision d;
-        tier.settle(d, t, at);
-        const bool now_gray = d.route == grayroute::kGray;
-        CHECK_FALSE((gray[static_cast<std::size_t>(u)] && !now_gray));  // never back to production
-        gray[static_cast<std::size_t>(u)] = now_gray;
-        in += now_gray ? 1 : 0;
-        if (now_gray) CHECK(d.reason == grayroute::route_reason::percentage);
-      }
-      if (at < start) CHECK(in == 0);
+  TEST_CASE("the pin cookie in the splits' key lists: where listed, else before the client address") {
+    grayroute::policy_config c;
+    for (const char* key : {"cookie:gr_uid,header:X-User-Id,ip", "header:X-User-Id,ip", ""}) {
+      grayroute::rule_config& r = c.rules.emplace_back();
+      r.name = std::string("r") + std::to_string(c.rules.size());
+      r.split.push_back({"gray", 10, {}});
+      if (*key != '\0') r.key = grayroute::parse_key_list(key);
     }
-    for (bool g : gray) CHECK(g);  // 100% at the end
-    // A decision the router made (a list, a forced route) is left alone.
-    auto req = request({{"X-User-Id", "user-1"}});
-    grayroute::decision listed;
-    listed.reason = grayroute::route_reason::list;
-    tier.settle(listed, tier.admit(req, false, kNow), start + 3 * 3600 * 1000);
-    CHECK(listed.route == grayroute::kProduction);
+    const auto keys = with_pin_key(c, "name=gr_uid");
+    const auto text = [](const std::vector<grayroute::key_source>& k) {
+      std::string out;
+      for (const auto& s : k) out += std::string(out.empty() ? "" : " ") + std::to_string(static_cast<int>(s.source)) + s.name;
+      return out;
+    };
+    // kinds: 0 given, 1 header, 2 cookie, 4 ip
+    CHECK(text(c.rules[0].key) == "0 2gr_uid 1X-User-Id 4");
+    CHECK(text(c.rules[1].key) == "1X-User-Id 0 2gr_uid 4");
+    CHECK(text(c.rules[2].key) == "0 2gr_uid 4");
+    CHECK(text(keys) == "2gr_uid 1X-User-Id");
+    const grayroute::policy p(c);  // still a valid policy
+  }
+}
+
+namespace {
+std::atomic<std::int64_t> g_clock{0};
+std::int64_t test_clock() noexcept { return g_clock.load(); }
+}  // namespace
+
+TEST_SUITE("proxy decision tier status") {
+  TEST_CASE("the health page shows each scheduled share's weight now and its next step") {
+    grayroute::policy_config c;
+    c.clock_ms = &test_clock;
+    grayroute::rule_config& r = c.rules.emplace_back();
+    r.name = "ramp";
+    grayroute::route_share share{"gray", 0, {}};
+    share.schedule = grayroute::parse_weight_schedule("2026-12-01T10:00:00Z 1%, +1h 50%, +1h 100%", grayroute::ramp_shape::linear);
+    r.split.push_back(std::move(share));
+    const grayroute::policy p(c);
+    const decision_tier tier{consistency_options{}};
+    g_clock = 1796119200000 + 30 * 60 * 1000;  // 2026-12-01T10:30:00Z
     std::string json = "{\"status\":\"ok\"}";
-    tier.append_status(json, start + 30 * 60 * 1000);
+    tier.append_status(json, p);
     CHECK(json ==
-          "{\"status\":\"ok\",\"ramp\":{\"route\":\"gray\",\"shape\":\"linear\",\"weight_ppm\":255000,\"weight\":\"25.5%\","
-          "\"next\":{\"at\":\"2026-12-01T11:00:00.000Z\",\"weight_ppm\":500000,\"weight\":\"50%\"}}}");
-    auto with_percent = two_routes();
-    with_percent.percent = 5;
-    CHECK_THROWS_WITH(decision_tier(o, with_percent), doctest::Contains("replaces --percent"));
+          "{\"status\":\"ok\",\"ramps\":[{\"rule\":\"ramp\",\"route\":\"gray\",\"shape\":\"linear\",\"weight_ppm\":255000,"
+          "\"weight\":\"25.5%\",\"next\":{\"at\":\"2026-12-01T11:00:00.000Z\",\"weight_ppm\":500000,\"weight\":\"50%\"}}]}");
   }
 }
 

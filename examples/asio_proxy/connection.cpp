@@ -97,10 +97,45 @@ bool connection::is_health_request() const {
 }
 
 std::string connection::route_label() const {
-  std::string label(context_.router.route_name(route()));
+  std::string label(route_name());
   label += "; reason=";
   label += grayroute::to_string(decision_.reason);
+  if (!decision_.rule.empty()) {
+    label += "; rule=";
+    label += decision_.rule;
+  }
   return label;
+}
+
+// The route (from the policy of the moment), then the next of its servers on this thread.
+void connection::decide() {
+  snapshot_ = context_.live.load();
+  // Issue 13: a client's decision token is taken out (and obeyed only from a trusted
+  // peer), a pin drawn for a request without a key (the policy's given key).
+  tier_ = context_.tier.admit(request_->get(), snapshot_->policy.resolver().is_trusted(peer_), std::time(nullptr),
+                              snapshot_->policy, snapshot_->rollout_keys);
+  if (options_.routing_enabled) {
+    const auto& req = request_->get();
+    // An absolute-form target carries the host the request is for (RFC 9112 3.2.2).
+    std::string_view target(req.target().data(), req.target().size()), host;
+    if (!target.empty() && target.front() != '/') {
+      if (const std::size_t scheme = target.find("://"); scheme != std::string_view::npos) {
+        target.remove_prefix(scheme + 3);
+        const std::size_t path = target.find_first_of("/?");
+        host = target.substr(0, path);
+        target = path == std::string_view::npos ? std::string_view("/") : target.substr(path);
+      }
+    }
+    const http::fields& headers = req;
+    const std::string_view pin = tier_.pin ? tier_.pin->view() : std::string_view();
+    decision_ = snapshot_->policy.decide(grayroute::request_view{peer_, host, target, {}, pin}, headers);
+  } else {
+    decision_ = grayroute::decision{grayroute::kProduction, grayroute::route_reason::default_route, {peer_, -1, "peer"}, {}, grayroute::kProduction};
+  }
+  context_.tier.settle(decision_, tier_);
+  const auto& servers = snapshot_->servers[route()];
+  server_ = &servers[worker_.next_server(route(), servers.size())];
+  pool_ = &worker_.pool(server_->endpoint);
 }
 
 // nginx ignores empty lines before a request line (RFC 9112 2.2 allows it); so do we,
@@ -128,13 +163,13 @@ void connection::set_local_response(http::status status, std::string body, const
 }
 
 void connection::set_error_response() {
-  const std::string& name = context_.upstream_names[route()];
-  const std::string route_name(context_.router.route_name(route()));
+  const std::string& name = server_->name;
+  const std::string route(route_name());
   if (failure_ == failure::timeout) {
     set_local_response(http::status::gateway_timeout,
-                       "504 Gateway Timeout: the " + route_name + " upstream " + name + " did not answer\n");
+                       "504 Gateway Timeout: the " + route + " upstream " + name + " did not answer\n");
   } else {
-    set_local_response(http::status::bad_gateway, "502 Bad Gateway: the " + route_name + " upstream " + name +
+    set_local_response(http::status::bad_gateway, "502 Bad Gateway: the " + route + " upstream " + name +
                                                       (failure_ == failure::connect ? " is unreachable (" : " failed (") +
                                                       (rejected_ ? std::string(rejected_) : error_.message()) + ")\n");
   }
@@ -170,12 +205,16 @@ void connection::log_request(const char* reason, const char* error) {
     line += '-';
   }
   line += "\" route=";
-  line += routed ? context_.router.route_name(route()) : std::string_view("-");
+  line += routed ? route_name() : std::string_view("-");
   line += " reason=";
   line += routed ? grayroute::to_string(decision_.reason) : std::string_view(reason);
   line += " status=" + std::to_string(status_);
   line += " upstream=";
-  line += routed ? context_.upstream_names[route()] : std::string("-");
+  line += routed ? std::string_view(server_->name) : std::string_view("-");
+  if (routed && !decision_.rule.empty()) {
+    line += " rule=";
+    line += decision_.rule;
+  }
   if (!tier_.token_refusal.empty()) {
     line += " token_ignored=";
     line += tier_.token_refusal;
@@ -195,6 +234,9 @@ void connection::loop(beast::error_code ec, std::size_t) {
   auto next = [this] { return beast::bind_front_handler(&connection::loop, shared_from_this()); };
   BOOST_ASIO_CORO_REENTER(this) {
     for (;;) {
+      // An idle keep-alive connection must not keep an old policy (and its Redis
+      // stores) alive after a reload: the next request loads the one of its moment.
+      snapshot_.reset();
       request_.emplace();
       request_->body_limit(kNoBodyLimit);
       request_->header_limit(kHeaderLimit);
@@ -241,8 +283,8 @@ void connection::loop(beast::error_code ec, std::size_t) {
       }
       if (is_health_request()) {
         {
-          std::string json = context_.list.health_json();
-          context_.tier.append_status(json, grayroute::unix_ms(std::chrono::system_clock::now()));
+          std::string json = context_.live.health_json();
+          context_.tier.append_status(json, context_.live.load()->policy);  // issue 13
           set_local_response(http::status::ok, json + "\n", "application/json");
         }
         keep_alive_ = request_->get().keep_alive() && request_->is_done() && !draining_;
@@ -254,18 +296,9 @@ void connection::loop(beast::error_code ec, std::size_t) {
         continue;
       }
 
-      // Issue 13: a client's decision token is taken out (and obeyed only from a trusted
-      // peer), a pin drawn for a request without a key; then the tier may override.
-      tier_ = context_.tier.admit(request_->get(), context_.router.resolver().is_trusted(peer_), std::time(nullptr));
-      if (options_.routing_enabled) {
-        const http::fields& headers = request_->get();
-        decision_ = context_.router.decide(peer_, headers, tier_.rollout_key());
-        context_.tier.settle(decision_, tier_, grayroute::unix_ms(std::chrono::system_clock::now()));
-      } else {
-        decision_ = grayroute::decision{grayroute::kProduction, grayroute::route_reason::default_route, {peer_, -1, "peer"}, {}, grayroute::kProduction};
-      }
-      plan_ = plan_request(request_->get(), framing_, decision_, peer_text_, context_.upstream_names[route()]);
-      context_.tier.forward(request_->get(), decision_, tier_, std::time(nullptr));
+      decide();
+      plan_ = plan_request(request_->get(), framing_, decision_, peer_text_, server_->name);
+      context_.tier.forward(request_->get(), decision_, tier_, snapshot_->policy, std::time(nullptr));  // issue 13
       keep_alive_ = plan_.keep_alive;
 
       // Send the request, on a pooled connection when there is one (the pool hands out
@@ -274,11 +307,11 @@ void connection::loop(beast::error_code ec, std::size_t) {
       // had no body and is idempotent (as nginx does).
       failure_ = failure::none;
       for (attempt_ = 0;; ++attempt_) {
-        upstream_ = worker_.pool(route()).take();
+        upstream_ = pool_->take();
         if (!upstream_->reused) {
           upstream_->stream.expires_after(options_.connect_timeout);
           BOOST_ASIO_CORO_YIELD upstream_->stream.async_connect(
-              worker_.pool(route()).endpoint(), [self = shared_from_this()](beast::error_code e) { self->loop(e); });
+              pool_->endpoint(), [self = shared_from_this()](beast::error_code e) { self->loop(e); });
           if (ec) {
             failure_ = failure::connect;
             error_ = ec;
@@ -364,7 +397,7 @@ void connection::loop(beast::error_code ec, std::size_t) {
             tunnel_write(true);   // bytes the upstream sent after its 101
             return;
           }
-          if (answer_.upstream_reusable && response_->is_done()) worker_.pool(route()).give_back(std::move(upstream_));
+          if (answer_.upstream_reusable && response_->is_done()) pool_->give_back(std::move(upstream_));
           upstream_.reset();
           log_request(nullptr);
           if (!keep_alive_) break;

@@ -1,11 +1,14 @@
 // Tokens, pinning and the ramp for grayroute-proxy; see decision_tier.hpp.
 #include "decision_tier.hpp"
 
+#include <algorithm>
 #include <ctime>
 #include <fstream>
 #include <sstream>
 
 #include <grayroute/cookie.hpp>
+
+#include <nlohmann/json.hpp>
 
 namespace grayroute_proxy {
 
@@ -20,6 +23,15 @@ std::string_view trim(std::string_view s) noexcept {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
+}
+
+bool same_name(std::string_view a, std::string_view b) noexcept {  // ASCII, case-insensitive
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
 }
 
 bool is_token(std::string_view s) noexcept {
@@ -126,38 +138,48 @@ grayroute::set_cookie_config parse_pin_cookie(std::string_view text) {
   return c;
 }
 
-decision_tier::decision_tier(const consistency_options& o, const grayroute::router_config& routing)
-    : routing_(routing),
-      routes_(routing.routes),
-      header_(o.decision_header),
-      ttl_(o.decision_ttl),
-      policy_version_(o.policy_version) {
+std::vector<grayroute::key_source> with_pin_key(grayroute::policy_config& config, const std::string& pin_cookie) {
+  using kind = grayroute::key_source::kind;
+  const std::string pin = pin_cookie.empty() ? std::string() : parse_pin_cookie(pin_cookie).name;
+  std::vector<grayroute::key_source> keys;
+  for (grayroute::rule_config& rule : config.rules) {
+    if (rule.split.empty()) continue;
+    auto& key = rule.key;
+    if (!pin.empty()) {
+      const auto is_pin = [&](const grayroute::key_source& k) { return k.source == kind::cookie && k.name == pin; };
+      const bool has_given = std::any_of(key.begin(), key.end(), [](const auto& k) { return k.source == kind::given; });
+      auto at = std::find_if(key.begin(), key.end(), is_pin);
+      if (at == key.end()) {
+        at = std::find_if(key.begin(), key.end(), [](const auto& k) { return k.source == kind::ip; });
+        if (key.empty()) at = key.insert(key.end(), grayroute::key_source{kind::ip, {}});
+        at = key.insert(at, grayroute::key_source{kind::cookie, pin});
+      }
+      if (!has_given) key.insert(at, grayroute::key_source{kind::given, {}});
+    }
+    for (const grayroute::key_source& k : key) {
+      if (k.source == kind::ip || k.source == kind::given) continue;
+      const bool seen = std::any_of(keys.begin(), keys.end(),
+                                    [&](const auto& o) { return o.source == k.source && o.name == k.name; });
+      if (!seen) keys.push_back(k);
+    }
+  }
+  return keys;
+}
+
+decision_tier::decision_tier(const consistency_options& o)
+    : header_(o.decision_header), ttl_(o.decision_ttl), policy_version_(o.policy_version) {
   if (!o.decision_key_files.empty()) {
     keys_ = load_keys(o.decision_key_files);
     for (const auto& f : o.decision_key_files) key_files_ += (key_files_.empty() ? "" : ", ") + f;
   }
   if (!is_token(header_)) throw config_error("--decision-header \"" + header_ + "\" is not a header name");
   if (ttl_ <= 0) throw config_error("--decision-ttl " + std::to_string(ttl_) + ": must be at least 1 second");
-  if (!o.pin_cookie.empty()) {
-    pin_.emplace(parse_pin_cookie(o.pin_cookie));
-    if (!routing_.percent_key_cookie.empty() && routing_.percent_key_cookie != pin_->name()) {
-      throw config_error("--pin-cookie \"" + pin_->name() + "\" and --percent-cookie \"" + routing_.percent_key_cookie +
-                         "\": the pin cookie is the percentage cookie; give one of them");
-    }
-    routing_.percent_key_cookie = pin_->name();
-  }
-  if (!o.percent_schedule.empty()) {
-    if (o.percent_ramp != "steps" && o.percent_ramp != "linear") {
-      throw config_error("--percent-ramp \"" + o.percent_ramp + "\": steps or linear");
-    }
-    if (routing_.percent != 0) throw config_error("--percent-schedule replaces --percent; give one of them");
-    ramp_.emplace(grayroute::parse_weight_schedule(
-        o.percent_schedule, o.percent_ramp == "linear" ? grayroute::ramp_shape::linear : grayroute::ramp_shape::steps));
-    if (!routing_.percent_route.empty()) ramp_route_ = routes_.require(routing_.percent_route, "percent_route");
-  }
+  if (!o.pin_cookie.empty()) pin_.emplace(parse_pin_cookie(o.pin_cookie));
 }
 
-tier_request decision_tier::admit(http::request_header<>& req, bool peer_trusted, std::int64_t now) const noexcept {
+tier_request decision_tier::admit(http::request_header<>& req, bool peer_trusted, std::int64_t now,
+                                  const grayroute::policy& policy,
+                                  const std::vector<grayroute::key_source>& keys) const noexcept {
   tier_request t;
   const auto lines = req.equal_range(bv(header_));
   std::size_t count = 0;
@@ -178,7 +200,7 @@ tier_request decision_tier::admit(http::request_header<>& req, bool peer_trusted
     } else if (count > 1) {
       t.token_refusal = "several";
     } else {
-      const auto v = grayroute::verify_decision_token(t.token(), *keys_, routes_, now);
+      const auto v = grayroute::verify_decision_token(t.token(), *keys_, policy.routes(), now);
       if (v.status == grayroute::token_status::valid) {
         t.honoured = true;
         t.token_route = v.route;
@@ -191,49 +213,53 @@ tier_request decision_tier::admit(http::request_header<>& req, bool peer_trusted
     // Believed or not, it does not travel on: the next tier hears only from us.
     req.erase(bv(header_));
   }
-  if (t.honoured) return t;
-  if (!routing_.percent_key_header.empty()) {
-    const auto keys = req.equal_range(bv(routing_.percent_key_header));
-    for (auto line = keys.first; line != keys.second && t.key.empty(); ++line) t.key = trim(view(line->value()));
-  }
-  if (t.key.empty() && !routing_.percent_key_cookie.empty()) {
-    const auto cookies = req.equal_range(http::field::cookie);
-    for (auto line = cookies.first; line != cookies.second && t.key.empty(); ++line) {
-      if (const auto v = grayroute::find_cookie(view(line->value()), routing_.percent_key_cookie)) t.key = *v;
+  if (t.honoured || !pin_) return t;
+  // The first of the splits' key sources present (the pin cookie among them), else a pin.
+  for (const grayroute::key_source& k : keys) {
+    if (k.source == grayroute::key_source::kind::header) {
+      const auto found = req.equal_range(bv(k.name));
+      for (auto line = found.first; line != found.second && t.key.empty(); ++line) t.key = trim(view(line->value()));
+    } else if (k.source == grayroute::key_source::kind::cookie) {
+      const auto cookies = req.equal_range(http::field::cookie);
+      for (auto line = cookies.first; line != cookies.second && t.key.empty(); ++line) {
+        if (const auto v = grayroute::find_cookie(view(line->value()), k.name)) t.key = *v;
+      }
+    } else if (k.source == grayroute::key_source::kind::arg) {
+      const std::string_view target = view(req.target());
+      const std::size_t q = target.find('?');
+      if (q == std::string_view::npos) continue;
+      std::string_view query = target.substr(q + 1);
+      while (!query.empty() && t.key.empty()) {
+        const std::string_view pair = query.substr(0, query.find('&'));
+        query.remove_prefix(pair.size() < query.size() ? pair.size() + 1 : query.size());
+        const std::size_t eq = pair.find('=');
+        if (eq != std::string_view::npos && same_name(pair.substr(0, eq), k.name)) {
+          t.key = pair.substr(eq + 1);
+        }
+      }
     }
+    if (!t.key.empty()) return t;
   }
-  if (t.key.empty() && pin_) t.pin = grayroute::random_id();
+  t.pin = grayroute::random_id();
   return t;
 }
 
-void decision_tier::settle(grayroute::decision& d, const tier_request& t, std::int64_t now_ms) const noexcept {
-  if (t.honoured) {
-    d.route = t.token_route;
-    d.reason = grayroute::route_reason::upstream;
-    d.rule = t.token_rule();
-    return;
-  }
-  if (!ramp_ || d.reason != grayroute::route_reason::default_route) return;
-  const std::uint32_t ppm = ramp_->ppm_at(now_ms);
-  if (ppm == 0) return;
-  const std::string_view key = t.rollout_key();
-  const std::uint32_t bucket = key.empty() ? grayroute::percentage_rollout::fine_bucket(d.client.address, routing_.percent_seed)
-                                           : grayroute::percentage_rollout::fine_bucket(key, routing_.percent_seed);
-  if (bucket < ppm) {
-    d.route = ramp_route_;
-    d.reason = grayroute::route_reason::percentage;
-  }
+void decision_tier::settle(grayroute::decision& d, const tier_request& t) const noexcept {
+  if (!t.honoured) return;
+  d.route = t.token_route;
+  d.reason = grayroute::route_reason::upstream;
+  d.rule = t.token_rule();
 }
 
 void decision_tier::forward(http::request_header<>& req, const grayroute::decision& d, const tier_request& t,
-                            std::int64_t now) const {
+                            const grayroute::policy& policy, std::int64_t now) const {
   if (!keys_) return;
   if (t.honoured) {
     req.set(bv(header_), bv(t.token()));
     return;
   }
   const auto token = grayroute::encode_decision_token(
-      {routes_.name(d.route), d.reason, d.rule, policy_version_, now + ttl_}, *keys_);
+      {policy.route_name(d.route), d.reason, d.rule, policy_version_, now + ttl_}, *keys_);
   if (token) req.set(bv(header_), bv(token->view()));
 }
 
@@ -247,38 +273,35 @@ void decision_tier::respond(http::response_header<>& res, const tier_request& t)
   }
 }
 
-std::string decision_tier::status_json(std::int64_t now_ms) const {
-  std::string out;
-  if (ramp_) {
-    const auto s = ramp_->status(now_ms);
-    out += "\"ramp\":{\"route\":\"" + std::string(routes_.name(ramp_route_)) + "\",\"shape\":\"" +
-           (ramp_->shape() == grayroute::ramp_shape::linear ? "linear" : "steps") +
-           "\",\"weight_ppm\":" + std::to_string(s.ppm) + ",\"weight\":\"" + percent_text(s.ppm) + "\",\"next\":";
-    if (s.next) {
-      out += "{\"at\":\"" + utc_text(s.next->at_ms) + "\",\"weight_ppm\":" + std::to_string(s.next->ppm) +
-             ",\"weight\":\"" + percent_text(s.next->ppm) + "\"}";
-    } else {
-      out += "null";
+void decision_tier::append_status(std::string& json, const grayroute::policy& policy) const {
+  nlohmann::ordered_json more = nlohmann::ordered_json::object();
+  const auto shares = policy.scheduled_shares();
+  if (!shares.empty()) {
+    const std::int64_t now_ms = policy.clock_now_ms();
+    auto& ramps = more["ramps"] = nlohmann::ordered_json::array();
+    for (const auto& share : shares) {
+      const auto s = share.schedule->status(now_ms);
+      nlohmann::ordered_json item = {{"rule", share.rule},
+                                     {"route", policy.route_name(share.route)},
+                                     {"shape", share.schedule->shape() == grayroute::ramp_shape::linear ? "linear" : "steps"},
+                                     {"weight_ppm", s.ppm},
+                                     {"weight", percent_text(s.ppm)},
+                                     {"next", nullptr}};
+      if (s.next) {
+        item["next"] = {{"at", utc_text(s.next->at_ms)}, {"weight_ppm", s.next->ppm}, {"weight", percent_text(s.next->ppm)}};
+      }
+      ramps.push_back(std::move(item));
     }
-    out += "}";
   }
   if (keys_) {
-    if (!out.empty()) out += ",";
-    out += "\"decision_tokens\":{\"header\":\"" + header_ + "\",\"keys\":" + std::to_string(keys_->has_previous() ? 2 : 1) +
-           ",\"ttl_s\":" + std::to_string(ttl_) + "}";
+    more["decision_tokens"] = {{"header", header_}, {"keys", keys_->has_previous() ? 2 : 1}, {"ttl_s", ttl_}};
   }
-  if (pin_) {
-    if (!out.empty()) out += ",";
-    out += "\"pin_cookie\":\"" + pin_->name() + "\"";
-  }
-  return out;
-}
-
-void decision_tier::append_status(std::string& json, std::int64_t now_ms) const {
-  const std::string more = status_json(now_ms);
+  if (pin_) more["pin_cookie"] = pin_->name();
+  if (more.empty()) return;
+  const std::string text = more.dump();  // "{...}": its members go before json's closing brace
   const std::size_t close = json.rfind('}');
-  if (more.empty() || close == std::string::npos) return;
-  json.insert(close, (close > 0 && json[close - 1] != '{' ? "," : "") + more);
+  if (close == std::string::npos) return;
+  json.insert(close, (close > 0 && json[close - 1] != '{' ? "," : "") + text.substr(1, text.size() - 2));
 }
 
 std::string decision_tier::describe() const {
@@ -290,11 +313,6 @@ std::string decision_tier::describe() const {
     out += "  decision tokens: none (no --decision-key-file); any " + header_ + " a client sends is removed\n";
   }
   if (pin_) out += "  pin cookie: " + pin_->build("<id>") + " for requests without a rollout key\n";
-  if (ramp_) {
-    out += "  ramp to " + std::string(routes_.name(ramp_route_)) + ": " + std::to_string(ramp_->steps().size()) + " steps, " +
-           (ramp_->shape() == grayroute::ramp_shape::linear ? "linear" : "stepwise") + ", first " +
-           utc_text(ramp_->steps().front().at_ms) + "\n";
-  }
   return out;
 }
 

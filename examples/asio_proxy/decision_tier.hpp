@@ -9,12 +9,15 @@
 //   kept). Whatever the client sent in that header is removed before proxying, believed
 //   or not; a tier holding keys sends upstream the token it obeyed, unchanged (so a third
 //   tier obeys the same decision), or else a token of its own decision.
-// - Pinning (random_id.hpp, set_cookie.hpp). A request with none of the rollout keys (the
-//   --percent-key header, the pin cookie) gets a random id as its key, and the response
-//   sets it as the pin cookie, whichever route it got, so the split keeps its weight.
-// - A ramp (weight_schedule.hpp). The two-route split's weight is read from the wall
-//   clock per request; it decides where the router's own percentage would (after forced
-//   routes and the list, before the default), with the library's fine buckets.
+// - Pinning (random_id.hpp, set_cookie.hpp). A request with none of the key sources of
+//   the policy's splits (headers, cookies, arguments; the pin cookie is one of them) gets
+//   a random id, passed to the policy as the given key, and the response sets it as the
+//   pin cookie, whichever route it got, so the split keeps its weight. with_pin_key() puts
+//   the pin cookie in every split rule's key list: where the rule lists `cookie:NAME`
+//   (the pin cookie's name), with the drawn id just before it; else before the client
+//   address (or at the end).
+// - Ramps are the library's (a split share with a weight_schedule, policy_config.hpp);
+//   append_status() shows each scheduled share's weight now and its next step.
 #ifndef GRAYROUTE_PROXY_DECISION_TIER_HPP
 #define GRAYROUTE_PROXY_DECISION_TIER_HPP
 
@@ -29,10 +32,8 @@
 
 #include <grayroute/decision_token.hpp>
 #include <grayroute/random_id.hpp>
-#include <grayroute/route_table.hpp>
-#include <grayroute/router.hpp>
+#include <grayroute/policy.hpp>
 #include <grayroute/set_cookie.hpp>
-#include <grayroute/weight_schedule.hpp>
 
 #include "consistency_options.hpp"
 
@@ -69,54 +70,49 @@ struct tier_request {
   friend class decision_tier;
 };
 
+/// Adds the pin cookie `pin_cookie` (the --pin-cookie / pin_cookie words; "": none) to
+/// every split rule's key list (see above) and returns the key sources of all the splits
+/// but the client address: a request with none of them present draws a pin.
+std::vector<grayroute::key_source> with_pin_key(grayroute::policy_config& config, const std::string& pin_cookie);
+
 class decision_tier {
  public:
-  /// Reads the key files and checks every option against the routing flags; throws
-  /// config_error (or std::runtime_error) naming the flag and the value.
-  decision_tier(const consistency_options& options, const grayroute::router_config& routing);
-
-  /// The router's configuration with this tier's needs: the pin cookie as the rollout
-  /// cookie; the percentage left to the ramp when there is one.
-  const grayroute::router_config& routing() const noexcept { return routing_; }
+  /// Reads the key files and checks every option; throws config_error (or
+  /// std::runtime_error) naming the option and the value.
+  explicit decision_tier(const consistency_options& options);
 
   bool has_keys() const noexcept { return keys_.has_value(); }
   bool pins() const noexcept { return pin_.has_value(); }
-  bool ramps() const noexcept { return ramp_.has_value(); }
 
-  /// Before the router: takes the decision header out of `req` (verifying it when
-  /// `peer_trusted`), and finds the rollout key or draws a pin. `now` in Unix seconds.
-  tier_request admit(http::request_header<>& req, bool peer_trusted, std::int64_t now) const noexcept;
+  /// Before the policy decides: takes the decision header out of `req` (verifying it
+  /// against the routes of `policy` when `peer_trusted`), and finds one of the `keys`
+  /// (with_pin_key's) or draws a pin. `now` in Unix seconds.
+  tier_request admit(http::request_header<>& req, bool peer_trusted, std::int64_t now, const grayroute::policy& policy,
+                     const std::vector<grayroute::key_source>& keys) const noexcept;
 
-  /// After the router: a believed token replaces the decision; else the ramp decides
-  /// where the router fell through to its default. `now_ms` in Unix milliseconds.
-  void settle(grayroute::decision& d, const tier_request& t, std::int64_t now_ms) const noexcept;
+  /// After the policy: a believed token replaces the decision (reason `upstream`, its rule).
+  void settle(grayroute::decision& d, const tier_request& t) const noexcept;
 
   /// After plan_request: the token for the tier behind us (the one obeyed, or our own).
   void forward(http::request_header<>& req, const grayroute::decision& d, const tier_request& t,
-               std::int64_t now) const;
+               const grayroute::policy& policy, std::int64_t now) const;
 
   /// On the response to the client: the pin cookie for a newly drawn id.
   void respond(http::response_header<>& res, const tier_request& t) const;
 
-  /// `"ramp":{...}` (current weight and next step), `"decision_tokens":{...}`,
-  /// `"pin_cookie":...` for the status JSON; "" when none is configured.
-  std::string status_json(std::int64_t now_ms) const;
-  /// Adds status_json() to a JSON object's text (before its closing brace).
-  void append_status(std::string& json, std::int64_t now_ms) const;
+  /// `"decision_tokens":{...}`, `"pin_cookie":...` and `"ramps":[...]` (each scheduled
+  /// share: rule, route, weight now, next step) added to a JSON object's text.
+  void append_status(std::string& json, const grayroute::policy& policy) const;
 
-  /// Lines for the start-up log: tokens (or that client tokens are removed), pin, ramp.
+  /// Lines for the start-up log: tokens (or that client tokens are removed), pin.
   std::string describe() const;
 
  private:
-  grayroute::router_config routing_;
-  grayroute::route_table routes_;
   std::optional<grayroute::decision_keys> keys_;
   std::string header_;
   std::int64_t ttl_;
   std::uint64_t policy_version_;
   std::optional<grayroute::set_cookie_builder> pin_;
-  std::optional<grayroute::weight_schedule> ramp_;
-  grayroute::route_id ramp_route_ = grayroute::kGray;
   std::string key_files_;
 };
 

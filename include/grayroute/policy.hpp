@@ -75,7 +75,7 @@ class policy {
 
   /// Validates and compiles `config`; throws config_error naming the bad value.
   explicit policy(const policy_config& config)
-      : routes_(config.routes), resolver_(config.client_ip), force_cookie_(config.force_cookie) {
+      : routes_(config.routes), resolver_(config.client_ip), clock_(config.clock_ms), force_cookie_(config.force_cookie) {
     interesting_ = resolver_.header_name_lengths();
     default_route_ = config.default_route.empty() ? kProduction : routes_.require(config.default_route, "default_route");
     force_route_ = config.force_route.empty() ? kGray : routes_.require(config.force_route, "force_route");
@@ -184,6 +184,25 @@ class policy {
   route_id default_route() const noexcept { return default_route_; }
   const client_ip_resolver& resolver() const noexcept { return resolver_; }
 
+  /// A split share whose weight is a schedule, for status output: the rule, the route,
+  /// and the schedule (its status(clock_now_ms()) is the weight now and the next step).
+  struct scheduled_share_view {
+    std::string_view rule;
+    route_id route;
+    const weight_schedule* schedule;
+  };
+  std::vector<scheduled_share_view> scheduled_shares() const {
+    std::vector<scheduled_share_view> out;
+    for (const rule& r : rules_) {
+      for (const share& s : r.shares) {
+        if (s.schedule >= 0) out.push_back({r.name, s.route, &schedules_[static_cast<std::size_t>(s.schedule)]});
+      }
+    }
+    return out;
+  }
+  /// The clock scheduled shares are read from (policy_config::clock_ms), Unix milliseconds.
+  std::int64_t clock_now_ms() const noexcept { return now_ms(); }
+
   /// The named list, to look an address up the way the rules do (status pages, tests).
   const layered_store* find_list(std::string_view name) const noexcept {
     for (std::size_t i = 0; i < list_names_.size(); ++i) {
@@ -226,6 +245,8 @@ class policy {
   struct share {
     std::uint32_t below;  // cumulative upper bound in fine buckets
     route_id route;
+    int schedule = -1;    // index into schedules_: the weight is read from the clock
+    std::uint32_t width = 0;  // a fixed share's own weight, for a split with a schedule
   };
 
   struct rule {
@@ -241,6 +262,7 @@ class policy {
     std::vector<share> shares;
     std::vector<key_compiled> key;
     std::uint32_t seed = 0;
+    bool scheduled = false;  // a share has a weight_schedule
 
     bool has_hosts() const noexcept { return !exact_hosts.empty() || !host_suffixes.empty(); }
 
@@ -385,8 +407,20 @@ class policy {
         break;
       }
     }
+    if (r.scheduled) return scheduled_share(r, bucket);
     for (const share& s : r.shares) {
       if (bucket < s.below) return s.route;
+    }
+    return std::nullopt;
+  }
+
+  // A split with a scheduled share: its bounds are laid out again from this moment's weights.
+  std::optional<route_id> scheduled_share(const rule& r, std::uint32_t bucket) const noexcept {
+    const std::int64_t now = now_ms();
+    std::uint32_t below = 0;
+    for (const share& s : r.shares) {
+      below += s.schedule < 0 ? s.width : schedules_[static_cast<std::size_t>(s.schedule)].ppm_at(now);
+      if (bucket < below) return s.route;
     }
     return std::nullopt;
   }
@@ -502,16 +536,31 @@ class policy {
       for (const share& seen : r.shares) {
         if (seen.route == route) detail::throw_config_error(what + ": split names route " + detail::quote_value(s.route) + " twice");
       }
+      if (s.schedule) {
+        if (s.percent != 0.0) {
+          detail::throw_config_error(what + ": split " + detail::quote_value(s.route) + ": a percent and a schedule (give one)");
+        }
+        // Checked at its highest weight, the last step's, so the shares never overlap.
+        total += s.schedule->steps().back().ppm;
+        if (total > percentage_rollout::kFineBuckets) {
+          detail::throw_config_error(what + ": split shares add up to more than 100% (a schedule counts at its last step)");
+        }
+        r.shares.push_back({total, route, static_cast<int>(schedules_.size()), 0});
+        schedules_.push_back(*s.schedule);
+        r.scheduled = true;
+        continue;
+      }
       const double units = s.percent * 10000.0;
       if (!(s.percent > 0.0 && s.percent <= 100.0) || std::fabs(units - std::round(units)) > 1e-6) {
         detail::throw_config_error(what + ": split " + detail::quote_value(s.route + ":" + format_percent(s.percent)) +
                                    ": a share is a percentage in (0, 100] in steps of 0.0001");
       }
-      total += static_cast<std::uint32_t>(std::lround(units));
+      const auto width = static_cast<std::uint32_t>(std::lround(units));
+      total += width;
       if (total > percentage_rollout::kFineBuckets) {
         detail::throw_config_error(what + ": split shares add up to more than 100%");
       }
-      r.shares.push_back({total, route});
+      r.shares.push_back({total, route, -1, width});
     }
     r.seed = in.seed;
     const std::vector<key_source> key = in.key.empty() ? std::vector<key_source>{{key_source::kind::ip, {}}} : in.key;
@@ -572,8 +621,12 @@ class policy {
     return lowered;
   }
 
+  std::int64_t now_ms() const noexcept { return clock_ ? clock_() : unix_ms(std::chrono::system_clock::now()); }
+
   route_table routes_;
   client_ip_resolver resolver_;
+  std::int64_t (*clock_)() noexcept = nullptr;
+  std::vector<weight_schedule> schedules_;  // scheduled shares' weights (share::schedule)
   std::string force_cookie_;
   route_id default_route_ = kProduction, force_route_ = kGray;
   int force_header_slot_ = -1, host_slot_ = -1;

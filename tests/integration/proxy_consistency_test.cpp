@@ -175,7 +175,7 @@ TEST_SUITE("proxy consistency") {
     // The genuine article from a trusted peer is obeyed, its rule kept.
     const http_reply ok = http_get(s.port(), "/echo", {{"Grayroute-Decision", token(kKeyOld, "gray", now() + 60, "canary")}});
     CHECK(header(ok.headers, "X-Backend") == "gray");
-    CHECK(header(ok.headers, "X-Grayroute") == "gray; reason=upstream");
+    CHECK(header(ok.headers, "X-Grayroute") == "gray; reason=upstream; rule=canary");
 
     // A tier without keys strips a token and sends none.
     proxy_setup keyless(dir, {"--trusted-proxy", "127.0.0.1"});
@@ -384,8 +384,59 @@ TEST_SUITE("proxy consistency") {
                get_request("/echo", {{"Grayroute-Decision", t}}));
         const http_reply reply = c.read_response();
         const bool trusted = std::string(source) == "127.0.0.1";
-        CHECK(header(reply.headers, "X-Grayroute") == (trusted ? "gray; reason=upstream" : "production; reason=default"));
+        CHECK(header(reply.headers, "X-Grayroute") == (trusted ? "gray; reason=upstream; rule=forged" : "production; reason=default"));
       }
     }
+  }
+}
+
+TEST_SUITE("proxy consistency") {
+  TEST_CASE("the policy file's keys: [decision], pin_cookie, a rule's schedule; errors at file:line:column") {
+    temp_dir dir;
+    backend production(dir, "production"), gray(dir, "gray");
+    dir.write("decision.key", std::string(kKeyNew) + "\n");
+    const int port = free_port();
+    const std::string head = "listen = \"127.0.0.1:" + std::to_string(port) + "\"\n" +
+                             "pin_cookie = { name = \"gr_uid\", max_age = \"1h\", samesite = \"strict\" }\n"
+                             "[routes]\nproduction = \"127.0.0.1:" + std::to_string(production.port()) + "\"\n" +
+                             "gray = \"127.0.0.1:" + std::to_string(gray.port()) + "\"\n" +
+                             "[decision]\nkey_files = \"decision.key\"\nttl = \"2m\"\npolicy_version = 9\n";
+    // A ramp that reached 100% long ago: everyone is gray by the schedule's rule.
+    const std::string rule = "[[rules]]\nname = \"ramp\"\nsplit = { gray = \"schedule\" }\n"
+                             "schedule = \"2020-01-01T00:00:00Z 1%, +1h 100%\"\nramp = \"linear\"\n";
+    dir.write("policy.toml", head + rule);
+    {
+      config_proxy proxy(dir, dir.file("policy.toml"), port);
+      const http_reply anonymous = http_get(port, "/echo");
+      CHECK(header(anonymous.headers, "X-Grayroute") == "gray; reason=percentage; rule=ramp");
+      const std::string cookie = header(anonymous.headers, "Set-Cookie");
+      CHECK(cookie.rfind("gr_uid=", 0) == 0);
+      CHECK(cookie.find("Max-Age=3600") != std::string::npos);
+      CHECK(cookie.find("SameSite=Strict") != std::string::npos);
+      // The token it signs for the tier behind it: its route and rule, valid under the file's key.
+      const auto v = grayroute::verify_decision_token(echoed(anonymous.body, "Grayroute-Decision"),
+                                                      grayroute::parse_decision_keys(kKeyNew, "test"),
+                                                      grayroute::route_table({"production", "gray"}), now());
+      CHECK(v.status == grayroute::token_status::valid);
+      CHECK(v.claims.rule == "ramp");
+      CHECK(v.claims.policy_version == 9);
+      const std::string health = http_get(port, "/-/grayroute/health").body;
+      CHECK(health.find("\"ramps\":[{\"rule\":\"ramp\",\"route\":\"gray\",\"shape\":\"linear\",\"weight_ppm\":1000000,"
+                        "\"weight\":\"100%\",\"next\":null}]") != std::string::npos);
+      CHECK(health.find("\"decision_tokens\":{\"header\":\"Grayroute-Decision\",\"keys\":1,\"ttl_s\":120}") !=
+            std::string::npos);
+    }
+    // A bad ramp word: refused at start-up with its place.
+    std::string bad = head + rule;
+    const std::size_t at = bad.find("\"linear\"");
+    bad.replace(at, 8, "\"curvy\"");
+    std::size_t line = 1;
+    for (std::size_t i = 0; i < at; ++i) line += bad[i] == '\n';
+    const std::size_t column = at - bad.rfind('\n', at);
+    dir.write("bad.toml", bad);
+    process p({GRAYROUTE_PROXY_BIN, "--config", dir.file("bad.toml")}, dir.file("bad.log"));
+    CHECK(eventually([&] { return !p.running(); }));  // refused: it exits by itself
+    CHECK(p.log().find(dir.file("bad.toml") + ":" + std::to_string(line) + ":" + std::to_string(column) +
+                       ": rule 1: ramp \"curvy\" is steps or linear") != std::string::npos);
   }
 }
