@@ -540,38 +540,36 @@ proxy_policy read_policy_text(const std::string& text, const std::string& path) 
 proxy_policy policy_from_flags(const proxy_options& options) {
   proxy_policy out;
   out.listen = options.listen;
-  // The list's stores are attached by live_policy; to_policy_config needs one to build.
-  const grayroute::memory_store placeholder;
-  try {
-    out.config = grayroute::to_policy_config(options.routing, grayroute::store_ref(placeholder));
-  } catch (const grayroute::config_error& e) {
-    throw policy_error("--percent: " + without_library_prefix(e.what()));
-  }
-  out.config.lists.front().layers.clear();
-  // Issue 13: the flags' ramp is the weight of the "percentage" rule's one share.
+  // Issue 13: the flags' ramp is the weight of the "percentage" rule's one share: the rule
+  // to_policy_config builds for a percentage (its keys, seed, route), the share then
+  // replaced by the schedule.
   out.consistency = options.consistency;
   const consistency_options& c = options.consistency;
+  grayroute::router_config routing = options.routing;
   if (!c.percent_schedule.empty()) {
     if (c.percent_ramp != "steps" && c.percent_ramp != "linear") {
       throw policy_error("--percent-ramp \"" + c.percent_ramp + "\": steps or linear");
     }
-    if (options.routing.percent != 0) throw policy_error("--percent-schedule replaces --percent; give one of them");
-    const grayroute::router_config& r = options.routing;
-    grayroute::rule_config& ramp = out.config.rules.emplace_back();
-    ramp.name = "percentage";
-    grayroute::route_share share{r.percent_route.empty() ? out.config.routes[1] : r.percent_route, 0, {}};
+    if (routing.percent != 0) throw policy_error("--percent-schedule replaces --percent; give one of them");
+    routing.percent = 100;
+  }
+  // The list's stores are attached by live_policy; to_policy_config needs one to build.
+  const grayroute::memory_store placeholder;
+  try {
+    out.config = grayroute::to_policy_config(routing, grayroute::store_ref(placeholder));
+  } catch (const grayroute::config_error& e) {
+    throw policy_error("--percent: " + without_library_prefix(e.what()));
+  }
+  out.config.lists.front().layers.clear();
+  if (!c.percent_schedule.empty()) {
+    grayroute::route_share& share = out.config.rules.back().split.front();
+    share.percent = 0;
     try {
       share.schedule = grayroute::parse_weight_schedule(
           c.percent_schedule, c.percent_ramp == "linear" ? grayroute::ramp_shape::linear : grayroute::ramp_shape::steps);
     } catch (const grayroute::config_error& e) {
       throw policy_error("--percent-schedule: " + without_library_prefix(e.what()));
     }
-    ramp.split.push_back(std::move(share));
-    ramp.key.push_back({grayroute::key_source::kind::given, {}});
-    if (!r.percent_key_header.empty()) ramp.key.push_back({grayroute::key_source::kind::header, r.percent_key_header});
-    if (!r.percent_key_cookie.empty()) ramp.key.push_back({grayroute::key_source::kind::cookie, r.percent_key_cookie});
-    ramp.key.push_back({grayroute::key_source::kind::ip, {}});
-    ramp.seed = r.percent_seed;
   }
   out.servers = {{options.production}, {options.gray}};
   out.servers_where = {"--production", "--gray"};
