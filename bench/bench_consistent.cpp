@@ -9,6 +9,7 @@
 #include <grayroute/policy.hpp>
 #include <grayroute/proxy_protocol.hpp>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,30 @@ void BM_Decide_Split(benchmark::State& state) {
   std::size_t i = 0;
   for (auto _ : state) {
     benchmark::DoNotOptimize(f.policy.decide({f.peer, "", "/", "", ""}, f.requests[i++ % kInputs]));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// The same split with its share a weight_schedule (linear, mid-ramp at 50% on the system
+// clock): the cost of reading the clock and the schedule per decision, beside BM_Decide_Split.
+void BM_Decide_Split_Scheduled(benchmark::State& state) {
+  const fixture& f = inputs();
+  static const grayroute::policy scheduled = [] {
+    grayroute::policy_config config;
+    grayroute::rule_config rule;
+    rule.name = "canary";
+    grayroute::route_share share;
+    share.route = "gray";
+    const std::int64_t now = grayroute::unix_ms(std::chrono::system_clock::now());
+    share.schedule = grayroute::weight_schedule({{now - 3600000, 0}, {now + 3600000, 1000000}}, grayroute::ramp_shape::linear);
+    rule.split.push_back(share);
+    rule.key = {{grayroute::key_source::kind::header, "X-User-Id"}};
+    config.rules.push_back(rule);
+    return grayroute::policy(config);
+  }();
+  std::size_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(scheduled.decide({f.peer, "", "/", "", ""}, f.requests[i++ % kInputs]));
   }
   state.SetItemsProcessed(state.iterations());
 }
@@ -196,6 +221,7 @@ void BM_ProxyProtocol_V2(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_Decide_Split);
+BENCHMARK(BM_Decide_Split_Scheduled);
 BENCHMARK(BM_Token_Encode);
 BENCHMARK(BM_Token_Verify);
 BENCHMARK(BM_Token_VerifyRotating);

@@ -25,6 +25,7 @@
 #ifndef GRAYROUTE_POLICY_HPP
 #define GRAYROUTE_POLICY_HPP
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -75,7 +76,8 @@ class policy {
 
   /// Validates and compiles `config`; throws config_error naming the bad value.
   explicit policy(const policy_config& config)
-      : routes_(config.routes), resolver_(config.client_ip), clock_(config.clock_ms), force_cookie_(config.force_cookie) {
+      : routes_(config.routes), resolver_(config.client_ip), force_cookie_(config.force_cookie) {
+    clock_ = config.clock_ms;
     interesting_ = resolver_.header_name_lengths();
     default_route_ = config.default_route.empty() ? kProduction : routes_.require(config.default_route, "default_route");
     force_route_ = config.force_route.empty() ? kGray : routes_.require(config.force_route, "force_route");
@@ -194,8 +196,9 @@ class policy {
   std::vector<scheduled_share_view> scheduled_shares() const {
     std::vector<scheduled_share_view> out;
     for (const rule& r : rules_) {
-      for (const share& s : r.shares) {
-        if (s.schedule >= 0) out.push_back({r.name, s.route, &schedules_[static_cast<std::size_t>(s.schedule)]});
+      for (std::size_t i = 0; i < r.timed.size(); ++i) {
+        const int at = r.timed[i].schedule;
+        if (at >= 0) out.push_back({r.name, r.shares[i].route, &schedules_[static_cast<std::size_t>(at)]});
       }
     }
     return out;
@@ -245,8 +248,12 @@ class policy {
   struct share {
     std::uint32_t below;  // cumulative upper bound in fine buckets
     route_id route;
-    int schedule = -1;    // index into schedules_: the weight is read from the clock
-    std::uint32_t width = 0;  // a fixed share's own weight, for a split with a schedule
+  };
+
+  // A share of a split that has a schedule: its own weight, or its schedule's index.
+  struct timed_share {
+    std::uint32_t width;
+    int schedule;  // index into schedules_; -1: `width` is fixed
   };
 
   struct rule {
@@ -262,7 +269,7 @@ class policy {
     std::vector<share> shares;
     std::vector<key_compiled> key;
     std::uint32_t seed = 0;
-    bool scheduled = false;  // a share has a weight_schedule
+    std::vector<timed_share> timed;  // by share, when one has a schedule; else empty
 
     bool has_hosts() const noexcept { return !exact_hosts.empty() || !host_suffixes.empty(); }
 
@@ -407,7 +414,7 @@ class policy {
         break;
       }
     }
-    if (r.scheduled) return scheduled_share(r, bucket);
+    if (!r.timed.empty()) return scheduled_share(r, bucket);
     for (const share& s : r.shares) {
       if (bucket < s.below) return s.route;
     }
@@ -418,9 +425,10 @@ class policy {
   std::optional<route_id> scheduled_share(const rule& r, std::uint32_t bucket) const noexcept {
     const std::int64_t now = now_ms();
     std::uint32_t below = 0;
-    for (const share& s : r.shares) {
-      below += s.schedule < 0 ? s.width : schedules_[static_cast<std::size_t>(s.schedule)].ppm_at(now);
-      if (bucket < below) return s.route;
+    for (std::size_t i = 0; i < r.shares.size(); ++i) {
+      const timed_share& t = r.timed[i];
+      below += t.schedule < 0 ? t.width : schedules_[static_cast<std::size_t>(t.schedule)].ppm_at(now);
+      if (bucket < below) return r.shares[i].route;
     }
     return std::nullopt;
   }
@@ -531,6 +539,7 @@ class policy {
 
   void compile_split(const rule_config& in, rule& r, const std::string& what) {
     std::uint32_t total = 0;
+    std::vector<timed_share> timed;
     for (const route_share& s : in.split) {
       const route_id route = routes_.require(s.route, what + ": split");
       for (const share& seen : r.shares) {
@@ -545,9 +554,9 @@ class policy {
         if (total > percentage_rollout::kFineBuckets) {
           detail::throw_config_error(what + ": split shares add up to more than 100% (a schedule counts at its last step)");
         }
-        r.shares.push_back({total, route, static_cast<int>(schedules_.size()), 0});
+        r.shares.push_back({total, route});
+        timed.push_back({0, static_cast<int>(schedules_.size())});
         schedules_.push_back(*s.schedule);
-        r.scheduled = true;
         continue;
       }
       const double units = s.percent * 10000.0;
@@ -560,8 +569,10 @@ class policy {
       if (total > percentage_rollout::kFineBuckets) {
         detail::throw_config_error(what + ": split shares add up to more than 100%");
       }
-      r.shares.push_back({total, route, -1, width});
+      r.shares.push_back({total, route});
+      timed.push_back({width, -1});
     }
+    if (std::any_of(timed.begin(), timed.end(), [](const timed_share& t) { return t.schedule >= 0; })) r.timed = std::move(timed);
     r.seed = in.seed;
     const std::vector<key_source> key = in.key.empty() ? std::vector<key_source>{{key_source::kind::ip, {}}} : in.key;
     for (const key_source& k : key) {
@@ -625,8 +636,6 @@ class policy {
 
   route_table routes_;
   client_ip_resolver resolver_;
-  std::int64_t (*clock_)() noexcept = nullptr;
-  std::vector<weight_schedule> schedules_;  // scheduled shares' weights (share::schedule)
   std::string force_cookie_;
   route_id default_route_ = kProduction, force_route_ = kGray;
   int force_header_slot_ = -1, host_slot_ = -1;
@@ -638,6 +647,8 @@ class policy {
   std::vector<std::string> list_names_;
   std::vector<layered_store> lists_;
   std::vector<rule> rules_;
+  std::int64_t (*clock_)() noexcept = nullptr;  // policy_config::clock_ms
+  std::vector<weight_schedule> schedules_;      // scheduled shares' weights (timed_share::schedule)
 };
 
 /// The policy a router_config describes, deciding as router<Store> does: forced header,
