@@ -2,12 +2,14 @@
 // the PROXY protocol parser beside the address parse a listener does anyway.
 //
 // Baselines in the same binary: BM_Decide_Split (the policy's own decision, a 50% split
-// by X-User-Id) for the token, BM_ParseIp_V4Text for the PROXY header.
+// by X-User-Id, no token: what an inner tier does when none comes) for the token work,
+// BM_ParseIp_V4Text for the PROXY header.
 #include <benchmark/benchmark.h>
 #include <grayroute/decision_token.hpp>
 #include <grayroute/policy.hpp>
 #include <grayroute/proxy_protocol.hpp>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -66,6 +68,30 @@ void BM_Decide_Split(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// The same split with its share a weight_schedule (linear, mid-ramp at 50% on the system
+// clock): the cost of reading the clock and the schedule per decision, beside BM_Decide_Split.
+void BM_Decide_Split_Scheduled(benchmark::State& state) {
+  const fixture& f = inputs();
+  static const grayroute::policy scheduled = [] {
+    grayroute::policy_config config;
+    grayroute::rule_config rule;
+    rule.name = "canary";
+    grayroute::route_share share;
+    share.route = "gray";
+    const std::int64_t now = grayroute::unix_ms(std::chrono::system_clock::now());
+    share.schedule = grayroute::weight_schedule({{now - 3600000, 0}, {now + 3600000, 1000000}}, grayroute::ramp_shape::linear);
+    rule.split.push_back(share);
+    rule.key = {{grayroute::key_source::kind::header, "X-User-Id"}};
+    config.rules.push_back(rule);
+    return grayroute::policy(config);
+  }();
+  std::size_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(scheduled.decide({f.peer, "", "/", "", ""}, f.requests[i++ % kInputs]));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 void BM_Token_Encode(benchmark::State& state) {
   std::size_t i = 0;
   for (auto _ : state) {
@@ -112,6 +138,34 @@ void BM_Decide_Split_ThenEncode(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
 }
+
+// The inner tier (what grayroute-proxy does per request): the decision header verified,
+// the policy still asked (it resolves the client address for X-Real-IP and the log),
+// then a valid token replaces the route. Baseline: BM_Decide_Split, no token.
+void decide_with_token(benchmark::State& state, bool forged) {
+  const fixture& f = inputs();
+  std::vector<std::string> tokens = f.tokens;
+  if (forged) {
+    for (std::string& t : tokens) t.back() = t.back() == '0' ? '1' : '0';
+  }
+  std::size_t i = 0;
+  for (auto _ : state) {
+    const std::size_t k = i++ % kInputs;
+    const auto v = grayroute::verify_decision_token(tokens[k], keys(), kNow,
+                                                    [&](std::string_view name) { return f.policy.find_route(name); });
+    grayroute::decision d = f.policy.decide({f.peer, "", "/", "", ""}, f.requests[k]);
+    if (v.status == grayroute::token_status::valid) {
+      d.route = v.route;
+      d.reason = grayroute::route_reason::upstream;
+      d.rule = v.claims.rule;
+    }
+    benchmark::DoNotOptimize(d);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_Decide_Split_TokenPresent(benchmark::State& state) { decide_with_token(state, false); }
+void BM_Decide_Split_TokenForged(benchmark::State& state) { decide_with_token(state, true); }
 
 const std::vector<std::string>& proxy_headers(bool v2) {
   static const std::vector<std::string> v1_lines = [] {
@@ -167,10 +221,13 @@ void BM_ProxyProtocol_V2(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_Decide_Split);
+BENCHMARK(BM_Decide_Split_Scheduled);
 BENCHMARK(BM_Token_Encode);
 BENCHMARK(BM_Token_Verify);
 BENCHMARK(BM_Token_VerifyRotating);
 BENCHMARK(BM_Decide_Split_ThenEncode);
+BENCHMARK(BM_Decide_Split_TokenPresent);
+BENCHMARK(BM_Decide_Split_TokenForged);
 BENCHMARK(BM_ParseIp_V4Text);
 BENCHMARK(BM_ProxyProtocol_V1);
 BENCHMARK(BM_ProxyProtocol_V2);

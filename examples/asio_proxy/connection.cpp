@@ -55,7 +55,25 @@ void connection::start() {
   peer_text_ = grayroute::to_string(peer_);
   client_.socket().set_option(tcp::no_delay(true), ec);
   worker_.add(this);
+  if (context_.proxy_protocol.enabled()) return read_preface();
   loop();
+}
+
+// Issue 13: the PROXY header (or its absence) decides the peer before any HTTP is read.
+void connection::read_preface() {
+  started_ = std::chrono::steady_clock::now();
+  async_read_preface(client_, client_buffer_, context_.proxy_protocol.from_balancer(peer_), peer_,
+                     options_.client_timeout, [self = shared_from_this()](const preface_step& s) {
+                       if (s.what != preface_step::kind::accept) {
+                         self->log_request("proxy_protocol", s.why);
+                         beast::error_code ignored;
+                         self->client_.socket().close(ignored);
+                         return;
+                       }
+                       self->peer_ = s.peer;
+                       self->peer_text_ = grayroute::to_string(s.peer);
+                       self->loop();
+                     });
 }
 
 void connection::drain() noexcept {
@@ -92,6 +110,10 @@ std::string connection::route_label() const {
 // The route (from the policy of the moment), then the next of its servers on this thread.
 void connection::decide() {
   snapshot_ = context_.live.load();
+  // Issue 13: a client's decision token is taken out (and obeyed only from a trusted
+  // peer), a pin drawn for a request without a key (the policy's given key).
+  tier_ = context_.tier.admit(request_->get(), snapshot_->policy.resolver().is_trusted(peer_), std::time(nullptr),
+                              snapshot_->policy, snapshot_->rollout_keys);
   if (options_.routing_enabled) {
     const auto& req = request_->get();
     // An absolute-form target carries the host the request is for (RFC 9112 3.2.2).
@@ -105,10 +127,12 @@ void connection::decide() {
       }
     }
     const http::fields& headers = req;
-    decision_ = snapshot_->policy.decide(grayroute::request_view{peer_, host, target}, headers);
+    const std::string_view pin = tier_.pin ? tier_.pin->view() : std::string_view();
+    decision_ = snapshot_->policy.decide(grayroute::request_view{peer_, host, target, {}, pin}, headers);
   } else {
     decision_ = grayroute::decision{grayroute::kProduction, grayroute::route_reason::default_route, {peer_, -1, "peer"}, {}, grayroute::kProduction};
   }
+  context_.tier.settle(decision_, tier_);
   const auto& servers = snapshot_->servers[route()];
   server_ = &servers[worker_.next_server(route(), servers.size())];
   pool_ = &worker_.pool(server_->endpoint);
@@ -150,6 +174,7 @@ void connection::set_error_response() {
                                                       (rejected_ ? std::string(rejected_) : error_.message()) + ")\n");
   }
   if (options_.route_header) local_.set("X-Grayroute", route_label());
+  context_.tier.respond(local_, tier_);
 }
 
 void connection::log_request(const char* reason, const char* error) {
@@ -190,6 +215,10 @@ void connection::log_request(const char* reason, const char* error) {
     line += " rule=";
     line += decision_.rule;
   }
+  if (!tier_.token_refusal.empty()) {
+    line += " token_ignored=";
+    line += tier_.token_refusal;
+  }
   if (error) {
     line += " error=\"";
     line += error;
@@ -222,6 +251,7 @@ void connection::loop(beast::error_code ec, std::size_t) {
       first_request_ = false;
       skipped_empty_lines_ = 0;
       started_ = std::chrono::steady_clock::now();
+      tier_ = tier_request{};
       status_ = 0;
       rejected_ = nullptr;
       client_version_ = 11;
@@ -252,7 +282,11 @@ void connection::loop(beast::error_code ec, std::size_t) {
         break;
       }
       if (is_health_request()) {
-        set_local_response(http::status::ok, context_.live.health_json() + "\n", "application/json");
+        {
+          std::string json = context_.live.health_json();
+          context_.tier.append_status(json, context_.live.load()->policy);  // issue 13
+          set_local_response(http::status::ok, json + "\n", "application/json");
+        }
         keep_alive_ = request_->get().keep_alive() && request_->is_done() && !draining_;
         local_.keep_alive(keep_alive_);
         client_.expires_after(options_.client_timeout);
@@ -264,6 +298,7 @@ void connection::loop(beast::error_code ec, std::size_t) {
 
       decide();
       plan_ = plan_request(request_->get(), framing_, decision_, peer_text_, server_->name);
+      context_.tier.forward(request_->get(), decision_, tier_, snapshot_->policy, std::time(nullptr));  // issue 13
       keep_alive_ = plan_.keep_alive;
 
       // Send the request, on a pooled connection when there is one (the pool hands out
@@ -333,6 +368,7 @@ void connection::loop(beast::error_code ec, std::size_t) {
             response_context{client_version_, keep_alive_, plan_.upgrade, draining_, response_->chunked(),
                              response_->content_length().has_value(), response_->is_done(), response_->keep_alive()},
             options_.route_header ? route_label() : std::string());
+        context_.tier.respond(response_->get(), tier_);
         if (answer_.bad_upgrade) {
           failure_ = failure::upstream;
           rejected_ = "switched protocols without being asked";

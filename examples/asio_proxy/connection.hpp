@@ -42,6 +42,7 @@ class connection : public session, public std::enable_shared_from_this<connectio
   enum class failure { none, client, client_bad_body, connect, upstream, upstream_cut, timeout };
 
   void loop(boost::beast::error_code ec = {}, std::size_t = 0);
+  void read_preface();
   void tunnel_read(bool downstream);
   void tunnel_write(bool downstream);
   void tunnel_watch();
@@ -80,6 +81,7 @@ class connection : public session, public std::enable_shared_from_this<connectio
   const upstream_server* server_ = nullptr;
   upstream_pool* pool_ = nullptr;
   grayroute::decision decision_;
+  tier_request tier_;  // issue 13: the token that came, the key or pin of this request
   request_framing framing_;
   request_plan plan_;
   response_plan answer_;

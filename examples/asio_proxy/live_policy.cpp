@@ -1,6 +1,8 @@
 // Building, reloading and reporting the served policy; see live_policy.hpp.
 #include "live_policy.hpp"
 
+#include "decision_tier.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -82,6 +84,7 @@ live_policy::live_policy(const proxy_options& options) : options_(options) {
     listen_ = spec.listen;
     listen_where_ = spec.listen_where;
   }
+  consistency_ = spec.consistency;
   build_result first = build(std::move(spec));
   current_ = first.snapshot;
   files_ = std::move(first.files);
@@ -168,8 +171,10 @@ live_policy::build_result live_policy::build(proxy_policy spec) const {
     lists.push_back(std::move(stores));
   }
   std::shared_ptr<policy_snapshot> snapshot;
+  std::vector<grayroute::key_source> rollout_keys = with_pin_key(spec.config, consistency_.pin_cookie);  // issue 13
   try {
     snapshot = std::make_shared<policy_snapshot>(spec.config);
+    snapshot->rollout_keys = std::move(rollout_keys);
   } catch (const grayroute::config_error& e) {
     throw policy_error(spec.place(e.what(), spec.config));
   }

@@ -68,6 +68,7 @@ struct policy_snapshot {
   std::vector<list_stores> lists;
   std::string source;     // the policy file, or "flags"
   std::string client_ip;  // how the client is found, for the startup log
+  std::vector<grayroute::key_source> rollout_keys;  // issue 13: the splits' key sources (with_pin_key)
 };
 
 class live_policy {
@@ -85,6 +86,9 @@ class live_policy {
   /// `listen` from the policy file, "" when it says none; where it is written, for errors.
   const std::string& file_listen() const { return listen_; }
   const std::string& file_listen_where() const { return listen_where_; }
+  /// Issue 13's options (tokens, pin cookie, PROXY protocol): the file's or the flags',
+  /// as read at start-up (a reload keeps them).
+  const consistency_options& consistency() const { return consistency_; }
 
   /// Reads everything again (SIGHUP); `why` goes to the log. A failure keeps the old policy.
   void reload(const char* why);
@@ -118,6 +122,7 @@ class live_policy {
 
   const proxy_options& options_;
   std::string listen_, listen_where_;
+  consistency_options consistency_;
   std::shared_ptr<const policy_snapshot> current_;  // std::atomic_load / atomic_store only
   std::vector<std::shared_ptr<watched_file>> files_;  // the control thread's, like the looks below
 

@@ -79,10 +79,26 @@ int main(int argc, char** argv) {
   app.add_option("--shutdown-timeout", shutdown_ms, "On SIGINT/SIGTERM, wait this long (ms) for in-flight requests")
       ->capture_default_str();
   app.add_option("--access-log", o.access_log, "One line per request: a file, - (stdout) or off")->capture_default_str();
+  // Issue 13: decision tokens, pinning, a ramp, the PROXY protocol (consistency_options.hpp).
+  auto& c = o.consistency;
+  app.add_option("--decision-key-file", c.decision_key_files,
+                 "Key file(s) for decision tokens: one (signing key [+ previous]) or two (signing, previous)");
+  app.add_option("--decision-header", c.decision_header, "Header carrying the decision token")->capture_default_str();
+  app.add_option("--decision-ttl", c.decision_ttl, "Seconds a token this tier signs stays good")->capture_default_str();
+  app.add_option("--policy-version", c.policy_version, "Policy version written into the tokens");
+  app.add_option("--pin-cookie", c.pin_cookie,
+                 "Pin anonymous users: \"name=gr_uid [max_age=S] [domain=D] [path=/] [secure] [httponly=off] [samesite=lax]\"");
+  app.add_option("--percent-schedule", c.percent_schedule,
+                 "Ramp instead of --percent: \"2026-12-01T10:00:00Z 1%, +1h 5%, +1h 25%, +2h 100%\"");
+  app.add_option("--percent-ramp", c.percent_ramp, "steps or linear between schedule steps")->capture_default_str();
+  app.add_option("--proxy-protocol-from", c.proxy_protocol_from,
+                 "Balancer network (CIDR) whose connections must start with a PROXY v1/v2 header; repeat");
   for (const char* routing : {"--production", "--gray", "--gray-list", "--gray-list-file", "--trusted-proxy",
                               "--client-ip-headers", "--percent", "--percent-key", "--percent-cookie", "--percent-seed",
                               "--force-header", "--force-cookie", "--redis", "--redis-user",
-                              "--redis-db", "--redis-schema", "--redis-key"}) {
+                              "--redis-db", "--redis-schema", "--redis-key",
+                              "--decision-key-file", "--decision-header", "--decision-ttl", "--policy-version",
+                              "--pin-cookie", "--percent-schedule", "--percent-ramp", "--proxy-protocol-from"}) {
     app.get_option(routing)->excludes(config);
   }
   CLI11_PARSE(app, argc, argv);

@@ -11,6 +11,8 @@
 
 #include <grayroute/router.hpp>
 
+#include "consistency_options.hpp"
+
 namespace grayroute_proxy {
 
 struct redis_options {
@@ -36,6 +38,7 @@ struct proxy_options {
   grayroute::router_config routing;
   bool routing_enabled = true;  // off: everything to production (benchmark baseline)
   bool route_header = true;     // X-Grayroute on responses
+  consistency_options consistency;  // tokens, pinning, ramp, PROXY protocol (issue 13)
 
   unsigned threads = 1;
   std::size_t upstream_keepalive = 32;  // idle connections kept per upstream and thread

@@ -18,6 +18,10 @@
 #include <grayroute/memory_store.hpp>
 #include <grayroute/policy.hpp>
 #include <grayroute/policy_syntax.hpp>
+#include <grayroute/weight_schedule.hpp>
+
+#include "decision_tier.hpp"
+#include "proxy_protocol_accept.hpp"
 
 namespace grayroute_proxy {
 
@@ -106,17 +110,31 @@ class reader {
         read_routes(table(*node, "[routes]"));
       } else if (name == "lists") {
         read_lists(table(*node, "[lists]"));
+      } else if (name == "decision") {
+        read_decision(table(*node, "[decision]"));
+      } else if (name == "pin_cookie") {
+        read_pin_cookie(*node);
+      } else if (name == "listener") {
+        read_listener(table(*node, "[listener]"));
       } else if (name == "rules") {
         const auto* rules = node->as_array();
         if (!rules || !rules->is_array_of_tables()) fail(*node, "rules is an array of tables: write [[rules]]");
         for (const toml::node& rule : *rules) read_rule(*rule.as_table());
       } else {
         fail(key->source(), "unknown key " + quoted(name) +
-                                " (listen, default, force_header, force_cookie, force_route, [client_ip], [routes], "
-                                "[lists], [[rules]])");
+                                " (listen, default, force_header, force_cookie, force_route, pin_cookie, [client_ip], "
+                                "[routes], [lists], [decision], [listener], [[rules]])");
       }
     }
     if (!routes) throw policy_error(path_ + ": no [routes] table (at least two routes, each with its servers)");
+    // Key files, header, ttl and the pin cookie's words are checked as decision_tier reads them.
+    if (consistency_node_) {
+      try {
+        const decision_tier probe(out_.consistency);
+      } catch (const std::exception& e) {
+        fail(*consistency_node_, without_library_prefix(e.what()));
+      }
+    }
     // The nodes point into the parsed document: the closure keeps it alive.
     out_.place = [root, path = path_, nodes = nodes_](const std::string& message, const grayroute::policy_config& built) {
       return place(path, nodes, message, built);
@@ -178,6 +196,89 @@ class reader {
     (name == "default" ? c.default_route : name == "force_header" ? c.force_header
                                          : name == "force_cookie" ? c.force_cookie
                                                                   : c.force_route) = value;
+  }
+
+  // Issue 13. [decision] key_files = [...], header = "...", ttl = "60s", policy_version = N
+  void read_decision(const toml::table& t) {
+    consistency_node_ = &t;
+    consistency_options& c = out_.consistency;
+    for (const auto& [key, node] : in_file_order(t)) {
+      const std::string_view name = key->str();
+      if (name == "key_files") {
+        c.decision_key_files = texts(*node, "key_files");
+        for (std::string& file : c.decision_key_files) {
+          if (!file.empty() && file.front() != '/') file = directory_ + file;
+        }
+      } else if (name == "header") {
+        c.decision_header = text(*node, "header");
+      } else if (name == "ttl") {
+        c.decision_ttl = seconds(*node, "ttl");
+      } else if (name == "policy_version") {
+        const auto* version = node->as_integer();
+        if (!version || version->get() < 0) fail(*node, "policy_version is an integer, 0 or more");
+        c.policy_version = static_cast<std::uint64_t>(version->get());
+      } else {
+        fail(key->source(), "unknown key " + quoted(name) + " in [decision] (key_files, header, ttl, policy_version)");
+      }
+    }
+  }
+
+  // 60, "60s", "5m", "1h".
+  std::int64_t seconds(const toml::node& node, const std::string& what) const {
+    if (const auto* n = node.as_integer()) return n->get();
+    const std::string value = text(node, what + " (seconds, or \"60s\", \"5m\", \"1h\")");
+    std::size_t used = 0;
+    long long number = -1;
+    try {
+      number = std::stoll(value, &used);
+    } catch (const std::logic_error&) {
+    }
+    const std::string unit = number < 0 ? "" : value.substr(used);
+    const long long scale = unit == "s" || unit.empty() ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : 0;
+    if (number < 0 || scale == 0) fail(node, what + " " + quoted(value) + ": seconds, or a number with s, m or h");
+    return number * scale;
+  }
+
+  // pin_cookie = "name=gr_uid max_age=86400 ..." or { name = "gr_uid", max_age = 86400, secure = true, ... }
+  void read_pin_cookie(const toml::node& node) {
+    consistency_node_ = &node;
+    if (node.is_string()) {
+      out_.consistency.pin_cookie = text(node, "pin_cookie");
+      return;
+    }
+    std::string words;
+    for (const auto& [key, value] : in_file_order(table(node, "pin_cookie (a string of words or a table)"))) {
+      const std::string_view name = key->str();
+      std::string word(name);
+      if (name == "name" || name == "domain" || name == "path" || name == "samesite") {
+        word += "=" + text(*value, "pin_cookie." + std::string(name));
+      } else if (name == "max_age") {
+        word += "=" + std::to_string(seconds(*value, "pin_cookie.max_age"));
+      } else if (name == "secure" || name == "httponly") {
+        const auto* flag = value->as_boolean();
+        if (!flag) fail(*value, "pin_cookie." + std::string(name) + " is true or false");
+        word += flag->get() ? "=on" : "=off";
+      } else {
+        fail(key->source(), "unknown key " + quoted(name) +
+                                " in pin_cookie (name, max_age, domain, path, secure, httponly, samesite)");
+      }
+      if (word.find_first_of(" \t") != std::string::npos) fail(*value, "pin_cookie." + std::string(name) + ": no spaces");
+      words += (words.empty() ? "" : " ") + word;
+    }
+    out_.consistency.pin_cookie = words;
+  }
+
+  // [listener] proxy_protocol_from = ["10.0.0.0/8", ...]
+  void read_listener(const toml::table& t) {
+    for (const auto& [key, node] : in_file_order(t)) {
+      if (key->str() != "proxy_protocol_from") fail(key->source(), "unknown key " + quoted(key->str()) + " in [listener] (proxy_protocol_from)");
+      out_.consistency.proxy_protocol_from = texts(*node, "proxy_protocol_from");
+      try {
+        const proxy_protocol_gate probe(out_.consistency.proxy_protocol_from);
+      } catch (const std::exception& e) {
+        fail(*node, without_library_prefix(e.what()));
+      }
+    }
   }
 
   void client_ip(const toml::table& t) {
@@ -266,6 +367,8 @@ class reader {
     nodes_.rules.push_back(&t);
     grayroute::rule_config rule;
     const std::string what = "rule " + std::to_string(out_.config.rules.size() + 1);
+    const toml::node *schedule = nullptr, *ramp = nullptr, *scheduled_share = nullptr;
+    std::size_t scheduled_index = 0;
     for (const auto& [key, node] : in_file_order(t)) {
       const std::string_view name = key->str();
       if (name == "name") {
@@ -288,10 +391,23 @@ class reader {
         rule.route = text(*node, what + ": route");
       } else if (name == "split") {
         for (const auto& [route, share] : in_file_order(table(*node, what + ": split"))) {
+          if (share->is_string() && share->as_string()->get() == "schedule") {  // the rule's schedule is its weight
+            if (scheduled_share) fail(*share, what + ": split: one share is \"schedule\"");
+            scheduled_share = share;
+            scheduled_index = rule.split.size();
+            rule.split.push_back({std::string(route->str()), 0, {}});
+            continue;
+          }
           const auto percent = share->value<double>();  // an integer or a float
-          if (!percent || share->is_boolean()) fail(*share, what + ": split " + quoted(route->str()) + " is a number (percent)");
-          rule.split.push_back({std::string(route->str()), *percent});
+          if (!percent || share->is_boolean()) {
+            fail(*share, what + ": split " + quoted(route->str()) + " is a number (percent) or \"schedule\"");
+          }
+          rule.split.push_back({std::string(route->str()), *percent, {}});
         }
+      } else if (name == "schedule") {
+        schedule = node;
+      } else if (name == "ramp") {
+        ramp = node;
       } else if (name == "key") {
         for (const std::string& item : texts(*node, what + ": key")) {
           try {
@@ -309,10 +425,32 @@ class reader {
         top_level(name, *node);
       } else {
         fail(key->source(), what + ": unknown key " + quoted(name) +
-                                " (name, hosts, paths, list, client, header, cookie, arg, route, split, key, seed)");
+                                " (name, hosts, paths, list, client, header, cookie, arg, route, split, key, seed, "
+                                "schedule, ramp)");
       }
     }
+    if (schedule || ramp || scheduled_share) read_schedule(rule, what, schedule, ramp, scheduled_share, scheduled_index);
     out_.config.rules.push_back(std::move(rule));
+  }
+
+  // schedule = "2026-12-01T10:00:00Z 1%, +1h 5%", ramp = "steps" | "linear": the weight of
+  // the split's share written as "schedule".
+  void read_schedule(grayroute::rule_config& rule, const std::string& what, const toml::node* schedule,
+                     const toml::node* ramp, const toml::node* share, std::size_t index) const {
+    if (!schedule) fail(share ? *share : *ramp, what + ": a schedule share or ramp without schedule = \"...\"");
+    if (!share) fail(*schedule, what + ": schedule without a split share written \"schedule\" (split = { gray = \"schedule\" })");
+    grayroute::ramp_shape shape = grayroute::ramp_shape::steps;
+    if (ramp) {
+      const std::string r = text(*ramp, what + ": ramp");
+      if (r == "linear") shape = grayroute::ramp_shape::linear;
+      else if (r != "steps") fail(*ramp, what + ": ramp " + quoted(r) + " is steps or linear");
+    }
+    const std::string steps = text(*schedule, what + ": schedule");
+    try {
+      rule.split[index].schedule = grayroute::parse_weight_schedule(steps, shape);
+    } catch (const grayroute::config_error& e) {
+      fail(*schedule, what + ": schedule: " + without_library_prefix(e.what()));
+    }
   }
 
   // Builds the policy part by part, in the order policy validates, until it fails: the
@@ -357,6 +495,7 @@ class reader {
   }
 
   std::string path_, directory_;
+  const toml::node* consistency_node_ = nullptr;  // [decision] or pin_cookie, for their errors
   proxy_policy out_;
   node_map nodes_;
 };
@@ -401,14 +540,37 @@ proxy_policy read_policy_text(const std::string& text, const std::string& path) 
 proxy_policy policy_from_flags(const proxy_options& options) {
   proxy_policy out;
   out.listen = options.listen;
+  // Issue 13: the flags' ramp is the weight of the "percentage" rule's one share: the rule
+  // to_policy_config builds for a percentage (its keys, seed, route), the share then
+  // replaced by the schedule.
+  out.consistency = options.consistency;
+  const consistency_options& c = options.consistency;
+  grayroute::router_config routing = options.routing;
+  if (!c.percent_schedule.empty()) {
+    if (c.percent_ramp != "steps" && c.percent_ramp != "linear") {
+      throw policy_error("--percent-ramp \"" + c.percent_ramp + "\": steps or linear");
+    }
+    if (routing.percent != 0) throw policy_error("--percent-schedule replaces --percent; give one of them");
+    routing.percent = 100;
+  }
   // The list's stores are attached by live_policy; to_policy_config needs one to build.
   const grayroute::memory_store placeholder;
   try {
-    out.config = grayroute::to_policy_config(options.routing, grayroute::store_ref(placeholder));
+    out.config = grayroute::to_policy_config(routing, grayroute::store_ref(placeholder));
   } catch (const grayroute::config_error& e) {
     throw policy_error("--percent: " + without_library_prefix(e.what()));
   }
   out.config.lists.front().layers.clear();
+  if (!c.percent_schedule.empty()) {
+    grayroute::route_share& share = out.config.rules.back().split.front();
+    share.percent = 0;
+    try {
+      share.schedule = grayroute::parse_weight_schedule(
+          c.percent_schedule, c.percent_ramp == "linear" ? grayroute::ramp_shape::linear : grayroute::ramp_shape::steps);
+    } catch (const grayroute::config_error& e) {
+      throw policy_error("--percent-schedule: " + without_library_prefix(e.what()));
+    }
+  }
   out.servers = {{options.production}, {options.gray}};
   out.servers_where = {"--production", "--gray"};
   list_spec list;

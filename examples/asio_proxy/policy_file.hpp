@@ -47,6 +47,7 @@ struct proxy_policy {
   std::vector<std::string> servers_where;         // by route_id, for errors
   grayroute::policy_config config;                // lists named, layers filled by live_policy
   std::vector<list_spec> lists;                   // in config.lists order
+  consistency_options consistency;  // issue 13: [decision], pin_cookie, [listener] (read at start-up only)
   /// Where a config_error the library raised while building `built` (this config with its
   /// stores) came from: "file:line:column: message". Flags: the message as it is.
   std::function<std::string(const std::string& message, const grayroute::policy_config& built)> place;

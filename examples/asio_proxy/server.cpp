@@ -34,13 +34,17 @@ int serve(const proxy_options& o) {
     const tcp::endpoint listen =
         resolve_endpoint(o.listen.empty() && !live.file_listen().empty() ? live.file_listen_where() : "--listen", listen_text);
     access_log log(o.access_log);
-    const proxy_context context{o, live, log, listen};
+    const decision_tier tier(live.consistency());                        // issue 13
+    const proxy_protocol_gate gate(live.consistency().proxy_protocol_from);  // issue 13
+    const proxy_context context{o, live, log, listen, tier, gate};
     server server(context, live);
 
     std::printf("grayroute-proxy %s listening on http://%s (%u thread%s)\n", GRAYROUTE_VERSION_STRING,
                 text_of(listen).c_str(), o.threads, o.threads == 1 ? "" : "s");
     std::printf("%s\n", live.describe().c_str());
     if (!o.routing_enabled) std::printf("  routing OFF: everything goes to the first route\n");
+    std::printf("%s", tier.describe().c_str());
+    if (gate.enabled()) std::printf("  PROXY protocol: required from %s, refused from others\n", gate.describe().c_str());
     std::printf("  health: http://%s/-/grayroute/health\n", text_of(listen).c_str());
     server.run();
     live.stop();

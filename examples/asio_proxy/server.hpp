@@ -20,8 +20,10 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "access_log.hpp"
+#include "decision_tier.hpp"
 #include "live_policy.hpp"
 #include "options.hpp"
+#include "proxy_protocol_accept.hpp"
 #include "upstream_pool.hpp"
 
 namespace grayroute_proxy {
@@ -32,6 +34,8 @@ struct proxy_context {
   const live_policy& live;
   access_log& log;
   boost::asio::ip::tcp::endpoint listen;
+  const decision_tier& tier;                  // tokens, pinning (issue 13)
+  const proxy_protocol_gate& proxy_protocol;  // PROXY protocol on the listener (issue 13)
 };
 
 /// A client connection as the worker sees it: something to tell "finish and close".

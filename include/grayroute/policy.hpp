@@ -75,6 +75,7 @@ class policy {
   /// Validates and compiles `config`; throws config_error naming the bad value.
   explicit policy(const policy_config& config)
       : routes_(config.routes), resolver_(config.client_ip), force_cookie_(config.force_cookie) {
+    clock_ = config.clock_ms;
     interesting_ = resolver_.header_name_lengths();
     default_route_ = config.default_route.empty() ? kProduction : routes_.require(config.default_route, "default_route");
     force_route_ = config.force_route.empty() ? kGray : routes_.require(config.force_route, "force_route");
@@ -187,6 +188,26 @@ class policy {
   route_id default_route() const noexcept { return default_route_; }
   const client_ip_resolver& resolver() const noexcept { return resolver_; }
 
+  /// A split share whose weight is a schedule, for status output: the rule, the route,
+  /// and the schedule (its status(clock_now_ms()) is the weight now and the next step).
+  struct scheduled_share_view {
+    std::string_view rule;
+    route_id route;
+    const weight_schedule* schedule;
+  };
+  std::vector<scheduled_share_view> scheduled_shares() const {
+    std::vector<scheduled_share_view> out;
+    for (const rule& r : rules_) {
+      for (std::size_t i = 0; i < r.timed.size(); ++i) {
+        const int at = r.timed[i].schedule;
+        if (at >= 0) out.push_back({r.name, r.shares[i].route, &schedules_[static_cast<std::size_t>(at)]});
+      }
+    }
+    return out;
+  }
+  /// The clock scheduled shares are read from (policy_config::clock_ms), Unix milliseconds.
+  std::int64_t clock_now_ms() const noexcept { return now_ms(); }
+
   /// The named list, to look an address up the way the rules do (status pages, tests).
   const layered_store* find_list(std::string_view name) const noexcept {
     for (std::size_t i = 0; i < list_names_.size(); ++i) {
@@ -231,6 +252,12 @@ class policy {
     route_id route;
   };
 
+  // A share of a split that has a schedule: its own weight, or its schedule's index.
+  struct timed_share {
+    std::uint32_t width;
+    int schedule;  // index into schedules_; -1: `width` is fixed
+  };
+
   struct rule {
     std::string name;
     std::vector<std::string> exact_hosts;  // lowered, no trailing dot
@@ -244,6 +271,7 @@ class policy {
     std::vector<share> shares;
     std::vector<key_compiled> key;
     std::uint32_t seed = 0;
+    std::vector<timed_share> timed;  // by share, when one has a schedule; else empty
 
     bool has_hosts() const noexcept { return !exact_hosts.empty() || !host_suffixes.empty(); }
 
@@ -388,8 +416,21 @@ class policy {
         break;
       }
     }
+    if (!r.timed.empty()) return scheduled_share(r, bucket);
     for (const share& s : r.shares) {
       if (bucket < s.below) return s.route;
+    }
+    return std::nullopt;
+  }
+
+  // A split with a scheduled share: its bounds are laid out again from this moment's weights.
+  std::optional<route_id> scheduled_share(const rule& r, std::uint32_t bucket) const noexcept {
+    const std::int64_t now = now_ms();
+    std::uint32_t below = 0;
+    for (std::size_t i = 0; i < r.shares.size(); ++i) {
+      const timed_share& t = r.timed[i];
+      below += t.schedule < 0 ? t.width : schedules_[static_cast<std::size_t>(t.schedule)].ppm_at(now);
+      if (bucket < below) return r.shares[i].route;
     }
     return std::nullopt;
   }
@@ -500,10 +541,25 @@ class policy {
 
   void compile_split(const rule_config& in, rule& r, const std::string& what) {
     std::uint32_t total = 0;
+    std::vector<timed_share> timed;
     for (const route_share& s : in.split) {
       const route_id route = routes_.require(s.route, what + ": split");
       for (const share& seen : r.shares) {
         if (seen.route == route) detail::throw_config_error(what + ": split names route " + detail::quote_value(s.route) + " twice");
+      }
+      if (s.schedule) {
+        if (s.percent != 0.0) {
+          detail::throw_config_error(what + ": split " + detail::quote_value(s.route) + ": a percent and a schedule (give one)");
+        }
+        // Checked at its highest weight, the last step's, so the shares never overlap.
+        total += s.schedule->steps().back().ppm;
+        if (total > percentage_rollout::kFineBuckets) {
+          detail::throw_config_error(what + ": split shares add up to more than 100% (a schedule counts at its last step)");
+        }
+        r.shares.push_back({total, route});
+        timed.push_back({0, static_cast<int>(schedules_.size())});
+        schedules_.push_back(*s.schedule);
+        continue;
       }
       // Units of 0.0001%, rounded half up by hand: the share is positive here, and
       // <cmath> is not worth its compile time to every includer (as in rollout.hpp).
@@ -520,6 +576,13 @@ class policy {
         detail::throw_config_error(what + ": split shares add up to more than 100%");
       }
       r.shares.push_back({total, route});
+      timed.push_back({whole, -1});
+    }
+    for (const timed_share& t : timed) {
+      if (t.schedule >= 0) {  // a fixed split keeps no table: its decide path stays one compare
+        r.timed = std::move(timed);
+        break;
+      }
     }
     r.seed = in.seed;
     const std::vector<key_source> key = in.key.empty() ? std::vector<key_source>{{key_source::kind::ip, {}}} : in.key;
@@ -580,6 +643,8 @@ class policy {
     return lowered;
   }
 
+  std::int64_t now_ms() const noexcept { return clock_ ? clock_() : unix_ms(std::chrono::system_clock::now()); }
+
   route_table routes_;
   client_ip_resolver resolver_;
   std::string force_cookie_;
@@ -596,6 +661,8 @@ class policy {
   std::vector<std::string> list_names_;
   std::vector<layered_store> lists_;
   std::vector<rule> rules_;
+  std::int64_t (*clock_)() noexcept = nullptr;  // policy_config::clock_ms
+  std::vector<weight_schedule> schedules_;      // scheduled shares' weights (timed_share::schedule)
 };
 
 /// The policy a router_config describes, deciding as router<Store> does: forced header,

@@ -17,6 +17,7 @@
 #define GRAYROUTE_POLICY_CONFIG_HPP
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,7 @@
 #include "client_ip.hpp"
 #include "layered_store.hpp"
 #include "version.hpp"
+#include "weight_schedule.hpp"
 
 GRAYROUTE_NAMESPACE_BEGIN
 
@@ -87,10 +89,15 @@ struct key_source {
 #pragma GCC diagnostic pop
 #endif
 
-/// One route's share of a split, in percent (0.0001 steps).
+/// One route's share of a split, in percent (0.0001 steps), or a ramp: with `schedule`
+/// set the share's weight is the schedule's at the moment of the decision (read from
+/// policy_config::clock_ms) and `percent` must be 0. The shares are laid out in order, so
+/// a rising weight moves keys only from production to gray when the scheduled share is
+/// the split's last (weight_schedule.hpp).
 struct route_share {
   std::string route;
   double percent = 0;
+  std::optional<weight_schedule> schedule{};
 };
 
 /// One rule: where it applies (scope), what must hold (conditions), what it does (action).
@@ -138,6 +145,10 @@ struct policy_config {
 
   std::vector<list_config> lists;
   std::vector<rule_config> rules;  ///< in order: the first that decides wins
+
+  /// The wall clock scheduled shares are read from, in Unix milliseconds; nullptr: the
+  /// system clock. A test injects a function of its own.
+  std::int64_t (*clock_ms)() noexcept = nullptr;
 };
 
 GRAYROUTE_NAMESPACE_END

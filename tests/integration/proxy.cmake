@@ -13,13 +13,18 @@ if(Boost_FOUND AND Threads_FOUND)
                      LIBRARIES Boost::boost Threads::Threads)
 endif()
 if(GRAYROUTE_BUILD_EXAMPLES AND Boost_FOUND AND GRAYROUTE_CLI11_INCLUDE AND tomlplusplus_FOUND AND nlohmann_json_FOUND)
-  foreach(test proxy_test proxy_server_test proxy_hostile_test)
+  foreach(test proxy_test proxy_server_test proxy_hostile_test proxy_consistency_test)
     grayroute_add_test(${test} SOURCES integration/${test}.cpp LIBRARIES Threads::Threads LABELS server)
     target_compile_definitions(${test} PRIVATE GRAYROUTE_PROXY_BIN="$<TARGET_FILE:grayroute-proxy>"
                                                GRAYROUTE_BACKEND_BIN="$<TARGET_FILE:grayroute-backend>")
     add_dependencies(${test} grayroute-proxy grayroute-backend)
   endforeach()
-  set_tests_properties(proxy_test proxy_server_test proxy_hostile_test PROPERTIES TIMEOUT 120)
+  set_tests_properties(proxy_test proxy_server_test proxy_hostile_test proxy_consistency_test PROPERTIES TIMEOUT 120)
+  # Issue 13: the tier's pure steps (tokens, pinning, ramp, PROXY preface) without sockets.
+  grayroute_add_test(proxy_decision_tier_test
+                     SOURCES proxy_decision_tier_test.cpp ${PROJECT_SOURCE_DIR}/examples/asio_proxy/decision_tier.cpp
+                             ${PROJECT_SOURCE_DIR}/examples/asio_proxy/proxy_protocol_accept.cpp
+                     LIBRARIES grayroute_asio nlohmann_json::nlohmann_json)
 endif()
 if(TARGET proxy_server_test AND GRAYROUTE_HAS_REDIS)
   target_compile_definitions(proxy_server_test PRIVATE GRAYROUTE_PROXY_HAS_REDIS=1)
