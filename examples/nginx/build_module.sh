@@ -33,9 +33,9 @@ case "$step" in
   make)
     cd "$tree"
     # nginx's CFLAGS also compile C files, which reject -std=c++17; this fragment adds
-    # the C++ flags to the module's one C++ object only (a target-specific variable).
+    # the C++ flags to the module's C++ objects only (a pattern-specific variable).
     cat >grayroute.mk <<'MK'
-objs/addon/nginx/ngx_http_grayroute_module.o: CFLAGS += -std=c++17 -fvisibility=hidden -fvisibility-inlines-hidden
+objs/addon/nginx/ngx_http_grayroute_%.o: CFLAGS += -std=c++17 -fvisibility=hidden -fvisibility-inlines-hidden
 MK
     # Run as a plain make, not as a sub-make of the caller (CMake's jobserver is not ours).
     env -u MAKEFLAGS -u MFLAGS make -s -f objs/Makefile -f grayroute.mk modules

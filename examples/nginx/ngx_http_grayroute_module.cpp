@@ -54,6 +54,7 @@ extern "C" {
 #include <grayroute/list_file.hpp>
 
 #include "module_store.hpp"
+#include "ngx_http_grayroute_decide.hpp"
 #include "request_headers.hpp"
 
 extern "C" {
@@ -159,6 +160,7 @@ struct main_state {
   // Upstream names grayroute_route refers to, checked against the upstream{} blocks
   // once the whole http block is known.
   std::vector<std::pair<std::string, conf_place>> named_upstreams;
+  decide_state decide;  // tokens, the PROXY-protocol source, route health (ngx_http_grayroute_decide.hpp)
 #if GRAYROUTE_NGINX_REDIS
   std::optional<grayroute::redis_config> redis;
   std::unique_ptr<grayroute::redis_store> redis_store;  // in a worker only
@@ -237,6 +239,15 @@ T* pool_owned(ngx_pool_t* pool) {
 main_state& main_of(ngx_conf_t* cf) {
   return *static_cast<main_conf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_grayroute_module))->state;
 }
+
+}  // namespace
+
+decide_state& decide_of(ngx_conf_t* cf) { return main_of(cf).decide; }
+decide_state& decide_of(ngx_http_request_t* r) {
+  return static_cast<main_conf*>(ngx_http_get_module_main_conf(r, ngx_http_grayroute_module))->state->decide;
+}
+
+namespace {
 
 // ---- directives: http level ------------------------------------------------------
 
@@ -328,7 +339,14 @@ char* set_client_ip_headers(ngx_conf_t* cf, ngx_command_t*, void* conf) {
     const auto* args = static_cast<ngx_str_t*>(cf->args->elts);
     grayroute::resolver_config check;
     check.headers.clear();
-    for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) check.headers.push_back(to_string(args[i]));
+    for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
+      if (to_view(args[i]) == "proxy_protocol") {  // ngx_http_grayroute_token.cpp
+        if (i != 1) return conf_error(cf, "grayroute_client_ip_headers: proxy_protocol must come first (the balancer is the nearest hop)");
+        m.decide.proxy_protocol_source = true;
+        continue;
+      }
+      check.headers.push_back(to_string(args[i]));
+    }
     grayroute::client_ip_resolver validate(check);  // throws naming a bad or repeated header
     m.client_ip.headers = std::move(check.headers);
     m.headers_set = true;
@@ -683,8 +701,11 @@ const request_ctx* decide(ngx_http_request_t* r) noexcept {
     ngx_str_t value;
     if (ngx_http_complex_value(r, l.percent_key, &value) == NGX_OK) key = to_view(value);
   }
-  const grayroute::decision d =
-      l.router->decide(peer_address(r->connection->sockaddr), request_headers(r->headers_in.headers), key);
+  decide_state& extra = decide_of(r);
+  const grayroute::ip_address peer = decision_peer(r, extra, l.router->resolver());
+  grayroute::decision d = l.router->decide(peer, request_headers(r->headers_in.headers), key);
+  honour_token(r, extra, l.router->resolver(), peer, d);
+  guard_health(r, extra, d);
   ctx->route = d.route;
   ctx->reason = d.reason;
   ctx->client_ip_length = d.client.address.format(reinterpret_cast<char*>(ctx->client_ip));
@@ -692,7 +713,7 @@ const request_ctx* decide(ngx_http_request_t* r) noexcept {
   return ctx;
 }
 
-enum variable_kind : uintptr_t { var_upstream, var_route, var_reason, var_client_ip };
+enum variable_kind : uintptr_t { var_upstream, var_route, var_reason, var_client_ip, var_decision };
 
 void set_value(ngx_http_variable_value_t* v, const u_char* data, std::size_t len) noexcept {
   v->data = const_cast<u_char*>(data);
@@ -725,6 +746,8 @@ ngx_int_t get_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uint
       set_value(v, reinterpret_cast<const u_char*>(reason.data()), reason.size());
       break;
     }
+    case var_decision:
+      return decision_token_value(r, decide_of(r), ctx->route, ctx->reason, v);
     default:
       set_value(v, ctx->client_ip, ctx->client_ip_length);
       break;
@@ -739,6 +762,7 @@ ngx_http_variable_t kVariables[] = {
     {ngx_string("grayroute_route"), nullptr, get_variable, var_route, NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("grayroute_reason"), nullptr, get_variable, var_reason, NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("grayroute_client_ip"), nullptr, get_variable, var_client_ip, NGX_HTTP_VAR_NOCACHEABLE, 0},
+    {ngx_string("grayroute_decision"), nullptr, get_variable, var_decision, NGX_HTTP_VAR_NOCACHEABLE, 0},
 };
 
 // proxy_pass http://$grayroute_upstream finds an upstream{} block by name; a name
@@ -746,7 +770,8 @@ ngx_http_variable_t kVariables[] = {
 // is almost always a typo.
 ngx_int_t postconfiguration(ngx_conf_t* cf) {
   try {
-    const main_state& m = main_of(cf);
+    main_state& m = main_of(cf);
+    if (finish_decide_config(cf, m.decide, m.routes, !m.named_upstreams.empty()) != NGX_OK) return NGX_ERROR;
     const auto* umcf = static_cast<ngx_http_upstream_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module));
     const auto* upstreams = static_cast<ngx_http_upstream_srv_conf_t**>(umcf->upstreams.elts);
     for (const auto& [name, place] : m.named_upstreams) {
@@ -966,6 +991,11 @@ ngx_command_t kCommands[] = {
     {ngx_string("grayroute_percent"), kAnyLevel | NGX_CONF_1MORE, set_percent, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("grayroute_force"), kAnyLevel | NGX_CONF_1MORE, set_force, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("grayroute_status"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, set_status, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    // ngx_http_grayroute_health.cpp, ngx_http_grayroute_token.cpp
+    {ngx_string("grayroute_health"), kHttpMain | NGX_CONF_ANY, set_health, NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("grayroute_metrics"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, set_metrics, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("grayroute_decision_key_file"), kHttpMain | NGX_CONF_1MORE, set_decision_key_file, NGX_HTTP_MAIN_CONF_OFFSET,
+     0, nullptr},
     ngx_null_command,
 };
 

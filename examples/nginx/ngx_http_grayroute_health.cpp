@@ -1,0 +1,317 @@
+// Route health for the nginx module, shared by all workers.
+//
+//   grayroute_health zone=grayroute_health:128k error_ratio=50% min_requests=20 window=10s cooldown=10s;
+//   location = /-/grayroute/metrics { grayroute_metrics; }
+//
+// One route_health per route lives in a shared-memory zone (ngx_shm_zone_t, slab): every
+// worker records into the same lock-free counters and reads the same breaker, so a gray
+// route that fails is seen failing by the whole server, each request counted once, by the
+// worker that served it. Each process builds its own health_table over the zone (in the
+// master, when the zone is ready; workers inherit it), with the same configuration.
+//
+// Feeding: a decision made by the module (guard_health) leaves a note in the request's
+// pool cleanup list - found again in the log phase even after an internal redirect
+// (error_page), which resets module contexts; ngx_http_realip_module finds its context
+// the same way. The log-phase handler reads the upstream attempts that followed the
+// decision from r->upstream_states (what $upstream_status and $upstream_response_time
+// print), the last attempt of that group being the route's outcome:
+//   a response (header received): its status, 5xx an error;
+//   504 without a response: timeout (nginx's proxy_connect_timeout / proxy_read_timeout);
+//   502 without a response: connect_failure (refused, reset, no live upstreams).
+// A request the client abandoned (no status) is not counted.
+//
+// A breaker change is logged once, by the worker whose compare-and-swap made it, at
+// `warn`, with the figures that made it.
+
+extern "C" {
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+}
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <memory>
+#include <new>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <grayroute/health_metrics.hpp>
+#include <grayroute/health_syntax.hpp>
+
+#include "ngx_http_grayroute_decide.hpp"
+#include "request_headers.hpp"
+
+extern "C" {
+extern ngx_module_t ngx_http_grayroute_module;
+}
+
+namespace grayroute_nginx {
+namespace {
+
+constexpr std::string_view kDefaultZone = "grayroute_health";
+constexpr std::size_t kDefaultZoneSize = 128 * 1024;
+
+std::chrono::milliseconds now_ms() noexcept {
+  return std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(ngx_current_msec));
+}
+
+char* config_failure(ngx_conf_t* cf, const std::string& message) {
+  ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", message.c_str());
+  return static_cast<char*>(NGX_CONF_ERROR);
+}
+
+// ---- the zone ----------------------------------------------------------------------
+
+// The states of one set of routes in the zone. A reload that keeps the zone (same name and
+// size) keeps the states of the same routes, so a reload does not close an open breaker;
+// a reload with other routes gets new states beside the old ones, which old workers may
+// still be writing until they exit (never freed: a handful of bytes per reload).
+struct shared_states {
+  std::uint64_t signature;
+  std::size_t routes;
+  shared_states* next;
+  grayroute::route_health* states;
+};
+
+std::uint64_t signature_of(const grayroute::route_table& routes) noexcept {
+  std::uint64_t hash = 14695981039346656037ull;  // FNV-1a over the names, NUL-separated
+  for (const auto& name : routes.names()) {
+    for (const char c : name) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    hash = (hash ^ 0u) * 1099511628211ull;
+  }
+  return hash;
+}
+
+grayroute::route_health* zone_states(ngx_slab_pool_t* pool, const grayroute::route_table& routes, bool reused) {
+  const std::uint64_t signature = signature_of(routes);
+  auto* list = reused ? static_cast<shared_states*>(pool->data) : nullptr;
+  for (shared_states* s = list; s; s = s->next) {
+    if (s->signature == signature && s->routes == routes.size()) return s->states;
+  }
+  constexpr std::size_t kAlign = alignof(grayroute::route_health);
+  const std::size_t bytes = sizeof(shared_states) + kAlign + routes.size() * sizeof(grayroute::route_health);
+  auto* block = static_cast<u_char*>(ngx_slab_alloc_locked(pool, bytes));
+  if (!block) return nullptr;
+  auto* header = new (block) shared_states{signature, routes.size(), list, nullptr};
+  auto at = reinterpret_cast<std::uintptr_t>(block + sizeof(shared_states));
+  at = (at + kAlign - 1) / kAlign * kAlign;
+  auto* states = reinterpret_cast<grayroute::route_health*>(at);
+  for (std::size_t i = 0; i < routes.size(); ++i) new (states + i) grayroute::route_health();
+  header->states = states;
+  pool->data = header;
+  return states;
+}
+
+void log_change(const grayroute::route_table& routes, const grayroute::health_event& e) noexcept {
+  const std::string_view route = routes.name(e.route);
+  ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                "grayroute: route \"%*s\" %*s -> %*s (%*s): %uD of %uD outcomes in the window failed (%.1f%%), "
+                "baseline %.1f%%, %uD connect failures in a row, %uD probe successes",
+                route.size(), route.data(), to_string(e.from).size(), to_string(e.from).data(), to_string(e.to).size(),
+                to_string(e.to).data(), to_string(e.cause).size(), to_string(e.cause).data(), e.window_errors,
+                e.window_requests, e.error_ratio * 100.0, e.baseline_error_ratio * 100.0, e.connect_failures_in_row,
+                e.probe_successes);
+}
+
+ngx_int_t init_zone(ngx_shm_zone_t* zone, void* old_data) {
+  auto& s = *static_cast<decide_state*>(zone->data);
+  auto* pool = reinterpret_cast<ngx_slab_pool_t*>(zone->shm.addr);
+  grayroute::route_health* states = nullptr;
+  // Only the master allocates here; the lock keeps the slab consistent all the same.
+  ngx_shmtx_lock(&pool->mutex);
+  states = zone_states(pool, *s.routes, old_data != nullptr || zone->shm.exists);
+  ngx_shmtx_unlock(&pool->mutex);
+  if (!states) {
+    ngx_log_error(NGX_LOG_EMERG, zone->shm.log, 0, "grayroute_health: zone \"%V\" is too small for %uz routes",
+                  &zone->shm.name, s.routes->size());
+    return NGX_ERROR;
+  }
+  try {
+    const grayroute::route_table* routes = s.routes.get();
+    s.health = std::make_unique<grayroute::health_table>(
+        s.health_config, states, routes->size(),
+        [routes](const grayroute::health_event& e) { log_change(*routes, e); });
+  } catch (const std::exception& e) {
+    ngx_log_error(NGX_LOG_EMERG, zone->shm.log, 0, "grayroute_health: %s", e.what());
+    return NGX_ERROR;
+  }
+  return NGX_OK;
+}
+
+// ---- the log phase -------------------------------------------------------------------
+
+// What guard_health leaves in the request pool for the log phase.
+struct routed_note {
+  ngx_http_request_t* request;  // the (sub)request whose upstream attempts follow
+  grayroute::health_table* health;
+  grayroute::route_id route;
+  ngx_uint_t first_state;  // r->upstream_states->nelts when the decision was made
+};
+
+void routed_marker(void*) {}  // identifies the notes among the pool's cleanups
+
+struct route_outcome {
+  grayroute::outcome what;
+  std::chrono::microseconds latency;
+};
+
+std::optional<route_outcome> outcome_of(const routed_note& note) noexcept {
+  const ngx_array_t* array = note.request->upstream_states;
+  if (!array) return std::nullopt;
+  const auto* states = static_cast<const ngx_http_upstream_state_t*>(array->elts);
+  ngx_uint_t i = note.first_state;
+  // An upstream started after another one (an internal redirect) begins with an empty
+  // entry, the " : " of $upstream_status; the route's attempts follow until the next one.
+  while (i < array->nelts && states[i].peer == nullptr) ++i;
+  const ngx_http_upstream_state_t* last = nullptr;
+  ngx_msec_t total = 0;
+  for (; i < array->nelts && states[i].peer != nullptr; ++i) {
+    last = &states[i];
+    if (last->response_time != static_cast<ngx_msec_t>(-1)) total += last->response_time;
+  }
+  if (!last || last->status == 0) return std::nullopt;
+  grayroute::outcome what = grayroute::outcome_of_status(static_cast<unsigned>(last->status));
+  if (last->header_time == static_cast<ngx_msec_t>(-1)) {
+    if (last->status == NGX_HTTP_GATEWAY_TIME_OUT) what = grayroute::outcome::timeout;
+    if (last->status == NGX_HTTP_BAD_GATEWAY) what = grayroute::outcome::connect_failure;
+  }
+  return route_outcome{what, std::chrono::microseconds(static_cast<std::int64_t>(total) * 1000)};
+}
+
+ngx_int_t log_handler(ngx_http_request_t* r) {
+  for (const ngx_pool_cleanup_t* c = r->pool->cleanup; c; c = c->next) {
+    if (c->handler != routed_marker) continue;
+    const auto& note = *static_cast<const routed_note*>(c->data);
+    if (const auto o = outcome_of(note)) note.health->record(note.route, o->what, o->latency, now_ms());
+  }
+  return NGX_OK;
+}
+
+// ---- grayroute_metrics ---------------------------------------------------------------
+
+ngx_int_t metrics_handler(ngx_http_request_t* r) {
+  if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) return NGX_HTTP_NOT_ALLOWED;
+  if (ngx_http_discard_request_body(r) != NGX_OK) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+  const decide_state& s = decide_of(r);
+  if (!s.health) return NGX_HTTP_NOT_FOUND;
+  std::string page;
+  try {
+    grayroute::write_health_metrics(page, *s.health, *s.routes, now_ms());
+  } catch (const std::exception&) {
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+  }
+  ngx_buf_t* b = ngx_create_temp_buf(r->pool, page.size());
+  if (!b) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+  b->last = ngx_cpymem(b->pos, page.data(), page.size());
+  b->last_buf = (r == r->main) ? 1 : 0;
+  b->last_in_chain = 1;
+  r->headers_out.status = NGX_HTTP_OK;
+  r->headers_out.content_length_n = static_cast<off_t>(page.size());
+  ngx_str_set(&r->headers_out.content_type, "text/plain; version=0.0.4; charset=utf-8");
+  r->headers_out.content_type_len = r->headers_out.content_type.len;
+  const ngx_int_t rc = ngx_http_send_header(r);
+  if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) return rc;
+  ngx_chain_t out{b, nullptr};
+  return ngx_http_output_filter(r, &out);
+}
+
+ngx_shm_zone_t* add_zone(ngx_conf_t* cf, decide_state& s, std::string_view name, std::size_t size) {
+  ngx_str_t zone_name{name.size(), static_cast<u_char*>(ngx_pnalloc(cf->pool, name.size()))};
+  if (!zone_name.data) return nullptr;
+  ngx_memcpy(zone_name.data, name.data(), name.size());
+  ngx_shm_zone_t* zone = ngx_shared_memory_add(cf, &zone_name, size, &ngx_http_grayroute_module);
+  if (!zone) return nullptr;
+  if (zone->data && zone->data != &s) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "grayroute_health: zone \"%V\" is already used", &zone_name);
+    return nullptr;
+  }
+  zone->init = init_zone;
+  zone->data = &s;
+  return zone;
+}
+
+}  // namespace
+
+// ---- directives ----------------------------------------------------------------------
+
+char* set_health(ngx_conf_t* cf, ngx_command_t*, void*) {
+  try {
+    decide_state& s = decide_of(cf);
+    if (s.health_set) return static_cast<char*>(const_cast<char*>("is duplicate"));
+    const auto* args = static_cast<ngx_str_t*>(cf->args->elts);
+    std::string words;
+    std::string_view zone_name = kDefaultZone;
+    std::size_t zone_size = kDefaultZoneSize;
+    for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
+      const std::string_view word = to_view(args[i]);
+      if (word.substr(0, 5) != "zone=") {
+        words.append(word).append(" ");
+        continue;
+      }
+      // zone=NAME:SIZE, as limit_req_zone and upstream zone spell it.
+      const std::string_view spec = word.substr(5);
+      const std::size_t colon = spec.rfind(':');
+      ngx_str_t size_text{colon == std::string_view::npos ? 0 : spec.size() - colon - 1,
+                          args[i].data + 5 + (colon == std::string_view::npos ? 0 : colon + 1)};
+      const ssize_t size = size_text.len ? ngx_parse_size(&size_text) : NGX_ERROR;
+      if (colon == 0 || colon == std::string_view::npos || size == NGX_ERROR) {
+        return config_failure(cf, "grayroute_health: \"" + std::string(word) + "\" is not zone=NAME:SIZE (e.g. zone=grayroute_health:128k)");
+      }
+      if (static_cast<std::size_t>(size) < 8 * ngx_pagesize) {
+        return config_failure(cf, "grayroute_health: zone \"" + std::string(spec.substr(0, colon)) + "\" is too small (at least " +
+                                      std::to_string(8 * ngx_pagesize / 1024) + "k)");
+      }
+      zone_name = spec.substr(0, colon);
+      zone_size = static_cast<std::size_t>(size);
+    }
+    s.health_config = grayroute::parse_health(words);  // throws naming the word
+    s.health_set = true;
+    s.zone = add_zone(cf, s, zone_name, zone_size);
+    return s.zone ? NGX_CONF_OK : static_cast<char*>(NGX_CONF_ERROR);
+  } catch (const std::exception& e) {
+    return config_failure(cf, e.what());  // "grayroute: health: ..." naming the word
+  }
+}
+
+char* set_metrics(ngx_conf_t* cf, ngx_command_t*, void*) {
+  auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+  clcf->handler = metrics_handler;
+  decide_of(cf).metrics_used = true;
+  return NGX_CONF_OK;
+}
+
+ngx_int_t finish_decide_config(ngx_conf_t* cf, decide_state& s, const std::vector<std::string>& routes, bool routing) {
+  try {
+    s.routes = std::make_unique<grayroute::route_table>(routes);
+  } catch (const std::exception& e) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "grayroute_routes: %s", e.what());
+    return NGX_ERROR;
+  }
+  // On by default: routing without grayroute_health gets a zone with the defaults.
+  if (!s.zone && (routing || s.metrics_used)) s.zone = add_zone(cf, s, kDefaultZone, kDefaultZoneSize);
+  if (!s.zone && (routing || s.metrics_used)) return NGX_ERROR;
+  if (!s.zone) return NGX_OK;
+  auto* cmcf = static_cast<ngx_http_core_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module));
+  auto* handler = static_cast<ngx_http_handler_pt*>(ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers));
+  if (!handler) return NGX_ERROR;
+  *handler = log_handler;
+  return NGX_OK;
+}
+
+// ---- the request path ------------------------------------------------------------------
+
+void guard_health(ngx_http_request_t* r, decide_state& s, grayroute::decision& d) noexcept {
+  if (!s.health) return;
+  d = grayroute::apply_health(d, *s.health, now_ms());
+  ngx_pool_cleanup_t* cleanup = ngx_pool_cleanup_add(r->pool, sizeof(routed_note));
+  if (!cleanup) return;  // the outcome goes unrecorded; the request is still served
+  cleanup->handler = routed_marker;
+  *static_cast<routed_note*>(cleanup->data) =
+      routed_note{r, s.health.get(), d.route, r->upstream_states ? r->upstream_states->nelts : 0};
+}
+
+}  // namespace grayroute_nginx
