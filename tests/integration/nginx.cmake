@@ -27,6 +27,10 @@ if(GRAYROUTE_BUILD_EXAMPLES AND GRAYROUTE_BUILD_NGINX_MODULE AND GRAYROUTE_NGINX
     "GRAYROUTE_TEST_PYTHON3=\"${GRAYROUTE_SYSTEM_PYTHON3}\""
     "GRAYROUTE_METRICS_SAMPLES=\"${CMAKE_CURRENT_SOURCE_DIR}/nginx_metrics_samples.py\"")
   add_dependencies(nginx_health_test grayroute_nginx_module)
+  grayroute_add_test(nginx_token_test SOURCES integration/nginx_token_test.cpp
+                     LIBRARIES Threads::Threads LABELS "server;no-sanitizer")
+  target_compile_definitions(nginx_token_test PRIVATE "GRAYROUTE_NGINX_MODULE_PATH=\"${_module}\"")
+  add_dependencies(nginx_token_test grayroute_nginx_module)
 
   if(_module_redis)
     grayroute_add_test(nginx_redis_test SOURCES integration/nginx_redis_test.cpp
