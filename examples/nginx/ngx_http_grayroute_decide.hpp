@@ -62,6 +62,10 @@ char* set_decision_key_file(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);  //
 /// log-phase handler. `routing` says whether any location routes.
 ngx_int_t finish_decide_config(ngx_conf_t* cf, decide_state& s, const std::vector<std::string>& routes, bool routing);
 
+/// The routes' breakers for grayroute_status: [{"route":..,"state":..,"window_outcomes":..,
+/// "window_errors":..}, ...], or null without a zone. Allocates (a status page).
+std::string health_json(const decide_state& s);
+
 // ---- the request path (noexcept, no allocation but from the request pool) ---------
 
 /// The address the client-address walk starts from: the TCP peer, or the PROXY-protocol

@@ -302,6 +302,20 @@ ngx_int_t finish_decide_config(ngx_conf_t* cf, decide_state& s, const std::vecto
   return NGX_OK;
 }
 
+std::string health_json(const decide_state& s) {
+  if (!s.health) return "null";
+  std::string out = "[";
+  for (std::size_t r = 0; r < s.health->size(); ++r) {
+    const auto id = static_cast<grayroute::route_id>(r);
+    const grayroute::health_snapshot snap = s.health->snapshot(id, now_ms());
+    // Route names are tokens (route_table): nothing to escape.
+    out.append(r ? "," : "").append("{\"route\":\"").append(s.routes->name(id)).append("\",\"state\":\"");
+    out.append(to_string(snap.state)).append("\",\"window_outcomes\":").append(std::to_string(snap.window_requests));
+    out.append(",\"window_errors\":").append(std::to_string(snap.window_errors)).append("}");
+  }
+  return out + "]";
+}
+
 // ---- the request path ------------------------------------------------------------------
 
 void guard_health(ngx_http_request_t* r, decide_state& s, grayroute::decision& d) noexcept {

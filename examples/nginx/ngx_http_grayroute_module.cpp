@@ -824,6 +824,7 @@ std::string status_json(const main_state& m) {
 #else
   out += ",\"status\":\"ok\"";
 #endif
+  out += ",\"health\":" + health_json(m.decide);  // ngx_http_grayroute_health.cpp
   out += ",\"static_entries\":";
   out += std::to_string(m.static_list ? m.static_list->size() : 0);
   out += ",\"redis\":";

@@ -59,6 +59,7 @@ struct health_setup {
                                  : route_location)
       << R"(
   location = /-/grayroute/metrics { grayroute_metrics; add_header X-Worker $pid always; }
+  location = /-/grayroute/status { grayroute_status; }
 })";
     return c.str();
   }
@@ -151,6 +152,8 @@ TEST_SUITE("nginx route health") {
     CHECK(m.at(transitions("gray", "open")) == 1);
     CHECK(m.at(state("gray", "open")) == 1);
     CHECK(m.at(state("production", "closed")) == 1);
+    CHECK(http_get(s.front, "/-/grayroute/status").body.find("{\"route\":\"gray\",\"state\":\"open\",") !=
+          std::string::npos);
     // One log line for the one change, by the worker that made it.
     const std::string log = nginx.error_log();
     CHECK(count_of(log, "route \"gray\" closed -> open (error_ratio)") == 1);
@@ -253,6 +256,22 @@ TEST_SUITE("nginx route health") {
     CHECK(m.at(state("gray", "open")) == 1);
     CHECK(m.at(outcomes("production", "success")) == 7);  // the fallbacks; the retries decided nothing
     CHECK(count_of(nginx.error_log(), "route \"gray\" closed -> open (connect_failures)") == 1);
+  }
+
+  TEST_CASE("a reload keeps the zone: an open breaker stays open in the new workers") {
+    health_setup s;
+    s.dir.write("gray_broken", "");
+    const std::string health = "grayroute_health zone=gr_reload:256k min_requests=3 cooldown=60s;";
+    nginx_server nginx(s.dir, s.http_extra(health), "");
+    REQUIRE(wait_for_port(s.front));
+    for (int i = 0; i < 3; ++i) CHECK(http_get(s.front, "/", {}, std::chrono::seconds(5), "127.0.0.2").status == 500);
+    REQUIRE(nginx.reload());
+    const http_reply r = http_get(s.front, "/", {}, std::chrono::seconds(5), "127.0.0.2");
+    CHECK(header_value(r, "X-Grayroute") == "production fallback");
+    const auto m = s.metrics();
+    CHECK(m.at(state("gray", "open")) == 1);
+    CHECK(m.at(outcomes("gray", "status_5xx")) == 3);
+    CHECK(m.at(transitions("gray", "open")) == 1);
   }
 
   TEST_CASE("nginx -t names a bad grayroute_health word and its line") {
