@@ -258,6 +258,35 @@ TEST_SUITE("nginx route health") {
     CHECK(count_of(nginx.error_log(), "route \"gray\" closed -> open (connect_failures)") == 1);
   }
 
+  TEST_CASE("a gray that accepts but never answers is counted as timeouts (504 made by nginx)") {
+    health_setup s;
+    // A listening socket nobody accepts from: the kernel completes the handshake, nginx
+    // sends the request, no byte ever comes back.
+    const int silent = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(silent, 64) == 0);
+    socklen_t length = sizeof addr;
+    ::getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &length);
+    nginx_server nginx(s.dir, "grayroute_list 127.0.0.2;\ngrayroute_health cooldown=60s;\n"
+                       "upstream graybox { server 127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "; }\n"
+                       "server { listen 127.0.0.1:" + std::to_string(s.front) + R"( reuseport;
+  location / { grayroute_route client1 graybox; proxy_read_timeout 200ms; proxy_pass http://$grayroute_upstream; }
+  location = /-/grayroute/metrics { grayroute_metrics; }
+})",
+                       "");
+    REQUIRE(wait_for_port(s.front));
+    for (int i = 0; i < 3; ++i) CHECK(http_get(s.front, "/", {}, std::chrono::seconds(5), "127.0.0.2").status == 504);
+    const auto m = s.metrics();
+    CHECK(m.at(outcomes("gray", "timeout")) == 3);
+    CHECK(m.at(outcomes("gray", "connect_failure")) == 0);
+    CHECK(m.at("grayroute_health_window_errors{route=\"gray\"}") == 3);
+    CHECK(m.at(state("gray", "closed")) == 1);  // timeouts count toward the ratio, not the connect-failure run
+    ::close(silent);
+  }
+
   TEST_CASE("a reload keeps the zone: an open breaker stays open in the new workers") {
     health_setup s;
     s.dir.write("gray_broken", "");

@@ -94,6 +94,18 @@ std::string proxied_request(int port, const std::string& proxy_line, const std::
   return raw.substr(0, raw.find("\r\n\r\n"));
 }
 
+// A `listen ... proxy_protocol` server whose client source is the PROXY line, then
+// X-Forwarded-For; 203.0.113.7 and 2001:db8::7 are listed.
+std::string proxy_protocol_server(int port, const std::string& trusted) {
+  return "grayroute_list 203.0.113.7 2001:db8::7;\n"
+         "grayroute_trusted_proxies " + trusted + ";\n"
+         "grayroute_client_ip_headers proxy_protocol X-Forwarded-For;\n"
+         "server { listen 127.0.0.1:" + std::to_string(port) + R"( proxy_protocol;
+  location / { grayroute_route client1 client2;
+               add_header X-Grayroute "$grayroute_route $grayroute_reason $grayroute_client_ip";
+               proxy_pass http://$grayroute_upstream; } })";
+}
+
 }  // namespace
 
 TEST_SUITE("nginx decision tokens") {
@@ -209,15 +221,7 @@ TEST_SUITE("nginx PROXY protocol source") {
   TEST_CASE("the PROXY source of a trusted balancer is the client; elsewhere the peer is") {
     temp_dir dir;
     const int port = free_port();
-    nginx_server nginx(dir,
-                       "grayroute_list 203.0.113.7 2001:db8::7;\n"
-                       "grayroute_trusted_proxies 127.0.0.1;\n"
-                       "grayroute_client_ip_headers proxy_protocol X-Forwarded-For;\n"
-                       "server { listen 127.0.0.1:" + std::to_string(port) + R"( proxy_protocol;
-  location / { grayroute_route client1 client2;
-               add_header X-Grayroute "$grayroute_route $grayroute_reason $grayroute_client_ip";
-               proxy_pass http://$grayroute_upstream; } })",
-                       "");
+    nginx_server nginx(dir, proxy_protocol_server(port, "127.0.0.1"), "");
     REQUIRE(wait_for_port(port));
     auto seen = [&](const std::string& line, const std::string& source = "", const std::string& headers = "") {
       return header_value(proxied_request(port, line, source, headers), "X-Grayroute");
@@ -237,15 +241,7 @@ TEST_SUITE("nginx PROXY protocol source") {
   TEST_CASE("a PROXY source behind a trusted balancer may itself be a trusted proxy") {
     temp_dir dir;
     const int port = free_port();
-    nginx_server nginx(dir,
-                       "grayroute_list 203.0.113.7;\n"
-                       "grayroute_trusted_proxies 127.0.0.1 10.0.0.0/8;\n"
-                       "grayroute_client_ip_headers proxy_protocol X-Forwarded-For;\n"
-                       "server { listen 127.0.0.1:" + std::to_string(port) + R"( proxy_protocol;
-  location / { grayroute_route client1 client2;
-               add_header X-Grayroute "$grayroute_route $grayroute_reason $grayroute_client_ip";
-               proxy_pass http://$grayroute_upstream; } })",
-                       "");
+    nginx_server nginx(dir, proxy_protocol_server(port, "127.0.0.1 10.0.0.0/8"), "");
     REQUIRE(wait_for_port(port));
     const std::string headers =
         proxied_request(port, "PROXY TCP4 10.1.2.3 127.0.0.1 40000 80\r\n", "", "X-Forwarded-For: 203.0.113.7\r\n");
