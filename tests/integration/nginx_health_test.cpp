@@ -287,6 +287,22 @@ TEST_SUITE("nginx route health") {
     ::close(silent);
   }
 
+  TEST_CASE("grayroute_health off: failures surface, and are still counted") {
+    health_setup s;
+    s.dir.write("gray_broken", "");
+    nginx_server nginx(s.dir, s.http_extra("grayroute_health off min_requests=3;"), "");
+    REQUIRE(wait_for_port(s.front));
+    for (int i = 0; i < 10; ++i) {
+      const http_reply r = http_get(s.front, "/", {}, std::chrono::seconds(5), "127.0.0.2");
+      CHECK(r.status == 500);
+      CHECK(header_value(r, "X-Grayroute") == "gray list");
+    }
+    const auto m = s.metrics();
+    CHECK(m.at(outcomes("gray", "status_5xx")) == 10);
+    CHECK(m.at(state("gray", "closed")) == 1);
+    CHECK(m.at(transitions("gray", "open")) == 0);
+  }
+
   TEST_CASE("a reload keeps the zone: an open breaker stays open in the new workers") {
     health_setup s;
     s.dir.write("gray_broken", "");
