@@ -82,9 +82,11 @@ void honour_token(const ngx_http_request_t* r, const decide_state& s, const gray
 /// route so the log phase records the outcome of the upstream attempt that follows.
 void guard_health(ngx_http_request_t* r, decide_state& s, grayroute::decision& d) noexcept;
 
-/// $grayroute_decision: the token for the request's decision; not found without keys.
+/// $grayroute_decision: the token for the request's decision (the deciding rule's name, when
+/// a policy has one); not found without keys.
 ngx_int_t decision_token_value(ngx_http_request_t* r, const decide_state& s, grayroute::route_id route,
-                               grayroute::route_reason reason, ngx_http_variable_value_t* v) noexcept;
+                               grayroute::route_reason reason, ngx_http_variable_value_t* v,
+                               std::string_view rule = {}) noexcept;
 
 }  // namespace grayroute_nginx
 

@@ -121,10 +121,11 @@ void honour_token(const ngx_http_request_t* r, const decide_state& s, const gray
 }
 
 ngx_int_t decision_token_value(ngx_http_request_t* r, const decide_state& s, grayroute::route_id route,
-                               grayroute::route_reason reason, ngx_http_variable_value_t* v) noexcept {
+                               grayroute::route_reason reason, ngx_http_variable_value_t* v,
+                               std::string_view rule) noexcept {
   v->not_found = 1;
   if (!s.keys || !s.routes) return NGX_OK;
-  const grayroute::decision_claims claims{s.routes->name(route), reason, {}, 0,
+  const grayroute::decision_claims claims{s.routes->name(route), reason, rule, 0,
                                           static_cast<std::int64_t>(ngx_time()) + s.token_ttl_s};
   const auto token = grayroute::encode_decision_token(claims, *s.keys);
   if (!token) return NGX_OK;
