@@ -38,7 +38,7 @@ GRAYROUTE_TEST_PACKAGES=(redis-server redis-tools nginx nginx-dev curl clang lib
 GRAYROUTE_TEST_PACKAGES+=(python3-yaml python3-requests python3-jinja2 python3-fasteners python3-distro
   python3-dateutil python3-colorama python3-urllib3 python3-patch-ng
   ninja-build git zip unzip tar xz-utils libcurl4-openssl-dev dpkg-dev binutils)
-GRAYROUTE_BENCH_PACKAGES=(libbenchmark-dev wrk libabsl-dev dpdk-dev)  # absl, DPDK: bench_lookup peers
+GRAYROUTE_BENCH_PACKAGES=(libbenchmark-dev wrk valgrind libabsl-dev dpdk-dev)  # absl, DPDK: bench_lookup peers; valgrind: nginx_callgrind.sh
 
 build_jobs() { nproc 2>/dev/null || echo 2; }
 
