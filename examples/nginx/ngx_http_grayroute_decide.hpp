@@ -11,6 +11,7 @@
 #ifndef GRAYROUTE_NGINX_DECIDE_HPP
 #define GRAYROUTE_NGINX_DECIDE_HPP
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -45,6 +46,7 @@ struct decide_state {
   ngx_shm_zone_t* zone = nullptr;
   std::unique_ptr<grayroute::route_table> routes;    // names for tokens, metrics and logs
   std::unique_ptr<grayroute::health_table> health;   // this process's view of the zone
+  std::atomic<std::uint64_t>* request_counts = nullptr;  // in the zone (ngx_http_grayroute_health.cpp)
 };
 
 // Implemented in the module file: the http block's decide_state.

@@ -29,6 +29,7 @@ extern "C" {
 #include <ngx_http.h>
 }
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -55,6 +56,16 @@ namespace {
 constexpr std::string_view kDefaultZone = "grayroute_health";
 constexpr std::size_t kDefaultZoneSize = 128 * 1024;
 
+// grayroute_requests_total{route,reason,status_class}, the same family grayroute-proxy
+// serves: by the route that served, the reason, and the status class the client got
+// (none: no status).
+constexpr std::size_t kReasons = 8;         // route_reason's enumerators
+constexpr std::size_t kStatusClasses = 6;   // none, 1xx .. 5xx
+constexpr std::size_t kRequestCounters = kReasons * kStatusClasses;
+static_assert(static_cast<std::size_t>(grayroute::route_reason::upstream) + 1 == kReasons,
+              "a new route_reason needs its counters");
+constexpr const char* kStatusClassNames[kStatusClasses] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+
 std::chrono::milliseconds now_ms() noexcept {
   return std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(ngx_current_msec));
 }
@@ -75,10 +86,12 @@ struct shared_states {
   std::size_t routes;
   shared_states* next;
   grayroute::route_health* states;
+  std::atomic<std::uint64_t>* requests;  // [route][reason][status class]: grayroute_requests_total
 };
 
 std::uint64_t signature_of(const grayroute::route_table& routes) noexcept {
-  std::uint64_t hash = 14695981039346656037ull;  // FNV-1a over the names, NUL-separated
+  // FNV-1a over the layout's version and the names, NUL-separated.
+  std::uint64_t hash = (14695981039346656037ull ^ 2u) * 1099511628211ull;
   for (const auto& name : routes.names()) {
     for (const char c : name) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
     hash = (hash ^ 0u) * 1099511628211ull;
@@ -86,24 +99,29 @@ std::uint64_t signature_of(const grayroute::route_table& routes) noexcept {
   return hash;
 }
 
-grayroute::route_health* zone_states(ngx_slab_pool_t* pool, const grayroute::route_table& routes, bool reused) {
+const shared_states* zone_states(ngx_slab_pool_t* pool, const grayroute::route_table& routes, bool reused) {
   const std::uint64_t signature = signature_of(routes);
   auto* list = reused ? static_cast<shared_states*>(pool->data) : nullptr;
   for (shared_states* s = list; s; s = s->next) {
-    if (s->signature == signature && s->routes == routes.size()) return s->states;
+    if (s->signature == signature && s->routes == routes.size()) return s;
   }
   constexpr std::size_t kAlign = alignof(grayroute::route_health);
-  const std::size_t bytes = sizeof(shared_states) + kAlign + routes.size() * sizeof(grayroute::route_health);
+  const std::size_t counters = routes.size() * kRequestCounters;
+  const std::size_t bytes = sizeof(shared_states) + kAlign + routes.size() * sizeof(grayroute::route_health) +
+                            counters * sizeof(std::atomic<std::uint64_t>);
   auto* block = static_cast<u_char*>(ngx_slab_alloc_locked(pool, bytes));
   if (!block) return nullptr;
-  auto* header = new (block) shared_states{signature, routes.size(), list, nullptr};
+  auto* header = new (block) shared_states{signature, routes.size(), list, nullptr, nullptr};
   auto at = reinterpret_cast<std::uintptr_t>(block + sizeof(shared_states));
   at = (at + kAlign - 1) / kAlign * kAlign;
   auto* states = reinterpret_cast<grayroute::route_health*>(at);
   for (std::size_t i = 0; i < routes.size(); ++i) new (states + i) grayroute::route_health();
+  auto* requests = reinterpret_cast<std::atomic<std::uint64_t>*>(states + routes.size());
+  for (std::size_t i = 0; i < counters; ++i) new (requests + i) std::atomic<std::uint64_t>(0);
   header->states = states;
+  header->requests = requests;
   pool->data = header;
-  return states;
+  return header;
 }
 
 void log_change(const grayroute::route_table& routes, const grayroute::health_event& e) noexcept {
@@ -120,20 +138,20 @@ void log_change(const grayroute::route_table& routes, const grayroute::health_ev
 ngx_int_t init_zone(ngx_shm_zone_t* zone, void* old_data) {
   auto& s = *static_cast<decide_state*>(zone->data);
   auto* pool = reinterpret_cast<ngx_slab_pool_t*>(zone->shm.addr);
-  grayroute::route_health* states = nullptr;
   // Only the master allocates here; the lock keeps the slab consistent all the same.
   ngx_shmtx_lock(&pool->mutex);
-  states = zone_states(pool, *s.routes, old_data != nullptr || zone->shm.exists);
+  const shared_states* shared = zone_states(pool, *s.routes, old_data != nullptr || zone->shm.exists);
   ngx_shmtx_unlock(&pool->mutex);
-  if (!states) {
+  if (!shared) {
     ngx_log_error(NGX_LOG_EMERG, zone->shm.log, 0, "grayroute_health: zone \"%V\" is too small for %uz routes",
                   &zone->shm.name, s.routes->size());
     return NGX_ERROR;
   }
   try {
     const grayroute::route_table* routes = s.routes.get();
+    s.request_counts = shared->requests;
     s.health = std::make_unique<grayroute::health_table>(
-        s.health_config, states, routes->size(),
+        s.health_config, shared->states, routes->size(),
         [routes](const grayroute::health_event& e) { log_change(*routes, e); });
   } catch (const std::exception& e) {
     ngx_log_error(NGX_LOG_EMERG, zone->shm.log, 0, "grayroute_health: %s", e.what());
@@ -152,6 +170,7 @@ struct routed_note {
   ngx_http_request_t* request;  // the (sub)request whose upstream attempts follow
   std::uint32_t first_state;    // r->upstream_states->nelts when the decision was made
   grayroute::route_id route;
+  grayroute::route_reason reason;
 };
 
 void routed_marker(void*) {}  // identifies the notes among the pool's cleanups
@@ -184,15 +203,44 @@ std::optional<route_outcome> outcome_of(const routed_note& note) noexcept {
   return route_outcome{what, std::chrono::microseconds(static_cast<std::int64_t>(total) * 1000)};
 }
 
+void count_request(const decide_state& s, const routed_note& note) noexcept {
+  const ngx_uint_t status = note.request->headers_out.status;
+  const std::size_t status_class = status >= 100 && status < 600 ? status / 100 : 0;
+  const auto reason = static_cast<std::size_t>(note.reason);
+  if (note.route >= s.routes->size() || reason >= kReasons) return;
+  s.request_counts[(note.route * kReasons + reason) * kStatusClasses + status_class].fetch_add(1, std::memory_order_relaxed);
+}
+
 ngx_int_t log_handler(ngx_http_request_t* r) {
-  grayroute::health_table* health = decide_of(r).health.get();
-  if (!health) return NGX_OK;
+  const decide_state& s = decide_of(r);
+  if (!s.health) return NGX_OK;
   for (const ngx_pool_cleanup_t* c = r->pool->cleanup; c; c = c->next) {
     if (c->handler != routed_marker) continue;
     const auto& note = *static_cast<const routed_note*>(c->data);
-    if (const auto o = outcome_of(note)) health->record(note.route, o->what, o->latency, now_ms());
+    count_request(s, note);
+    if (const auto o = outcome_of(note)) s.health->record(note.route, o->what, o->latency, now_ms());
   }
   return NGX_OK;
+}
+
+// Route names are tokens (route_table refuses others) and the rest are fixed words: no
+// label value needs the format's escapes.
+void write_request_metrics(std::string& out, const decide_state& s) {
+  out += "# HELP grayroute_requests_total Requests routed, by the route that served, the reason and the status "
+         "class sent to the client (none: no status).\n# TYPE grayroute_requests_total counter\n";
+  for (std::size_t r = 0; r < s.routes->size(); ++r) {
+    for (std::size_t reason = 0; reason < kReasons; ++reason) {
+      for (std::size_t c = 0; c < kStatusClasses; ++c) {
+        const std::uint64_t count =
+            s.request_counts[(r * kReasons + reason) * kStatusClasses + c].load(std::memory_order_relaxed);
+        if (count == 0) continue;  // a sparse family: only the combinations that happened
+        out.append("grayroute_requests_total{route=\"").append(s.routes->name(static_cast<grayroute::route_id>(r)));
+        out.append("\",reason=\"").append(grayroute::to_string(static_cast<grayroute::route_reason>(reason)));
+        out.append("\",status_class=\"").append(kStatusClassNames[c]).append("\"} ").append(std::to_string(count));
+        out += '\n';
+      }
+    }
+  }
 }
 
 // ---- grayroute_metrics ---------------------------------------------------------------
@@ -205,6 +253,7 @@ ngx_int_t metrics_handler(ngx_http_request_t* r) {
   std::string page;
   try {
     grayroute::write_health_metrics(page, *s.health, *s.routes, now_ms());
+    write_request_metrics(page, s);
   } catch (const std::exception&) {
     return NGX_HTTP_INTERNAL_SERVER_ERROR;
   }
@@ -331,6 +380,7 @@ void guard_health(ngx_http_request_t* r, decide_state& s, grayroute::decision& d
   note->request = r;
   note->first_state = r->upstream_states ? static_cast<std::uint32_t>(r->upstream_states->nelts) : 0;
   note->route = d.route;
+  note->reason = d.reason;
   r->pool->cleanup = &note->link;
 }
 

@@ -91,6 +91,9 @@ std::string outcomes(const std::string& route, const std::string& outcome) {
 std::string transitions(const std::string& route, const std::string& to) {
   return "grayroute_breaker_transitions_total{route=\"" + route + "\",to=\"" + to + "\"}";
 }
+std::string requests(const std::string& route, const std::string& reason, const std::string& status_class) {
+  return "grayroute_requests_total{reason=\"" + reason + "\",route=\"" + route + "\",status_class=\"" + status_class + "\"}";
+}
 std::string state(const std::string& route, const std::string& s) {
   return "grayroute_breaker_state{route=\"" + route + "\",state=\"" + s + "\"}";
 }
@@ -149,6 +152,9 @@ TEST_SUITE("nginx route health") {
     CHECK(m.at(outcomes("gray", "status_5xx")) == gray_errors);
     CHECK(m.at(outcomes("gray", "success")) == 0);
     CHECK(m.at(outcomes("production", "success")) == fallbacks.load());
+    CHECK(m.at(requests("gray", "list", "5xx")) == gray_errors);
+    CHECK(m.at(requests("production", "fallback", "2xx")) == fallbacks.load());
+    CHECK(m.count(requests("gray", "list", "2xx")) == 0);  // a sparse family
     CHECK(m.at(transitions("gray", "open")) == 1);
     CHECK(m.at(state("gray", "open")) == 1);
     CHECK(m.at(state("production", "closed")) == 1);
@@ -226,6 +232,8 @@ TEST_SUITE("nginx route health") {
       CHECK(m.at("grayroute_upstream_duration_seconds_bucket{le=\"+Inf\",route=\"gray\"}") == 40);
       CHECK(m.at("grayroute_health_window_outcomes{route=\"gray\"}") == 40);
       CHECK(m.at(state("gray", "closed")) == 1);
+      CHECK(m.at(requests("production", "default", "2xx")) == 60);
+      CHECK(m.at(requests("gray", "list", "2xx")) == 40);
     }
     CHECK(workers.size() == 2);
     CHECK(nginx.error_log().find("grayroute_health") == std::string::npos);
@@ -255,6 +263,10 @@ TEST_SUITE("nginx route health") {
     CHECK(m.at(outcomes("gray", "connect_failure")) == 3);  // the default: open after 3 in a row
     CHECK(m.at(state("gray", "open")) == 1);
     CHECK(m.at(outcomes("production", "success")) == 7);  // the fallbacks; the retries decided nothing
+    // The client got 200 for all ten: three via the retry (counted under gray, the route
+    // the decision chose), seven by fallback.
+    CHECK(m.at(requests("gray", "list", "2xx")) == 3);
+    CHECK(m.at(requests("production", "fallback", "2xx")) == 7);
     CHECK(count_of(nginx.error_log(), "route \"gray\" closed -> open (connect_failures)") == 1);
   }
 
