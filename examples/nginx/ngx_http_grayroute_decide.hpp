@@ -1,13 +1,16 @@
-// What a request's decision consults besides the router, and the hooks the module file
-// calls. Each concern lives in its own file:
+// What a request's decision consults besides the location's policy, and the hooks the
+// module's parts call (ngx_http_grayroute_conf.hpp lists them). Each concern lives in its
+// own file:
 //   ngx_http_grayroute_health.cpp  the routes' health in a shared-memory zone shared by all
 //                                  workers (grayroute_health), the log-phase handler that
 //                                  feeds it, and the Prometheus page (grayroute_metrics)
 //   ngx_http_grayroute_token.cpp   decision tokens between tiers (grayroute_decision_key_file,
 //                                  $grayroute_decision) and the PROXY-protocol client address
 //                                  (grayroute_client_ip_headers proxy_protocol)
-// The module file keeps one decide_state in its http-level state. Include after the
-// nginx headers (ngx_http.h), inside C++.
+// The http block's main_state keeps one decide_state. The decision in a location is:
+// its policy (from the PROXY-protocol source when configured), then a trusted tier's
+// token, then health (an open route falls back to the location's first route). Include
+// after the nginx headers (ngx_http.h), inside C++.
 #ifndef GRAYROUTE_NGINX_DECIDE_HPP
 #define GRAYROUTE_NGINX_DECIDE_HPP
 
@@ -23,6 +26,7 @@
 #include <grayroute/decision.hpp>
 #include <grayroute/decision_token.hpp>
 #include <grayroute/health_table.hpp>
+#include <grayroute/policy.hpp>
 #include <grayroute/route_health.hpp>
 #include <grayroute/route_table.hpp>
 
@@ -44,12 +48,15 @@ struct decide_state {
   bool health_set = false;
   bool metrics_used = false;  // a grayroute_metrics location needs the zone too
   ngx_shm_zone_t* zone = nullptr;
-  std::unique_ptr<grayroute::route_table> routes;    // names for tokens, metrics and logs
+  // Every route name of the http block: its grayroute_routes, then the ones locations add
+  // (health_routes). Health is per route name, whichever location routes to it.
+  std::vector<std::string> route_names;
+  std::unique_ptr<grayroute::route_table> routes;    // route_names, for the zone, metrics and logs
   std::unique_ptr<grayroute::health_table> health;   // this process's view of the zone
   std::atomic<std::uint64_t>* request_counts = nullptr;  // in the zone (ngx_http_grayroute_health.cpp)
 };
 
-// Implemented in the module file: the http block's decide_state.
+// Implemented in ngx_http_grayroute_module.cpp: the http block's decide_state.
 decide_state& decide_of(ngx_conf_t* cf);
 decide_state& decide_of(ngx_http_request_t* r);
 
@@ -59,10 +66,14 @@ char* set_health(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);             //
 char* set_metrics(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);            // grayroute_metrics (location)
 char* set_decision_key_file(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);  // grayroute_decision_key_file
 
-/// From postconfiguration, once the routes are known: the route table, the shared-memory
-/// zone (a default one when routing is configured without grayroute_health) and the
-/// log-phase handler. `routing` says whether any location routes.
-ngx_int_t finish_decide_config(ngx_conf_t* cf, decide_state& s, const std::vector<std::string>& routes, bool routing);
+/// When a location's policy is built: each of its routes' id in the health zone (index =
+/// the policy's route id), adding the names route_names does not have yet.
+std::vector<grayroute::route_id> health_routes(decide_state& s, const grayroute::route_table& routes);
+
+/// From postconfiguration, once every location is merged: the route table, the
+/// shared-memory zone (a default one when routing is configured without
+/// grayroute_health) and the log-phase handler. `routing` says whether any location routes.
+ngx_int_t finish_decide_config(ngx_conf_t* cf, decide_state& s, bool routing);
 
 /// The routes' breakers for grayroute_status: [{"route":..,"state":..,"window_outcomes":..,
 /// "window_errors":..}, ...], or null without a zone. Allocates (a status page).
@@ -75,20 +86,24 @@ std::string health_json(const decide_state& s);
 grayroute::ip_address decision_peer(const ngx_http_request_t* r, const decide_state& s,
                                      const grayroute::client_ip_resolver& resolver) noexcept;
 
-/// A valid, unexpired token in the request from a trusted `peer` (decision_peer) names
-/// the route (reason `upstream`); any other token is ignored.
-void honour_token(const ngx_http_request_t* r, const decide_state& s, const grayroute::client_ip_resolver& resolver,
+/// A valid, unexpired token in the request from a trusted `peer` (decision_peer, trusted by
+/// the policy's resolver) naming one of the policy's routes becomes the decision (reason
+/// `upstream`, the token's rule kept); any other token is ignored.
+void honour_token(const ngx_http_request_t* r, const decide_state& s, const grayroute::policy& policy,
                   const grayroute::ip_address& peer, grayroute::decision& d) noexcept;
 
-/// Sends a decision for an open route to production (reason `fallback`) and notes the
-/// route so the log phase records the outcome of the upstream attempt that follows.
-void guard_health(ngx_http_request_t* r, decide_state& s, grayroute::decision& d) noexcept;
+/// Sends a decision for an open route to the location's first route (reason `fallback`;
+/// the policy has no per-rule fallback) and notes the route so the log phase records the
+/// outcome of the upstream attempt that follows. `health_route`: the location's
+/// loc_state::health_route.
+void guard_health(ngx_http_request_t* r, decide_state& s, const std::vector<grayroute::route_id>& health_route,
+                  grayroute::decision& d) noexcept;
 
-/// $grayroute_decision: the token for the request's decision (the deciding rule's name, when
-/// a policy has one); not found without keys.
-ngx_int_t decision_token_value(ngx_http_request_t* r, const decide_state& s, grayroute::route_id route,
-                               grayroute::route_reason reason, ngx_http_variable_value_t* v,
-                               std::string_view rule = {}) noexcept;
+/// $grayroute_decision: the token for the request's decision, naming the route in `routes`
+/// (the location's policy) and the deciding rule; not found without keys.
+ngx_int_t decision_token_value(ngx_http_request_t* r, const decide_state& s, const grayroute::route_table& routes,
+                               grayroute::route_id route, grayroute::route_reason reason, std::string_view rule,
+                               ngx_http_variable_value_t* v) noexcept;
 
 }  // namespace grayroute_nginx
 

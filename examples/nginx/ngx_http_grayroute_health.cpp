@@ -43,12 +43,7 @@ extern "C" {
 #include <grayroute/health_metrics.hpp>
 #include <grayroute/health_syntax.hpp>
 
-#include "ngx_http_grayroute_decide.hpp"
-#include "request_headers.hpp"
-
-extern "C" {
-extern ngx_module_t ngx_http_grayroute_module;
-}
+#include "ngx_http_grayroute_conf.hpp"
 
 namespace grayroute_nginx {
 namespace {
@@ -68,11 +63,6 @@ constexpr const char* kStatusClassNames[kStatusClasses] = {"none", "1xx", "2xx",
 
 std::chrono::milliseconds now_ms() noexcept {
   return std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(ngx_current_msec));
-}
-
-char* config_failure(ngx_conf_t* cf, const std::string& message) {
-  ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", message.c_str());
-  return static_cast<char*>(NGX_CONF_ERROR);
 }
 
 // ---- the zone ----------------------------------------------------------------------
@@ -246,30 +236,14 @@ void write_request_metrics(std::string& out, const decide_state& s) {
 // ---- grayroute_metrics ---------------------------------------------------------------
 
 ngx_int_t metrics_handler(ngx_http_request_t* r) {
-  if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) return NGX_HTTP_NOT_ALLOWED;
-  if (ngx_http_discard_request_body(r) != NGX_OK) return NGX_HTTP_INTERNAL_SERVER_ERROR;
   const decide_state& s = decide_of(r);
   if (!s.health) return NGX_HTTP_NOT_FOUND;
-  std::string page;
-  try {
+  return serve_page(r, "text/plain; version=0.0.4; charset=utf-8", [&s] {
+    std::string page;
     grayroute::write_health_metrics(page, *s.health, *s.routes, now_ms());
     write_request_metrics(page, s);
-  } catch (const std::exception&) {
-    return NGX_HTTP_INTERNAL_SERVER_ERROR;
-  }
-  ngx_buf_t* b = ngx_create_temp_buf(r->pool, page.size());
-  if (!b) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-  b->last = ngx_cpymem(b->pos, page.data(), page.size());
-  b->last_buf = (r == r->main) ? 1 : 0;
-  b->last_in_chain = 1;
-  r->headers_out.status = NGX_HTTP_OK;
-  r->headers_out.content_length_n = static_cast<off_t>(page.size());
-  ngx_str_set(&r->headers_out.content_type, "text/plain; version=0.0.4; charset=utf-8");
-  r->headers_out.content_type_len = r->headers_out.content_type.len;
-  const ngx_int_t rc = ngx_http_send_header(r);
-  if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) return rc;
-  ngx_chain_t out{b, nullptr};
-  return ngx_http_output_filter(r, &out);
+    return page;
+  });
 }
 
 ngx_shm_zone_t* add_zone(ngx_conf_t* cf, decide_state& s, std::string_view name, std::size_t size) {
@@ -294,7 +268,7 @@ ngx_shm_zone_t* add_zone(ngx_conf_t* cf, decide_state& s, std::string_view name,
 char* set_health(ngx_conf_t* cf, ngx_command_t*, void*) {
   try {
     decide_state& s = decide_of(cf);
-    if (s.health_set) return static_cast<char*>(const_cast<char*>("is duplicate"));
+    if (s.health_set) return conf_duplicate();
     const auto* args = static_cast<ngx_str_t*>(cf->args->elts);
     std::string words;
     std::string_view zone_name = kDefaultZone;
@@ -312,10 +286,10 @@ char* set_health(ngx_conf_t* cf, ngx_command_t*, void*) {
                           args[i].data + 5 + (colon == std::string_view::npos ? 0 : colon + 1)};
       const ssize_t size = size_text.len ? ngx_parse_size(&size_text) : NGX_ERROR;
       if (colon == 0 || colon == std::string_view::npos || size == NGX_ERROR) {
-        return config_failure(cf, "grayroute_health: \"" + std::string(word) + "\" is not zone=NAME:SIZE (e.g. zone=grayroute_health:128k)");
+        return conf_error(cf, "grayroute_health: \"" + std::string(word) + "\" is not zone=NAME:SIZE (e.g. zone=grayroute_health:128k)");
       }
       if (static_cast<std::size_t>(size) < 8 * ngx_pagesize) {
-        return config_failure(cf, "grayroute_health: zone \"" + std::string(spec.substr(0, colon)) + "\" is too small (at least " +
+        return conf_error(cf, "grayroute_health: zone \"" + std::string(spec.substr(0, colon)) + "\" is too small (at least " +
                                       std::to_string(8 * ngx_pagesize / 1024) + "k)");
       }
       zone_name = spec.substr(0, colon);
@@ -326,7 +300,7 @@ char* set_health(ngx_conf_t* cf, ngx_command_t*, void*) {
     s.zone = add_zone(cf, s, zone_name, zone_size);
     return s.zone ? NGX_CONF_OK : static_cast<char*>(NGX_CONF_ERROR);
   } catch (const std::exception& e) {
-    return config_failure(cf, e.what());  // "grayroute: health: ..." naming the word
+    return conf_error(cf, e.what());  // "grayroute: health: ..." naming the word
   }
 }
 
@@ -337,9 +311,20 @@ char* set_metrics(ngx_conf_t* cf, ngx_command_t*, void*) {
   return NGX_CONF_OK;
 }
 
-ngx_int_t finish_decide_config(ngx_conf_t* cf, decide_state& s, const std::vector<std::string>& routes, bool routing) {
+std::vector<grayroute::route_id> health_routes(decide_state& s, const grayroute::route_table& routes) {
+  std::vector<grayroute::route_id> ids;
+  for (const std::string& name : routes.names()) {
+    std::size_t id = 0;
+    while (id < s.route_names.size() && s.route_names[id] != name) ++id;
+    if (id == s.route_names.size()) s.route_names.push_back(name);
+    ids.push_back(static_cast<grayroute::route_id>(id));
+  }
+  return ids;
+}
+
+ngx_int_t finish_decide_config(ngx_conf_t* cf, decide_state& s, bool routing) {
   try {
-    s.routes = std::make_unique<grayroute::route_table>(routes);
+    s.routes = std::make_unique<grayroute::route_table>(s.route_names);
   } catch (const std::exception& e) {
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "grayroute_routes: %s", e.what());
     return NGX_ERROR;
@@ -371,15 +356,24 @@ std::string health_json(const decide_state& s) {
 
 // ---- the request path ------------------------------------------------------------------
 
-void guard_health(ngx_http_request_t* r, decide_state& s, grayroute::decision& d) noexcept {
-  if (!s.health) return;
-  d = grayroute::apply_health(d, *s.health, now_ms());
+void guard_health(ngx_http_request_t* r, decide_state& s, const std::vector<grayroute::route_id>& health_route,
+                  grayroute::decision& d) noexcept {
+  if (!s.health || d.route >= health_route.size()) return;
+  // Asked in the zone's ids; the fallback is the location's first route.
+  grayroute::decision shared = d;
+  shared.route = health_route[d.route];
+  shared = grayroute::apply_health(shared, *s.health, now_ms(), health_route.front());
+  if (shared.reason == grayroute::route_reason::fallback) {
+    d.original_route = d.route;
+    d.route = 0;
+    d.reason = grayroute::route_reason::fallback;
+  }
   auto* note = static_cast<routed_note*>(ngx_palloc(r->pool, sizeof(routed_note)));
   if (!note) return;  // the outcome goes unrecorded; the request is still served
   note->link = ngx_pool_cleanup_t{routed_marker, note, r->pool->cleanup};
   note->request = r;
   note->first_state = r->upstream_states ? static_cast<std::uint32_t>(r->upstream_states->nelts) : 0;
-  note->route = d.route;
+  note->route = shared.route;
   note->reason = d.reason;
   r->pool->cleanup = &note->link;
 }

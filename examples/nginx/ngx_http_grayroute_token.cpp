@@ -29,16 +29,10 @@ extern "C" {
 #include <string>
 #include <string_view>
 
-#include "ngx_http_grayroute_decide.hpp"
-#include "request_headers.hpp"
+#include "ngx_http_grayroute_conf.hpp"
 
 namespace grayroute_nginx {
 namespace {
-
-char* config_failure(ngx_conf_t* cf, const std::string& message) {
-  ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", message.c_str());
-  return static_cast<char*>(NGX_CONF_ERROR);
-}
 
 bool is_token_char(u_char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -67,7 +61,7 @@ std::string_view token_in(const ngx_http_request_t* r, std::string_view name) no
 char* set_decision_key_file(ngx_conf_t* cf, ngx_command_t*, void*) {
   try {
     decide_state& s = decide_of(cf);
-    if (s.keys) return static_cast<char*>(const_cast<char*>("is duplicate"));
+    if (s.keys) return conf_duplicate();
     auto* args = static_cast<ngx_str_t*>(cf->args->elts);
     ngx_str_t path = args[1];
     if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) return static_cast<char*>(NGX_CONF_ERROR);
@@ -77,25 +71,25 @@ char* set_decision_key_file(ngx_conf_t* cf, ngx_command_t*, void*) {
         ngx_str_t value{args[i].len - 4, args[i].data + 4};
         const ngx_int_t seconds = ngx_parse_time(&value, 1);
         if (seconds == NGX_ERROR || seconds < 1) {
-          return config_failure(cf, "grayroute_decision_key_file: \"" + std::string(word) + "\" is not a duration of at least 1s");
+          return conf_error(cf, "grayroute_decision_key_file: \"" + std::string(word) + "\" is not a duration of at least 1s");
         }
         s.token_ttl_s = seconds;
       } else if (word.substr(0, 7) == "header=" && word.size() > 7) {
         for (std::size_t k = 7; k < args[i].len; ++k) {
           if (!is_token_char(args[i].data[k])) {
-            return config_failure(cf, "grayroute_decision_key_file: \"" + std::string(word) + "\": the header name is not a token");
+            return conf_error(cf, "grayroute_decision_key_file: \"" + std::string(word) + "\": the header name is not a token");
           }
         }
         s.token_header = std::string(word.substr(7));
       } else {
-        return config_failure(cf, "grayroute_decision_key_file: unknown option \"" + std::string(word) + "\" (known: ttl=, header=)");
+        return conf_error(cf, "grayroute_decision_key_file: unknown option \"" + std::string(word) + "\" (known: ttl=, header=)");
       }
     }
     // Errors name the file and the line, never the key.
     s.keys = grayroute::load_decision_keys(std::string(to_view(path)));
     return NGX_CONF_OK;
   } catch (const std::exception& e) {
-    return config_failure(cf, std::string("grayroute_decision_key_file: ") + e.what());
+    return conf_error(cf, std::string("grayroute_decision_key_file: ") + e.what());
   }
 }
 
@@ -107,25 +101,25 @@ grayroute::ip_address decision_peer(const ngx_http_request_t* r, const decide_st
   return source ? source->unmapped() : tcp;  // no source: a PROXY LOCAL or UNKNOWN header
 }
 
-void honour_token(const ngx_http_request_t* r, const decide_state& s, const grayroute::client_ip_resolver& resolver,
+void honour_token(const ngx_http_request_t* r, const decide_state& s, const grayroute::policy& policy,
                   const grayroute::ip_address& peer, grayroute::decision& d) noexcept {
-  if (!s.keys || !s.routes) return;
+  if (!s.keys) return;
   const std::string_view token = token_in(r, s.token_header);
-  if (token.empty() || !resolver.is_trusted(peer)) return;
+  if (token.empty() || !policy.resolver().is_trusted(peer)) return;
   const grayroute::token_verification v =
-      grayroute::verify_decision_token(token, *s.keys, *s.routes, static_cast<std::int64_t>(ngx_time()));
+      grayroute::verify_decision_token(token, *s.keys, policy.routes(), static_cast<std::int64_t>(ngx_time()));
   if (v.status != grayroute::token_status::valid) return;
   d.route = v.route;
   d.reason = grayroute::route_reason::upstream;
   d.rule = v.claims.rule;
 }
 
-ngx_int_t decision_token_value(ngx_http_request_t* r, const decide_state& s, grayroute::route_id route,
-                               grayroute::route_reason reason, ngx_http_variable_value_t* v,
-                               std::string_view rule) noexcept {
+ngx_int_t decision_token_value(ngx_http_request_t* r, const decide_state& s, const grayroute::route_table& routes,
+                               grayroute::route_id route, grayroute::route_reason reason, std::string_view rule,
+                               ngx_http_variable_value_t* v) noexcept {
   v->not_found = 1;
-  if (!s.keys || !s.routes) return NGX_OK;
-  const grayroute::decision_claims claims{s.routes->name(route), reason, rule, 0,
+  if (!s.keys) return NGX_OK;
+  const grayroute::decision_claims claims{routes.name(route), reason, rule, 0,
                                           static_cast<std::int64_t>(ngx_time()) + s.token_ttl_s};
   const auto token = grayroute::encode_decision_token(claims, *s.keys);
   if (!token) return NGX_OK;

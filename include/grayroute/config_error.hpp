@@ -20,19 +20,9 @@ class config_error : public std::invalid_argument {
   explicit config_error(const std::string& what) : std::invalid_argument("grayroute: " + what) {}
 };
 
-namespace detail {
-
-// With -fno-exceptions a bad configuration is fatal and says why, like an
-// assertion: there is no request path yet to protect when it happens.
-[[noreturn]] inline void throw_config_error(const std::string& what) {
-#if GRAYROUTE_HAS_EXCEPTIONS
-  throw config_error(what);
-#else
-  std::fprintf(stderr, "grayroute: %s\n", what.c_str());
-  std::abort();
-#endif
-}
-
+/// `value` in double quotes, control bytes shown hex-escaped, for configuration error
+/// messages that name the bad value (the convention every adapter's errors follow):
+///   throw grayroute::config_error("unknown option " + grayroute::quote_value(name));
 inline std::string quote_value(std::string_view value) {
   std::string out;
   out.reserve(value.size() + 2);
@@ -51,6 +41,21 @@ inline std::string quote_value(std::string_view value) {
   out += '"';
   return out;
 }
+
+namespace detail {
+
+// With -fno-exceptions a bad configuration is fatal and says why, like an
+// assertion: there is no request path yet to protect when it happens.
+[[noreturn]] inline void throw_config_error(const std::string& what) {
+#if GRAYROUTE_HAS_EXCEPTIONS
+  throw config_error(what);
+#else
+  std::fprintf(stderr, "grayroute: %s\n", what.c_str());
+  std::abort();
+#endif
+}
+
+using ::grayroute::quote_value;
 
 }  // namespace detail
 

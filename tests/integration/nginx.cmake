@@ -37,5 +37,15 @@ if(GRAYROUTE_BUILD_EXAMPLES AND GRAYROUTE_BUILD_NGINX_MODULE AND GRAYROUTE_NGINX
                        LIBRARIES Threads::Threads LABELS "server;no-sanitizer")
     target_compile_definitions(nginx_redis_test PRIVATE "GRAYROUTE_NGINX_MODULE_PATH=\"${_module}\"")
     add_dependencies(nginx_redis_test grayroute_nginx_module)
+
+    # Issue 9's policy directives: named lists (a file, Redis), rules, inheritance, errors.
+    grayroute_add_test(nginx_policy_test SOURCES integration/nginx_policy_test.cpp
+                       LIBRARIES Threads::Threads LABELS "server;no-sanitizer")
+    target_compile_definitions(nginx_policy_test PRIVATE "GRAYROUTE_NGINX_MODULE_PATH=\"${_module}\"")
+    add_dependencies(nginx_policy_test grayroute_nginx_module)
+    set_tests_properties(nginx_policy_test PROPERTIES TIMEOUT 120)
   endif()
 endif()
+
+# nginx and grayroute-proxy deciding the same requests.
+include("${CMAKE_CURRENT_LIST_DIR}/parity.cmake")

@@ -120,7 +120,10 @@ TEST_SUITE("nginx decision tokens") {
       const std::string edge = header_value(chained.headers, "X-Edge");
       REQUIRE((edge == "production" || edge == "gray"));
       CHECK(header_value(chained.headers, "X-Inner") == edge + " upstream");
-      CHECK(chained.body.rfind(edge + " gr1:" + edge + ":upstream::0:", 0) == 0);  // and it forwards its own
+      // ... and forwards its own, keeping the edge's rule: the shorthand's "percentage" for
+      // gray; none for production, where the split fell through to the default.
+      const std::string rule = edge == "gray" ? "percentage" : "";
+      CHECK(chained.body.rfind(edge + " gr1:" + edge + ":upstream:" + rule + ":0:", 0) == 0);
       gray += edge == "gray";
       // The inner's own policy alone would often disagree: the token is what makes them agree.
       const http_reply alone = http_get(nginx.port(), "/", id);
@@ -169,7 +172,7 @@ TEST_SUITE("nginx decision tokens") {
     // the inner's own policy decides (that address falls in its 50%), and says so upstream.
     const http_reply untrusted = ask({{"Grayroute-Decision", genuine}}, "127.0.0.5");
     CHECK(header_value(untrusted.headers, "X-Inner") == "gray percentage");
-    CHECK(untrusted.body.rfind("gray gr1:gray:percentage::0:", 0) == 0);
+    CHECK(untrusted.body.rfind("gray gr1:gray:percentage:percentage:0:", 0) == 0);
     CHECK(untrusted.body.find(genuine) == std::string::npos);
     const http_reply untrusted_production = ask({{"Grayroute-Decision", token("production", now() + 30, both)}}, "127.0.0.5");
     CHECK(header_value(untrusted_production.headers, "X-Inner") == "gray percentage");

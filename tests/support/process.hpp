@@ -339,17 +339,14 @@ inline int connect_loopback(int port, std::chrono::milliseconds timeout = std::c
   return fd;
 }
 
-/// One HTTP/1.1 request over a fresh loopback connection (Connection: close).
-inline http_reply http_get(int port, const std::string& path,
-                           const std::vector<std::pair<std::string, std::string>>& headers = {},
-                           std::chrono::milliseconds timeout = std::chrono::seconds(5),
-                           const std::string& bind_address = "") {
+/// Sends `request` (a whole HTTP/1.1 request) over a fresh loopback connection and
+/// reads the response until the server closes it.
+inline http_reply http_exchange(int port, const std::string& request,
+                                std::chrono::milliseconds timeout = std::chrono::seconds(5),
+                                const std::string& bind_address = "") {
   http_reply reply;
   const int fd = connect_loopback(port, timeout, bind_address);
   if (fd < 0) return reply;
-  std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\n";
-  for (const auto& [name, value] : headers) request += name + ": " + value + "\r\n";
-  request += "Connection: close\r\n\r\n";
   if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
     ::close(fd);
     return reply;
@@ -365,6 +362,17 @@ inline http_reply http_get(int port, const std::string& path,
   reply.headers = raw.substr(0, end);
   reply.body = raw.substr(end + 4);
   return reply;
+}
+
+/// One HTTP/1.1 request over a fresh loopback connection (Connection: close).
+inline http_reply http_get(int port, const std::string& path,
+                           const std::vector<std::pair<std::string, std::string>>& headers = {},
+                           std::chrono::milliseconds timeout = std::chrono::seconds(5),
+                           const std::string& bind_address = "") {
+  std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\n";
+  for (const auto& [name, value] : headers) request += name + ": " + value + "\r\n";
+  request += "Connection: close\r\n\r\n";
+  return http_exchange(port, request, timeout, bind_address);
 }
 
 }  // namespace grayroute::test

@@ -1,0 +1,90 @@
+// ngx_http_grayroute_module: `grayroute_status`, the answering worker's state as JSON, and
+// send_page, which grayroute_metrics (ngx_http_grayroute_health.cpp) answers with too.
+extern "C" {
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+}
+
+#include <exception>
+#include <string>
+#include <string_view>
+
+#include <grayroute/version.hpp>
+
+#include "ngx_http_grayroute_conf.hpp"
+
+namespace grayroute_nginx {
+namespace {
+
+using grayroute::append_json_string;
+
+std::size_t static_entries(const list_state* l) { return l && l->static_store ? l->static_store->size() : 0; }
+
+std::string status_json(const main_state& m) {
+  const list_state* unnamed = m.find_list("");
+  std::string out = "{\"module\":\"grayroute\",\"version\":\"" GRAYROUTE_VERSION_STRING "\",\"worker_pid\":";
+  out += std::to_string(static_cast<long>(ngx_pid));
+  out += ",\"routes\":[";
+  for (std::size_t i = 0; i < m.routes.size(); ++i) {
+    if (i) out += ',';
+    append_json_string(out, m.routes[i]);
+  }
+  out += "]";
+  // "degraded" while a Redis list is failing or stale (never synced, disconnected, slow).
+  std::string problem;
+  for (const auto& list : m.lists) {
+    const std::string why = redis_problem(*list);
+    if (why.empty() || !problem.empty()) continue;
+    problem = list->name.empty() ? "redis: " + why : "list " + list->name + ": redis: " + why;
+  }
+  if (!problem.empty()) {
+    out += ",\"status\":\"degraded\",\"reason\":";
+    append_json_string(out, problem);
+  } else {
+    out += ",\"status\":\"ok\"";
+  }
+  out += ",\"health\":" + health_json(m.decide);  // ngx_http_grayroute_health.cpp
+  // The unnamed list (grayroute_list, grayroute_list_file PATH, grayroute_redis ADDRESS) ...
+  out += ",\"static_entries\":" + std::to_string(static_entries(unnamed));
+  out += ",\"redis\":";
+  out += unnamed ? redis_status_json(*unnamed) : "null";
+  // ... and the named ones.
+  out += ",\"lists\":{";
+  bool first = true;
+  for (const auto& list : m.lists) {
+    if (list->name.empty()) continue;
+    if (!first) out += ',';
+    first = false;
+    append_json_string(out, list->name);
+    out += ":{\"static_entries\":" + std::to_string(static_entries(list.get())) + ",\"redis\":" + redis_status_json(*list) + "}";
+  }
+  out += "}}\n";
+  return out;
+}
+
+}  // namespace
+
+ngx_int_t status_handler(ngx_http_request_t* r) {
+  const auto* mcf = static_cast<main_conf*>(ngx_http_get_module_main_conf(r, ngx_http_grayroute_module));
+  return serve_page(r, "application/json", [mcf] { return status_json(*mcf->state); });
+}
+
+ngx_int_t send_page(ngx_http_request_t* r, const std::string& body, std::string_view content_type) noexcept {
+  ngx_buf_t* b = ngx_create_temp_buf(r->pool, body.size());
+  if (!b) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+  b->last = ngx_cpymem(b->pos, body.data(), body.size());
+  b->last_buf = (r == r->main) ? 1 : 0;
+  b->last_in_chain = 1;
+  r->headers_out.status = NGX_HTTP_OK;
+  r->headers_out.content_length_n = static_cast<off_t>(body.size());
+  r->headers_out.content_type.data = reinterpret_cast<u_char*>(const_cast<char*>(content_type.data()));
+  r->headers_out.content_type.len = content_type.size();
+  r->headers_out.content_type_len = r->headers_out.content_type.len;
+  const ngx_int_t rc = ngx_http_send_header(r);
+  if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) return rc;
+  ngx_chain_t out{b, nullptr};
+  return ngx_http_output_filter(r, &out);
+}
+
+}  // namespace grayroute_nginx
