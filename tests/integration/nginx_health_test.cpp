@@ -315,6 +315,39 @@ TEST_SUITE("nginx route health") {
     CHECK(m.at(transitions("gray", "open")) == 0);
   }
 
+  TEST_CASE("a route only a location's policy names has its breaker; its fallback keeps the rule") {
+    health_setup s;
+    s.dir.write("gray_broken", "");
+    nginx_server nginx(s.dir, s.http_extra("grayroute_health min_requests=3 cooldown=60s;", R"(
+  location / {
+      grayroute_routes production gray beta;
+      grayroute_route production=client1 gray=client2 beta=graybox;
+      grayroute_rule beta-users header:X-Beta=1 route=beta;
+      add_header X-Grayroute "$grayroute_route $grayroute_reason $grayroute_rule" always;
+      proxy_pass http://$grayroute_upstream;
+  })"),
+                       "");
+    REQUIRE(wait_for_port(s.front));
+    const std::vector<std::pair<std::string, std::string>> beta{{"X-Beta", "1"}};
+    for (int i = 0; i < 3; ++i) {
+      const http_reply r = http_get(s.front, "/", beta);
+      CHECK(r.status == 500);
+      CHECK(header_value(r, "X-Grayroute") == "beta match beta-users");
+    }
+    const http_reply r = http_get(s.front, "/", beta);
+    CHECK(r.status == 200);
+    CHECK(r.body == "this 8080\n");
+    CHECK(header_value(r, "X-Grayroute") == "production fallback beta-users");
+    // The listed client's gray is another route, still closed.
+    CHECK(header_value(http_get(s.front, "/", {}, std::chrono::seconds(5), "127.0.0.2"), "X-Grayroute") == "gray list list");
+    const auto m = s.metrics();
+    CHECK(m.at(outcomes("beta", "status_5xx")) == 3);
+    CHECK(m.at(state("beta", "open")) == 1);
+    CHECK(m.at(state("gray", "closed")) == 1);
+    CHECK(m.at(requests("production", "fallback", "2xx")) == 1);
+    CHECK(http_get(s.front, "/-/grayroute/status").body.find("{\"route\":\"beta\",\"state\":\"open\"") != std::string::npos);
+  }
+
   TEST_CASE("a reload keeps the zone: an open breaker stays open in the new workers") {
     health_setup s;
     s.dir.write("gray_broken", "");

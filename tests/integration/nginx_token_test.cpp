@@ -134,6 +134,32 @@ TEST_SUITE("nginx decision tokens") {
     CHECK(disagreements_without_token > 300);
   }
 
+  TEST_CASE("a grayroute_rule's name travels in the token: the inner tier keeps it as $grayroute_rule") {
+    token_setup s;
+    nginx_server nginx(s.dir, s.http_extra(), R"(
+        location / {
+            grayroute_route echo_production echo_gray;
+            add_header X-Inner "$grayroute_route $grayroute_reason $grayroute_rule" always;
+            proxy_set_header Grayroute-Decision $grayroute_decision;
+            proxy_pass http://$grayroute_upstream;
+        }
+        location /edge/ {
+            grayroute_route client1 client2;
+            grayroute_rule canary header:X-Canary-Group=a,b route=gray;
+            add_header X-Edge "$grayroute_route $grayroute_reason $grayroute_rule" always;
+            proxy_set_header Grayroute-Decision $grayroute_decision;
+            proxy_pass http://127.0.0.1:$server_port/;
+        })");
+    const http_reply canary = http_get(nginx.port(), "/edge/", {{"X-Canary-Group", "b"}});
+    CHECK(header_value(canary.headers, "X-Edge") == "gray match canary");
+    CHECK(header_value(canary.headers, "X-Inner") == "gray upstream canary");
+    CHECK(canary.body.rfind("gray gr1:gray:upstream:canary:0:", 0) == 0);
+    const http_reply other = http_get(nginx.port(), "/edge/", {{"X-Canary-Group", "c"}});
+    CHECK(header_value(other.headers, "X-Edge") == "production default ");
+    CHECK(header_value(other.headers, "X-Inner") == "production upstream");  // relayed by the edge: trimmed
+    CHECK(other.body.rfind("production gr1:production:upstream::0:", 0) == 0);
+  }
+
   TEST_CASE("forged, expired, foreign, unknown-route, repeated and untrusted tokens are ignored and replaced") {
     token_setup s;
     nginx_server nginx(s.dir, s.http_extra(), kTiers);
