@@ -20,14 +20,6 @@ using namespace grayroute::test;
 
 namespace {
 
-std::string header_value(const http_reply& reply, const std::string& name) {
-  const std::string key = "\r\n" + name + ": ";
-  const std::size_t at = reply.headers.find(key);
-  if (at == std::string::npos) return "";
-  const std::size_t start = at + key.size();
-  return reply.headers.substr(start, reply.headers.find("\r\n", start) - start);
-}
-
 std::size_t count_of(const std::string& text, const std::string& what) {
   std::size_t n = 0;
   for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;

@@ -18,14 +18,6 @@ using namespace grayroute::test;
 
 namespace {
 
-std::string header_value(const std::string& headers, const std::string& name) {
-  const std::string key = "\r\n" + name + ": ";
-  const std::size_t at = headers.find(key);
-  if (at == std::string::npos) return "";
-  const std::size_t start = at + key.size();
-  return headers.substr(start, headers.find("\r\n", start) - start);
-}
-
 constexpr const char* kKey1 = "00112233445566778899aabbccddeeff";
 constexpr const char* kKey2 = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 constexpr const char* kForeignKey = "ffeeddccbbaa99887766554433221100";
