@@ -116,9 +116,6 @@ struct list_state {
   ngx_event_t credentials_timer{};  // logs refused Redis credentials, rate-limited
   ngx_msec_t credentials_logged_at = 0;
   bool credentials_logged = false;
-
-  /// The list's name as policies know it; the unnamed list is the shorthand's "list".
-  std::string policy_name() const { return name.empty() ? std::string("list") : name; }
 };
 
 // ---- http-level state ------------------------------------------------------------

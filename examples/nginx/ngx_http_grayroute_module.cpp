@@ -2,22 +2,30 @@
 //
 //   load_module modules/ngx_http_grayroute_module.so;
 //   http {
-//       grayroute_list 192.168.116.0/24 10.1.2.3;
-//       upstream client1 { server 127.0.0.1:8080; }   # production
-//       upstream client2 { server 127.0.0.1:8090; }   # pre-release
-//       server { location / { grayroute_route client1 client2; proxy_pass http://$grayroute_upstream; } }
+//       grayroute_list_file qa /etc/nginx/qa.txt;                          # named lists
+//       grayroute_redis seed redis://:secret@127.0.0.1:6379/0?schema=seed;
+//       upstream production { server 127.0.0.1:8080; }
+//       upstream gray { server 127.0.0.1:8090; }
+//       server { location / {
+//           grayroute_routes production gray;
+//           grayroute_rule qa-office list=qa;                               # ordered rules
+//           grayroute_rule rollout split=gray:5 key=cookie:uid,ip;
+//           proxy_pass http://$grayroute_upstream;
+//       } }
 //   }
+//
+// (Today's shorthand keeps working: grayroute_list 10.1.2.3; grayroute_route client1 client2;)
 //
 // Shape (after ngx_http_geo_module and ngx_http_realip_module): directives fill C++
 // state owned by nginx's configuration pools (freed by pool cleanups, so a reload
-// frees the old configuration); each location with grayroute_route gets a
-// grayroute::router built when its configuration is merged, where every mistake is
-// reported with the value and the line. The variables are computed lazily in their
-// get-handlers, once per request, and cached in the request's module context.
+// frees the old configuration); each location that routes gets a grayroute::policy
+// built when its configuration is merged, where every mistake is reported with the
+// value and the line. The variables are computed lazily in their get-handlers, once
+// per request, and cached in the request's module context.
 //
-// Redis (grayroute_redis): every worker owns one grayroute::redis_store, created in
-// init_process and destroyed in exit_process. The store keeps a snapshot in memory
-// and syncs it on its own thread (one per worker, with all signals blocked so
+// Redis (grayroute_redis): every worker owns one grayroute::redis_store per list with
+// Redis, created in init_process and destroyed in exit_process. A store keeps a
+// snapshot in memory and syncs it on its own thread (with all signals blocked so
 // nginx's signals still reach the event loop), so a request only reads memory and
 // never waits on Redis. A reload starts new workers with new stores; old workers
 // destroy theirs (joining the thread, closing the connection) when they exit.

@@ -132,9 +132,10 @@ void build(main_state& m, loc_state& l) {
 }  // namespace
 
 char* compile_location(ngx_conf_t* cf, main_state& m, loc_state& l) {
-  // Routing is on where a location has (or inherits) something that routes; the
-  // http block's grayroute_routes alone only names the routes.
-  if (!l.upstreams.set() && !l.routes.set() && l.rules.empty() && !l.default_route.set()) return NGX_CONF_OK;
+  // Routing is on where a location has (or inherits) upstreams, rules or its own
+  // routes; the http block's grayroute_routes only names the routes, and
+  // grayroute_default only says where routing sends by default.
+  if (!l.upstreams.set() && !l.routes.set() && l.rules.empty()) return NGX_CONF_OK;
   try {
     build(m, l);
   } catch (const std::exception& e) {

@@ -29,7 +29,8 @@ struct example_gateway {
 
   example_gateway() {
     const auto& b = nginx.backends();
-    nginx.write_config(example::nginx_http(qa_path, redis, b[0].port, b[1].port, b[2].port), example::nginx_location());
+    nginx.write_config(example::nginx_http(qa_path, redis, b[0].port, b[1].port, b[2].port),
+                       example::nginx_location() + "        location = /grayroute { grayroute_status; }\n");
     nginx.start();
     // The worker's Redis store syncs in the background: wait until a seed client is routed by it.
     example::request probe{"www.example.com", "/", {{"X-Forwarded-For", example::seed_addresses().front()}}};
@@ -97,6 +98,14 @@ TEST_SUITE("nginx module policy") {
       for (int user = 0; user < 50; ++user) {
         CHECK(ask({"api.example.com", "/", {{"X-User-Id", "user-" + std::to_string(user)}}}) == "production; reason=default; rule=");
       }
+    }
+    SUBCASE("the status page reports each named list") {
+      const http_reply status = example::send(port, {"localhost", "/grayroute", {}});
+      CAPTURE(status.body);
+      CHECK(status.body.find("\"status\":\"ok\"") != std::string::npos);
+      CHECK(status.body.find("\"lists\":{\"qa\":{\"static_entries\":2,\"redis\":null},\"seed\":{\"static_entries\":0,"
+                             "\"redis\":{\"health\":\"ok\"") != std::string::npos);
+      CHECK(status.body.find(example::kRedisPassword) == std::string::npos);
     }
     SUBCASE("every generated request decides as the library does") {
       const example::oracle oracle;
