@@ -35,8 +35,8 @@ const request_ctx* decide(ngx_http_request_t* r) noexcept {
   }
   // The host nginx matched servers by (lowercased, no port; the Host header's or the
   // request line's) and the normalised path nginx matched locations by, so a rule's
-  // path=/v2/ scope agrees with `location /v2/`.
-  // Then a trusted tier's token, then the routes' health (ngx_http_grayroute_decide.hpp).
+  // path=/v2/ scope agrees with `location /v2/`. The policy decides, then a trusted
+  // tier's token, then the routes' health (ngx_http_grayroute_decide.hpp).
   decide_state& extra = decide_of(r);
   const grayroute::ip_address peer = decision_peer(r, extra, l.policy->resolver());
   const grayroute::request_view request(peer, to_view(r->headers_in.server), to_view(r->uri), to_view(r->args), key);
