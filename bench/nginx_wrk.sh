@@ -38,18 +38,8 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-module=$(readlink -f "$module")
-[ -f "$module" ] || { echo "no module at $module: build the grayroute_nginx_module target first" >&2; exit 1; }
-for tool in nginx wrk redis-server redis-cli python3; do
-  command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
-done
-
 . "$here/../scripts/lib.sh"
-start_scratch
-work=$tmp
-
-user_line=""
-[ "$(id -u)" = 0 ] && user_line="user root;"
+nginx_bench_setup "$module" nginx wrk redis-server redis-cli python3
 
 # nginx.conf for one instance in its own prefix: $1 name, $2 port, $3 http extras, $4 location body,
 # $5 the module (default: --module).

@@ -80,3 +80,21 @@ wait_port() {
   tail -n 20 "$tmp"/*.log >&2 2>/dev/null || true
   return 1
 }
+
+# nginx_bench_setup MODULE TOOL...: for the nginx benchmarks. Exits unless the module
+# (made absolute in $module) and every tool are there; then start_scratch, $work (the
+# scratch directory) and $user_line (nginx's `user root;` when running as root).
+nginx_bench_setup() {
+  local tool
+  module=$(readlink -f "$1")
+  shift
+  [ -f "$module" ] || { echo "no module at $module: build the grayroute_nginx_module target first" >&2; exit 1; }
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
+  done
+  start_scratch
+  work=$tmp
+  user_line=""
+  [ "$(id -u)" = 0 ] && user_line="user root;"
+  return 0
+}

@@ -46,7 +46,7 @@ const request_ctx* decide(ngx_http_request_t* r) noexcept {
   ctx->route = d.route;
   ctx->reason = d.reason;
   ctx->rule = d.rule;
-  ctx->client_ip_length = d.client.address.format(reinterpret_cast<char*>(ctx->client_ip));
+  ctx->client_ip_length = static_cast<std::uint8_t>(d.client.address.format(reinterpret_cast<char*>(ctx->client_ip)));
   ngx_http_set_ctx(r, ctx, ngx_http_grayroute_module);
   return ctx;
 }
