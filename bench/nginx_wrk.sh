@@ -6,10 +6,15 @@
 # reports the front nginx worker's CPU time per request (from /proc), which a busy
 # shared machine disturbs far less than throughput.
 #
-#   usage: bench/nginx_wrk.sh [--module PATH] [--runs N] [--duration SECONDS] [--connections N]
+#   usage: bench/nginx_wrk.sh [--module PATH] [--runs N] [--duration SECONDS] [--connections N] [--modes "plain static ..."]
+#                             [--baseline-module PATH]
 #
 # Modes: plain  proxy_pass, no routing (the baseline)
-#        static grayroute_route with a static grayroute_list of 1000 entries
+#        static grayroute_route with a static grayroute_list of 1000 entries (route health on,
+#               the default: every response recorded in the shared zone from the log phase)
+#        health_off  static with `grayroute_health off` (breakers off; outcomes still counted)
+#        baseline    static with the module given by --baseline-module (e.g. one built from a
+#                    commit before a change: the same configuration, the other code)
 #        redis  grayroute_route with the list synced from Redis (1000 keys, seed schema)
 #        direct grayroute_redis mode=direct: one Redis GET per request, like the seed's Lua
 set -euo pipefail
@@ -19,35 +24,30 @@ module="$here/../build/examples/nginx/ngx_http_grayroute_module.so"
 runs=7
 duration=3
 connections=32
+modes_wanted="plain static health_off redis direct"
+baseline_module=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --module) module=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --modes) modes_wanted=$2; shift 2 ;;
+    --baseline-module) baseline_module=$(readlink -f "$2"); shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-module=$(readlink -f "$module")
-[ -f "$module" ] || { echo "no module at $module: build the grayroute_nginx_module target first" >&2; exit 1; }
-for tool in nginx wrk redis-server redis-cli python3; do
-  command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
-done
-
 . "$here/../scripts/lib.sh"
-start_scratch
-work=$tmp
+nginx_bench_setup "$module" nginx wrk redis-server redis-cli python3
 
-user_line=""
-[ "$(id -u)" = 0 ] && user_line="user root;"
-
-# nginx.conf for one instance in its own prefix: $1 name, $2 port, $3 http extras, $4 location body.
+# nginx.conf for one instance in its own prefix: $1 name, $2 port, $3 http extras, $4 location body,
+# $5 the module (default: --module).
 write_conf() {
   local dir="$work/$1"
   mkdir -p "$dir"
   cat >"$dir/nginx.conf" <<EOF
-load_module $module;
+load_module ${5:-$module};
 daemon off;
 master_process on;
 worker_processes 1;
@@ -128,11 +128,15 @@ python3 -c 'print("\n".join("10.0.%d.%d" % (i // 250, i % 250 + 1) for i in rang
 
 redis="grayroute_redis 127.0.0.1:$redis_port password=foobared;"
 route='grayroute_route client1 client2; proxy_pass http://$grayroute_upstream;'
-modes=(plain static redis direct)
+read -r -a modes <<<"$modes_wanted"
 declare -A port
-for mode in "${modes[@]}"; do port[$mode]=$(free_port); done
+for mode in plain static health_off baseline redis direct; do port[$mode]=$(free_port); done
 write_conf plain "${port[plain]}" "" "proxy_pass http://client1;"
 write_conf static "${port[static]}" "grayroute_list_file $work/gray.list;" "$route"
+write_conf health_off "${port[health_off]}" "grayroute_list_file $work/gray.list; grayroute_health off;" "$route"
+if [ -n "$baseline_module" ]; then
+  write_conf baseline "${port[baseline]}" "grayroute_list_file $work/gray.list;" "$route" "$baseline_module"
+fi
 write_conf redis "${port[redis]}" "$redis" "$route"
 write_conf direct "${port[direct]}" "grayroute_redis 127.0.0.1:$redis_port password=foobared mode=direct;" "$route"
 
@@ -170,7 +174,9 @@ echo "|---|---|---|---:|---:|---:|---:|"
 describe() {
   case "$1" in
     plain) echo "proxy_pass, no routing" ;;
-    static) echo "module, static list (1000 entries)" ;;
+    static) echo "module, static list (1000 entries), route health on (default)" ;;
+    health_off) echo "module, static list, grayroute_health off" ;;
+    baseline) echo "static list, --baseline-module" ;;
     redis) echo "module, Redis-synced list (1000 keys)" ;;
     direct) echo "module, one Redis GET per request (seed-like)" ;;
   esac

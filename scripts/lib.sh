@@ -39,7 +39,7 @@ GRAYROUTE_TEST_PACKAGES=(redis-server redis-tools nginx nginx-dev curl clang lib
 GRAYROUTE_TEST_PACKAGES+=(python3-yaml python3-requests python3-jinja2 python3-fasteners python3-distro
   python3-dateutil python3-colorama python3-urllib3 python3-patch-ng
   ninja-build git zip unzip tar xz-utils libcurl4-openssl-dev dpkg-dev binutils)
-GRAYROUTE_BENCH_PACKAGES=(libbenchmark-dev wrk libabsl-dev dpdk-dev)  # absl, DPDK: bench_lookup peers
+GRAYROUTE_BENCH_PACKAGES=(libbenchmark-dev wrk valgrind libabsl-dev dpdk-dev)  # absl, DPDK: bench_lookup peers; valgrind: nginx_callgrind.sh
 
 build_jobs() { nproc 2>/dev/null || echo 2; }
 
@@ -80,4 +80,22 @@ wait_port() {
   echo "nothing is listening on port $1; last log lines:" >&2
   tail -n 20 "$tmp"/*.log >&2 2>/dev/null || true
   return 1
+}
+
+# nginx_bench_setup MODULE TOOL...: for the nginx benchmarks. Exits unless the module
+# (made absolute in $module) and every tool are there; then start_scratch, $work (the
+# scratch directory) and $user_line (nginx's `user root;` when running as root).
+nginx_bench_setup() {
+  local tool
+  module=$(readlink -f "$1")
+  shift
+  [ -f "$module" ] || { echo "no module at $module: build the grayroute_nginx_module target first" >&2; exit 1; }
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
+  done
+  start_scratch
+  work=$tmp
+  user_line=""
+  [ "$(id -u)" = 0 ] && user_line="user root;"
+  return 0
 }

@@ -5,9 +5,11 @@
 //   ngx_http_grayroute_directives.cpp   the directive handlers (text -> the state below)
 //   ngx_http_grayroute_policy.cpp       a location's grayroute::policy, built when it is merged
 //   ngx_http_grayroute_variables.cpp    the decision and the $grayroute_* variables
-//   ngx_http_grayroute_status.cpp       the grayroute_status page
+//   ngx_http_grayroute_status.cpp       the grayroute_status page (and send_page, for every page)
 //   ngx_http_grayroute_redis.cpp        each worker's Redis stores (built with hiredis)
 //   ngx_http_grayroute_no_redis.cpp     ... its stand-in when built without hiredis
+//   ngx_http_grayroute_health.cpp       route health in a shared zone, grayroute_metrics  } hooks in
+//   ngx_http_grayroute_token.cpp        decision tokens, the PROXY-protocol client source } _decide.hpp
 //
 // State lives in C++ objects owned by nginx's configuration pools (freed by pool
 // cleanups, so a reload frees the old configuration). No exception crosses into nginx:
@@ -35,6 +37,7 @@
 #include <grayroute/policy.hpp>
 #include <grayroute/redis_config.hpp>
 
+#include "ngx_http_grayroute_decide.hpp"
 #include "request_headers.hpp"
 
 extern "C" {
@@ -127,6 +130,7 @@ struct main_state {
   // Upstream names $grayroute_upstream may hold, checked against the upstream{} blocks
   // once the whole http block is known.
   std::vector<std::pair<std::string, conf_place>> named_upstreams;
+  decide_state decide;  // tokens, the PROXY-protocol source, route health (ngx_http_grayroute_decide.hpp)
 
   /// The list called `name` ("" for the unnamed one), created on first use.
   list_state& list(std::string_view name) {
@@ -195,6 +199,7 @@ struct loc_state {
   // Compiled when the location is merged, if it routes.
   std::unique_ptr<grayroute::policy> policy;
   std::vector<std::string> upstream_of;  // index = route id
+  std::vector<route_id> health_route;    // index = route id: the route in the health zone
 };
 
 struct loc_conf {
@@ -203,13 +208,17 @@ struct loc_conf {
 
 // The decision for one request, kept in its module context so every variable and
 // every evaluation of one variable agree.
+// Packed small (72 bytes): it and route health's note share the default 4k request pool
+// with nginx's own allocations, and 8 more bytes spilled a plain GET into a second pool
+// block (one more malloc and free per request, +2% instructions; bench/nginx_callgrind.sh).
 struct request_ctx {
   route_id route;
   grayroute::route_reason reason;
-  std::string_view rule;  // points into the location's policy
-  std::size_t client_ip_length;
+  std::uint8_t client_ip_length;
   u_char client_ip[grayroute::ip_address::kMaxTextLength + 1];
+  std::string_view rule;  // points into the location's policy, or into a trusted tier's token header
 };
+static_assert(grayroute::ip_address::kMaxTextLength < 256, "client_ip_length is one byte");
 
 inline main_state& main_of(ngx_conf_t* cf) {
   return *static_cast<main_conf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_grayroute_module))->state;
@@ -241,6 +250,23 @@ ngx_int_t add_variables(ngx_conf_t* cf);
 
 // ngx_http_grayroute_status.cpp
 ngx_int_t status_handler(ngx_http_request_t* r);
+/// Sends `body` as a 200 response of `content_type` (a string literal's view).
+ngx_int_t send_page(ngx_http_request_t* r, const std::string& body, std::string_view content_type) noexcept;
+
+/// A page handler's body (grayroute_status, grayroute_metrics): answers GET and HEAD with
+/// what `make_body()` returns, 405 to other methods, 500 if it throws.
+template <class MakeBody>
+ngx_int_t serve_page(ngx_http_request_t* r, std::string_view content_type, MakeBody make_body) noexcept {
+  if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) return NGX_HTTP_NOT_ALLOWED;
+  if (ngx_http_discard_request_body(r) != NGX_OK) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+  std::string body;
+  try {
+    body = make_body();
+  } catch (const std::exception&) {
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+  }
+  return send_page(r, body, content_type);
+}
 
 // ngx_http_grayroute_redis.cpp (or ngx_http_grayroute_no_redis.cpp)
 /// False when the module was built without hiredis: grayroute_redis is then an error.

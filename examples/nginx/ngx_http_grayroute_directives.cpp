@@ -206,7 +206,14 @@ char* set_client_ip_headers(ngx_conf_t* cf, ngx_command_t*, void* conf) {
     const auto* args = static_cast<ngx_str_t*>(cf->args->elts);
     grayroute::resolver_config check;
     check.headers.clear();
-    for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) check.headers.push_back(to_string(args[i]));
+    for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
+      if (to_view(args[i]) == "proxy_protocol") {  // ngx_http_grayroute_token.cpp
+        if (i != 1) return conf_error(cf, "grayroute_client_ip_headers: proxy_protocol must come first (the balancer is the nearest hop)");
+        m.decide.proxy_protocol_source = true;
+        continue;
+      }
+      check.headers.push_back(to_string(args[i]));
+    }
     grayroute::client_ip_resolver validate(check);  // throws naming a bad or repeated header
     m.client_ip.headers = std::move(check.headers);
     m.headers_set = true;

@@ -86,6 +86,11 @@ ngx_command_t kCommands[] = {
     {ngx_string("grayroute_percent"), kAnyLevel | NGX_CONF_1MORE, set_percent, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("grayroute_force"), kAnyLevel | NGX_CONF_1MORE, set_force, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("grayroute_status"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, set_status, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    // ngx_http_grayroute_health.cpp, ngx_http_grayroute_token.cpp
+    {ngx_string("grayroute_health"), kHttpMain | NGX_CONF_ANY, set_health, NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("grayroute_metrics"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, set_metrics, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("grayroute_decision_key_file"), kHttpMain | NGX_CONF_1MORE, set_decision_key_file, NGX_HTTP_MAIN_CONF_OFFSET,
+     0, nullptr},
     ngx_null_command,
 };
 
@@ -138,6 +143,7 @@ char* init_main_conf(ngx_conf_t* cf, void* conf) {
     main_state& m = *mcf->state;
     ngx_conf_init_value(mcf->recursive, 1);
     m.client_ip.recursive = mcf->recursive != 0;
+    m.decide.route_names = m.routes;  // the health zone's first routes; locations add theirs
     for (const auto& list : m.lists) {
       // The layers in the library's order (layered_store.hpp): configuration, then Redis.
       if (list->has_static) {
@@ -201,7 +207,8 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) {
 // is almost always a typo.
 ngx_int_t postconfiguration(ngx_conf_t* cf) {
   try {
-    const main_state& m = main_of(cf);
+    main_state& m = main_of(cf);
+    if (finish_decide_config(cf, m.decide, !m.named_upstreams.empty()) != NGX_OK) return NGX_ERROR;
     const auto* umcf = static_cast<ngx_http_upstream_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module));
     const auto* upstreams = static_cast<ngx_http_upstream_srv_conf_t**>(umcf->upstreams.elts);
     for (const auto& [name, place] : m.named_upstreams) {
@@ -240,6 +247,12 @@ void exit_process(ngx_cycle_t* cycle) {
 }
 
 }  // namespace
+
+decide_state& decide_of(ngx_conf_t* cf) { return main_of(cf).decide; }
+decide_state& decide_of(ngx_http_request_t* r) {
+  return static_cast<main_conf*>(ngx_http_get_module_main_conf(r, ngx_http_grayroute_module))->state->decide;
+}
+
 }  // namespace grayroute_nginx
 
 ngx_module_t ngx_http_grayroute_module = {

@@ -126,6 +126,7 @@ void build(main_state& m, loc_state& l) {
 
   l.policy = std::make_unique<grayroute::policy>(config);
   l.upstream_of = l.upstreams.set() ? resolve_upstreams(l.upstreams, routes) : routes;
+  l.health_route = health_routes(m.decide, l.policy->routes());  // ngx_http_grayroute_health.cpp
 }
 
 }  // namespace

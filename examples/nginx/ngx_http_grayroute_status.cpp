@@ -1,4 +1,5 @@
-// ngx_http_grayroute_module: `grayroute_status`, the answering worker's state as JSON.
+// ngx_http_grayroute_module: `grayroute_status`, the answering worker's state as JSON, and
+// send_page, which grayroute_metrics (ngx_http_grayroute_health.cpp) answers with too.
 extern "C" {
 #include <ngx_config.h>
 #include <ngx_core.h>
@@ -7,6 +8,7 @@ extern "C" {
 
 #include <exception>
 #include <string>
+#include <string_view>
 
 #include <grayroute/version.hpp>
 
@@ -42,6 +44,7 @@ std::string status_json(const main_state& m) {
   } else {
     out += ",\"status\":\"ok\"";
   }
+  out += ",\"health\":" + health_json(m.decide);  // ngx_http_grayroute_health.cpp
   // The unnamed list (grayroute_list, grayroute_list_file PATH, grayroute_redis ADDRESS) ...
   out += ",\"static_entries\":" + std::to_string(static_entries(unnamed));
   out += ",\"redis\":";
@@ -63,15 +66,11 @@ std::string status_json(const main_state& m) {
 }  // namespace
 
 ngx_int_t status_handler(ngx_http_request_t* r) {
-  if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) return NGX_HTTP_NOT_ALLOWED;
-  if (ngx_http_discard_request_body(r) != NGX_OK) return NGX_HTTP_INTERNAL_SERVER_ERROR;
   const auto* mcf = static_cast<main_conf*>(ngx_http_get_module_main_conf(r, ngx_http_grayroute_module));
-  std::string body;
-  try {
-    body = status_json(*mcf->state);
-  } catch (const std::exception&) {
-    return NGX_HTTP_INTERNAL_SERVER_ERROR;
-  }
+  return serve_page(r, "application/json", [mcf] { return status_json(*mcf->state); });
+}
+
+ngx_int_t send_page(ngx_http_request_t* r, const std::string& body, std::string_view content_type) noexcept {
   ngx_buf_t* b = ngx_create_temp_buf(r->pool, body.size());
   if (!b) return NGX_HTTP_INTERNAL_SERVER_ERROR;
   b->last = ngx_cpymem(b->pos, body.data(), body.size());
@@ -79,7 +78,8 @@ ngx_int_t status_handler(ngx_http_request_t* r) {
   b->last_in_chain = 1;
   r->headers_out.status = NGX_HTTP_OK;
   r->headers_out.content_length_n = static_cast<off_t>(body.size());
-  ngx_str_set(&r->headers_out.content_type, "application/json");
+  r->headers_out.content_type.data = reinterpret_cast<u_char*>(const_cast<char*>(content_type.data()));
+  r->headers_out.content_type.len = content_type.size();
   r->headers_out.content_type_len = r->headers_out.content_type.len;
   const ngx_int_t rc = ngx_http_send_header(r);
   if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) return rc;

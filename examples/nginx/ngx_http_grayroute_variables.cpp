@@ -2,8 +2,8 @@
 // (normally through `proxy_pass http://$grayroute_upstream`) makes the decision, once;
 // it is kept in the request's module context for every other variable (after
 // ngx_http_geo_module: variables registered in preconfiguration, computed lazily).
-// Only noexcept code runs here: no exception, no Redis, no allocation beyond the
-// context from the request pool.
+// Only noexcept code runs here: no exception, no Redis, no allocation but from the
+// request pool (the context, the health note, $grayroute_decision's token).
 extern "C" {
 #include <ngx_config.h>
 #include <ngx_core.h>
@@ -35,19 +35,23 @@ const request_ctx* decide(ngx_http_request_t* r) noexcept {
   }
   // The host nginx matched servers by (lowercased, no port; the Host header's or the
   // request line's) and the normalised path nginx matched locations by, so a rule's
-  // path=/v2/ scope agrees with `location /v2/`.
-  const grayroute::request_view request(peer_address(r->connection->sockaddr), to_view(r->headers_in.server),
-                                        to_view(r->uri), to_view(r->args), key);
-  const grayroute::decision d = l.policy->decide(request, request_headers(r->headers_in.headers));
+  // path=/v2/ scope agrees with `location /v2/`. The policy decides, then a trusted
+  // tier's token, then the routes' health (ngx_http_grayroute_decide.hpp).
+  decide_state& extra = decide_of(r);
+  const grayroute::ip_address peer = decision_peer(r, extra, l.policy->resolver());
+  const grayroute::request_view request(peer, to_view(r->headers_in.server), to_view(r->uri), to_view(r->args), key);
+  grayroute::decision d = l.policy->decide(request, request_headers(r->headers_in.headers));
+  honour_token(r, extra, *l.policy, peer, d);
+  guard_health(r, extra, l.health_route, d);
   ctx->route = d.route;
   ctx->reason = d.reason;
   ctx->rule = d.rule;
-  ctx->client_ip_length = d.client.address.format(reinterpret_cast<char*>(ctx->client_ip));
+  ctx->client_ip_length = static_cast<std::uint8_t>(d.client.address.format(reinterpret_cast<char*>(ctx->client_ip)));
   ngx_http_set_ctx(r, ctx, ngx_http_grayroute_module);
   return ctx;
 }
 
-enum variable_kind : uintptr_t { var_upstream, var_route, var_reason, var_rule, var_client_ip };
+enum variable_kind : uintptr_t { var_upstream, var_route, var_reason, var_rule, var_client_ip, var_decision };
 
 void set_value(ngx_http_variable_value_t* v, const u_char* data, std::size_t len) noexcept {
   v->data = const_cast<u_char*>(data);
@@ -83,6 +87,8 @@ ngx_int_t get_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uint
     case var_rule:  // empty when no rule decided (forced, default)
       set_value(v, reinterpret_cast<const u_char*>(ctx->rule.data()), ctx->rule.size());
       break;
+    case var_decision:
+      return decision_token_value(r, decide_of(r), l.policy->routes(), ctx->route, ctx->reason, ctx->rule, v);
     default:
       set_value(v, ctx->client_ip, ctx->client_ip_length);
       break;
@@ -98,6 +104,7 @@ ngx_http_variable_t kVariables[] = {
     {ngx_string("grayroute_reason"), nullptr, get_variable, var_reason, NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("grayroute_rule"), nullptr, get_variable, var_rule, NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("grayroute_client_ip"), nullptr, get_variable, var_client_ip, NGX_HTTP_VAR_NOCACHEABLE, 0},
+    {ngx_string("grayroute_decision"), nullptr, get_variable, var_decision, NGX_HTTP_VAR_NOCACHEABLE, 0},
 };
 
 }  // namespace

@@ -19,6 +19,19 @@ if(GRAYROUTE_BUILD_EXAMPLES AND GRAYROUTE_BUILD_NGINX_MODULE AND GRAYROUTE_NGINX
     "GRAYROUTE_NGINX_MODULE_PATH=\"${_module}\"" GRAYROUTE_NGINX_HAS_REDIS=${_module_redis})
   add_dependencies(nginx_module_test grayroute_nginx_module)
 
+  # Route health (issue 12) and consistent decisions (issue 13) through the module; the
+  # metrics page is read by prometheus_client's parser (nginx_metrics_samples.py).
+  grayroute_add_test(nginx_health_test SOURCES integration/nginx_health_test.cpp
+                     LIBRARIES Threads::Threads LABELS "server;no-sanitizer")
+  target_compile_definitions(nginx_health_test PRIVATE "GRAYROUTE_NGINX_MODULE_PATH=\"${_module}\""
+    "GRAYROUTE_TEST_PYTHON3=\"${GRAYROUTE_SYSTEM_PYTHON3}\""
+    "GRAYROUTE_METRICS_SAMPLES=\"${CMAKE_CURRENT_SOURCE_DIR}/nginx_metrics_samples.py\"")
+  add_dependencies(nginx_health_test grayroute_nginx_module)
+  grayroute_add_test(nginx_token_test SOURCES integration/nginx_token_test.cpp
+                     LIBRARIES Threads::Threads LABELS "server;no-sanitizer")
+  target_compile_definitions(nginx_token_test PRIVATE "GRAYROUTE_NGINX_MODULE_PATH=\"${_module}\"")
+  add_dependencies(nginx_token_test grayroute_nginx_module)
+
   if(_module_redis)
     grayroute_add_test(nginx_redis_test SOURCES integration/nginx_redis_test.cpp
                        LIBRARIES Threads::Threads LABELS "server;no-sanitizer")

@@ -45,14 +45,6 @@ std::string http_get_v6(int port, const std::string& path) {
   return end == std::string::npos ? "" : raw.substr(end + 4);
 }
 
-std::string header_value(const http_reply& reply, const std::string& name) {
-  const std::string key = "\r\n" + name + ": ";
-  const std::size_t at = reply.headers.find(key);
-  if (at == std::string::npos) return "";
-  const std::size_t start = at + key.size();
-  return reply.headers.substr(start, reply.headers.find("\r\n", start) - start);
-}
-
 }  // namespace
 
 TEST_SUITE("nginx module") {

@@ -313,6 +313,17 @@ struct http_reply {
   std::string body;
 };
 
+/// The value of the first `name: value` line of a response head (the name spelled as the
+/// server sends it), "" without one.
+inline std::string header_value(const std::string& head, const std::string& name) {
+  const std::string key = "\r\n" + name + ": ";
+  const std::size_t at = head.find(key);
+  if (at == std::string::npos) return "";
+  const std::size_t start = at + key.size();
+  return head.substr(start, head.find("\r\n", start) - start);
+}
+inline std::string header_value(const http_reply& reply, const std::string& name) { return header_value(reply.headers, name); }
+
 /// A TCP connection to 127.0.0.1:port with send/receive timeouts, optionally from
 /// another loopback source address (127.0.0.2, ...: a different client to the
 /// server). Returns the socket, or -1 when nothing accepts.
