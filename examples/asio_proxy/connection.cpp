@@ -14,6 +14,9 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "health_feed.hpp"
+#include "metrics_page.hpp"
+
 namespace grayroute_proxy {
 
 namespace asio = boost::asio;
@@ -78,6 +81,35 @@ bool connection::is_health_request() const {
   return std::string_view(target.data(), target.size()).substr(0, target.find('?')) == kHealthPath;
 }
 
+bool connection::is_metrics_request() const {
+  const auto target = request_->get().target();
+  return std::string_view(target.data(), target.size()).substr(0, target.find('?')) == kMetricsPath;
+}
+
+// Sent again only without a body and when sending twice is harmless (RFC 9110 9.2.2).
+bool connection::replayable() const {
+  return request_->is_done() && !framing_.chunked && framing_.content_length.value_or(0) == 0 &&
+         idempotent(request_->get().method());
+}
+
+void connection::report(grayroute::outcome o) {
+  if (context_.health) context_.health->record(route(), o, attempt_started_, std::chrono::steady_clock::now());
+}
+
+bool connection::fall_back() {
+  if (fell_back_ || !context_.health) return false;
+  const auto to = context_.health->retry_route(decision_);
+  if (!to) return false;
+  fell_back_ = true;
+  decision_.original_route = decision_.route;
+  decision_.route = *to;
+  decision_.reason = grayroute::route_reason::fallback;
+  upstream_.reset();
+  failure_ = failure::none;
+  attempt_ = -1;  // the fallback's pooled connection may be stale too: it gets its fresh retry
+  return true;
+}
+
 std::string connection::route_label() const {
   std::string label(context_.router.route_name(route()));
   label += "; reason=";
@@ -124,6 +156,7 @@ void connection::set_error_response() {
 }
 
 void connection::log_request(const char* reason, const char* error) {
+  if (reason == nullptr && !tunnel_over_ && context_.health) context_.health->count_request(decision_, status_);
   if (!context_.log.enabled()) return;
   const auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_).count();
   char when[32];
@@ -215,13 +248,17 @@ void connection::loop(beast::error_code ec, std::size_t) {
         log_request("malformed", rejected_);
         break;
       }
-      if (is_health_request()) {
-        set_local_response(http::status::ok, context_.list.health_json() + "\n", "application/json");
+      if (is_health_request() || is_metrics_request()) {
+        if (is_health_request()) {
+          set_local_response(http::status::ok, context_.list.health_json() + "\n", "application/json");
+        } else {
+          set_local_response(http::status::ok, metrics_page(context_), kMetricsContentType);
+        }
         keep_alive_ = request_->get().keep_alive() && request_->is_done() && !draining_;
         local_.keep_alive(keep_alive_);
         client_.expires_after(options_.client_timeout);
         BOOST_ASIO_CORO_YIELD http::async_write(client_, local_, next());
-        log_request("health");
+        log_request(is_health_request() ? "health" : "metrics");
         if (ec || !keep_alive_) break;
         continue;
       }
@@ -229,6 +266,7 @@ void connection::loop(beast::error_code ec, std::size_t) {
       if (options_.routing_enabled) {
         const http::fields& headers = request_->get();
         decision_ = context_.router.decide(peer_, headers);
+        if (context_.health) decision_ = context_.health->apply(decision_, started_);
       } else {
         decision_ = grayroute::decision{grayroute::kProduction, grayroute::route_reason::default_route, {peer_, -1, "peer"}, {}, grayroute::kProduction};
       }
@@ -240,8 +278,10 @@ void connection::loop(beast::error_code ec, std::size_t) {
       // before answering is tried again, once, on a fresh connection when the request
       // had no body and is idempotent (as nginx does).
       failure_ = failure::none;
+      fell_back_ = false;
       for (attempt_ = 0;; ++attempt_) {
         upstream_ = worker_.pool(route()).take();
+        attempt_started_ = std::chrono::steady_clock::now();
         if (!upstream_->reused) {
           upstream_->stream.expires_after(options_.connect_timeout);
           BOOST_ASIO_CORO_YIELD upstream_->stream.async_connect(
@@ -249,6 +289,8 @@ void connection::loop(beast::error_code ec, std::size_t) {
           if (ec) {
             failure_ = failure::connect;
             error_ = ec;
+            report(ec == beast::error::timeout ? grayroute::outcome::timeout : grayroute::outcome::connect_failure);
+            if (fall_back()) continue;  // nothing was sent: any method may go elsewhere
             break;
           }
           upstream_->stream.socket().set_option(tcp::no_delay(true), ec);
@@ -288,10 +330,20 @@ void connection::loop(beast::error_code ec, std::size_t) {
           } while (!ec && response_->get().result_int() / 100 == 1 && response_->get().result_int() != 101);
           if (ec) failure_ = ec == beast::error::timeout ? failure::timeout : failure::upstream, error_ = ec;
         }
-        if (failure_ == failure::upstream && upstream_->reused && attempt_ == 0 && request_->is_done() &&
-            !framing_.chunked && framing_.content_length.value_or(0) == 0 && idempotent(request_->get().method())) {
-          failure_ = failure::none;
+        if (failure_ == failure::upstream && upstream_->reused && attempt_ == 0 && replayable()) {
+          failure_ = failure::none;  // a stale pooled connection: not the route's fault
           continue;
+        }
+        // #12: the attempt's outcome; a request lost before any response byte goes to the
+        // fallback route once, if sending it twice is harmless.
+        if (failure_ == failure::none) {
+          report(grayroute::outcome_of_status(response_->get().result_int()));
+        } else if (failure_ == failure::timeout) {
+          report(grayroute::outcome::timeout);
+        } else if (failure_ == failure::upstream) {
+          const bool nothing_back = failed_side_ == relay_side::output || !response_->got_some();
+          report(nothing_back ? grayroute::outcome::connect_failure : grayroute::outcome::status_5xx);
+          if (nothing_back && replayable() && fall_back()) continue;
         }
         break;
       }

@@ -191,4 +191,28 @@ std::string list_source::health_json() const {
   return out;
 }
 
+// #12: the metrics page's figures, read like health_json's.
+list_source::figures list_source::metrics_figures() const {
+  figures f;
+  f.memory_entries = memory_.size();
+  f.has_file = !file_.empty();
+  f.has_redis = redis_ != nullptr;
+#if GRAYROUTE_PROXY_REDIS
+  if (redis_) {
+    const auto status = redis_->status();
+    f.redis_connected = status.connected;
+    f.redis_serving = status.serving;
+    f.redis_entries = status.entries;
+    if (status.synced_once) f.redis_last_sync = std::chrono::system_clock::to_time_t(status.last_sync);
+    f.redis_full_loads = status.full_loads;
+    f.redis_connects = status.connects;
+  }
+#endif
+  std::lock_guard<std::mutex> lock(status_mutex_);
+  f.memory_loaded = last_load_;
+  f.reloads = reloads_;
+  f.rejected = rejected_;
+  return f;
+}
+
 }  // namespace grayroute_proxy

@@ -59,6 +59,20 @@ class list_source {
 
   void stop();
 
+  // --- #12: the figures of /-/grayroute/metrics (metrics_page.cpp) ---
+  struct figures {
+    std::size_t memory_entries = 0;  // flags and file
+    std::time_t memory_loaded = 0;   // last successful load (epoch seconds)
+    std::uint64_t reloads = 0, rejected = 0;
+    bool has_file = false, has_redis = false;
+    bool redis_connected = false, redis_serving = false;
+    std::size_t redis_entries = 0;
+    std::time_t redis_last_sync = 0;  // 0: never
+    std::uint64_t redis_full_loads = 0, redis_connects = 0;
+  };
+  figures metrics_figures() const;
+  // --- end #12 ---
+
  private:
   std::optional<grayroute::route_id> redis_lookup(const grayroute::ip_address& address) const noexcept;
   void apply(const grayroute::parsed_list& file_list);

@@ -75,6 +75,12 @@ int main(int argc, char** argv) {
   app.add_option("--shutdown-timeout", shutdown_ms, "On SIGINT/SIGTERM, wait this long (ms) for in-flight requests")
       ->capture_default_str();
   app.add_option("--access-log", o.access_log, "One line per request: a file, - (stdout) or off")->capture_default_str();
+  app.add_option("--health", o.health,
+                 "Route health: \"off\", or words over the defaults, e.g. \"error_ratio=50% min_requests=20 window=10s "
+                 "connect_failures=3 cooldown=10s probe=10% probe_successes=5 relative_margin=0\"")
+      ->capture_default_str();
+  app.add_option("--fallback-route", o.fallback_route, "Route a failing route falls back to (default: the first route)");
+  app.add_option("--probe", o.probes, "Active probe, repeatable: \"route=gray path=/healthz interval=1s expect=200\"");
   CLI11_PARSE(app, argc, argv);
 
   o.route_header = !no_route_header;

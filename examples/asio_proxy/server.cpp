@@ -10,6 +10,9 @@
 
 #include <boost/asio/post.hpp>
 
+#include "health_feed.hpp"
+#include "probes.hpp"
+
 namespace grayroute_proxy {
 
 namespace asio = boost::asio;
@@ -55,9 +58,13 @@ int serve(const proxy_options& o) {
     list_source list(o);
     const proxy_router router(list, o.routing);
     access_log log(o.access_log);
+    health_feed health(router.routes(), o.health, o.fallback_route);
+    std::vector<probe_spec> probes;
+    for (const auto& words : o.probes) probes.push_back(parse_probe(words, health.routes()));
     const proxy_context context{
-        o, router, list, log, listen, {production, gray}, {text_of(production), text_of(gray)}};
+        o, router, list, log, listen, {production, gray}, {text_of(production), text_of(gray)}, &health};
     server server(context, list);
+    prober prober(health, std::move(probes), {production, gray});
 
     std::printf("grayroute-proxy %s listening on http://%s (%u thread%s)\n", GRAYROUTE_VERSION_STRING,
                 text_of(listen).c_str(), o.threads, o.threads == 1 ? "" : "s");
@@ -78,7 +85,11 @@ int serve(const proxy_options& o) {
     if (!o.routing.force_cookie.empty()) std::printf("  force cookie: %s\n", o.routing.force_cookie.c_str());
     if (!o.routing_enabled) std::printf("  routing OFF: everything goes to production\n");
     std::printf("  health: http://%s/-/grayroute/health\n", text_of(listen).c_str());
+    std::printf("  route health: %s\n", health.describe().c_str());
+    for (const auto& words : o.probes) std::printf("  probe: %s\n", words.c_str());
+    std::printf("  metrics: http://%s/-/grayroute/metrics\n", text_of(listen).c_str());
     server.run();
+    prober.stop();
     list.stop();
     std::printf("grayroute-proxy stopped\n");
   } catch (const std::exception& e) {

@@ -28,6 +28,8 @@
 
 namespace grayroute_proxy {
 
+class health_feed;  // health_feed.hpp (#12)
+
 using proxy_router = grayroute::router<list_source>;
 
 /// What every connection reads and nobody changes after start-up.
@@ -39,6 +41,7 @@ struct proxy_context {
   boost::asio::ip::tcp::endpoint listen;
   std::array<boost::asio::ip::tcp::endpoint, 2> upstreams;  // by route id
   std::array<std::string, 2> upstream_names;
+  health_feed* health = nullptr;  // #12: route health; null only in tests of other parts
 };
 
 /// A client connection as the worker sees it: something to tell "finish and close".

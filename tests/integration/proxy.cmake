@@ -18,6 +18,14 @@ if(GRAYROUTE_BUILD_EXAMPLES AND Boost_FOUND AND GRAYROUTE_CLI11_INCLUDE)
     add_dependencies(${test} grayroute-proxy grayroute-backend)
   endforeach()
   set_tests_properties(proxy_test proxy_server_test proxy_hostile_test PROPERTIES TIMEOUT 120)
+  # Route health (#12): the metrics page is read by the same Prometheus parser as the library's.
+  grayroute_add_test(proxy_health_test SOURCES integration/proxy_health_test.cpp LIBRARIES Threads::Threads LABELS server)
+  target_compile_definitions(proxy_health_test PRIVATE GRAYROUTE_PROXY_BIN="$<TARGET_FILE:grayroute-proxy>"
+                                                       GRAYROUTE_BACKEND_BIN="$<TARGET_FILE:grayroute-backend>"
+                                                       GRAYROUTE_PYTHON3="${GRAYROUTE_SYSTEM_PYTHON3}"
+                                                       GRAYROUTE_METRICS_CHECK="${PROJECT_SOURCE_DIR}/tests/health_metrics_check.py")
+  add_dependencies(proxy_health_test grayroute-proxy grayroute-backend)
+  set_tests_properties(proxy_health_test PROPERTIES TIMEOUT 120)
 endif()
 if(TARGET proxy_server_test AND GRAYROUTE_HAS_REDIS AND EXISTS "${PROJECT_SOURCE_DIR}/include/grayroute/redis_store.hpp")
   target_compile_definitions(proxy_server_test PRIVATE GRAYROUTE_PROXY_HAS_REDIS=1)

@@ -1,0 +1,225 @@
+// grayroute-proxy when the gray version fails (issue #12): real proxy and backend
+// processes on loopback. The breaker's figures are read from the log lines it prints
+// once per change and from /-/grayroute/metrics, parsed by prometheus_client's parser
+// (tests/health_metrics_check.py --page).
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <grayroute/version.hpp>
+
+#include "../support/proxy_fixture.hpp"
+
+using namespace grayroute::test;
+
+namespace {
+
+const std::pair<std::string, std::string> kListed{"X-Forwarded-For", "10.1.2.3"};
+const std::pair<std::string, std::string> kUnlisted{"X-Forwarded-For", "192.0.2.1"};
+
+std::vector<std::string> with_routing(std::vector<std::string> args) {
+  args.insert(args.end(), {"--gray-list", "10.1.0.0/16", "--trusted-proxy", "127.0.0.1/32", "--access-log", "-"});
+  return args;
+}
+
+// Runs health_metrics_check.py on the proxy's metrics page; "" when every expectation
+// holds, else the checker's complaint.
+std::string check_metrics(const temp_dir& dir, int proxy_port, const std::vector<std::string>& expectations) {
+  const auto page = http_get(proxy_port, "/-/grayroute/metrics");
+  if (page.status != 200) return "metrics page: status " + std::to_string(page.status);
+  if (header(page.headers, "Content-Type") != "text/plain; version=0.0.4; charset=utf-8") return "content type";
+  const std::string file = dir.file("metrics.txt"), out = dir.file("metrics-check.txt");
+  std::ofstream(file) << page.body;
+  std::string command = std::string(GRAYROUTE_PYTHON3) + " " + GRAYROUTE_METRICS_CHECK + " --page " + file;
+  for (const auto& e : expectations) command += " '" + e + "'";
+  command += " >" + out + " 2>&1";
+  if (std::system(command.c_str()) == 0) return "";
+  std::ifstream in(out);
+  return std::string(std::istreambuf_iterator<char>(in), {}) + "\n--- page:\n" + page.body;
+}
+
+std::string count_of(const backend& b, const std::string& method) {
+  return http_get(b.port(), "/-/requests?method=" + method).body;
+}
+
+}  // namespace
+
+TEST_SUITE("proxy route health") {
+  TEST_CASE("gray killed: a listed client's GETs never fail, the breaker opens after 3 connect failures, a probe brings gray back") {
+    temp_dir dir;
+    const std::string probe = "route=gray path=/healthz interval=200ms expect=200";
+    proxy_setup s(dir, with_routing({"--health", "connect_failures=3 cooldown=300ms probe_successes=1", "--probe", probe}));
+    http_connection c(s.port());
+    REQUIRE(c.send(get_request("/", {kListed})));
+    auto r = c.read_response();
+    REQUIRE(header(r.headers, "X-Backend") == "gray");
+    const int gray_port = s.gray.port();
+
+    s.gray.stop();
+    int served = 0;
+    for (int i = 0; i < 20; ++i) {
+      REQUIRE(c.send(get_request("/", {kListed})));
+      r = c.read_response();
+      served += r.status == 200;
+      CHECK(header(r.headers, "X-Backend") == "production");
+      CHECK(header(r.headers, "X-Grayroute") == "production; reason=fallback");
+    }
+    CHECK(served == 20);
+    CHECK(s.front.log().find("status=502") == std::string::npos);
+    REQUIRE(eventually([&] { return s.front.log().find("health: route gray closed -> open") != std::string::npos; }));
+    CHECK(s.front.log().find("health: route gray closed -> open (connect_failures): 3 connect failures in a row") !=
+          std::string::npos);
+    REQUIRE(eventually([&] { return s.front.log().find("probe gray GET /healthz: failing (connect_failure") != std::string::npos; }));
+    CHECK(check_metrics(dir, s.port(),
+                        {R"(grayroute_breaker_transitions_total{route="gray",to="open"}>=1)",
+                         R"(grayroute_upstream_outcomes_total{route="gray",outcome="connect_failure"}>=3)",
+                         R"(grayroute_requests_total{route="production",reason="fallback",status_class="2xx"}=20)",
+                         R"(grayroute_requests_total{route="production",reason="fallback",status_class="5xx"}=0)",
+                         R"(grayroute_requests_total{route="gray",reason="list",status_class="2xx"}=1)",
+                         R"(grayroute_fallback_retries_total{route="gray"}>=1)",
+                         R"(grayroute_probes_total{route="gray",result="failure"}>=1)",
+                         R"(grayroute_info{version=")" GRAYROUTE_VERSION_STRING R"("}=1)",
+                         R"(grayroute_list_entries{source="flags"}=1)"}) == "");
+
+    // Restarted, with no live traffic: the probe's success closes the breaker within
+    // the cool-down plus one probe interval (0.5 s here), and the next GET is gray's.
+    const auto restarted = std::chrono::steady_clock::now();
+    backend gray(dir, "gray", gray_port);
+    REQUIRE(eventually([&] { return s.front.log().find("half_open -> closed (probes_succeeded)") != std::string::npos; }));
+    const auto back_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - restarted);
+    MESSAGE("gray closed again " << back_ms.count() << " ms after its restart (cool-down 300 ms + probe interval 200 ms)");
+    CHECK(back_ms < std::chrono::milliseconds(300 + 200 + 2000));  // slack for a loaded machine
+    REQUIRE(c.send(get_request("/", {kListed})));
+    r = c.read_response();
+    CHECK(r.status == 200);
+    CHECK(header(r.headers, "X-Backend") == "gray");
+    CHECK(header(r.headers, "X-Grayroute") == "gray; reason=list");
+  }
+
+  TEST_CASE("a request gray took and reset: a GET is retried on production, a POST is not replayed") {
+    temp_dir dir;
+    proxy_setup s(dir, with_routing({"--health", "connect_failures=10"}));
+    http_connection c(s.port());
+
+    REQUIRE(c.send(get_request("/?reset=gray", {kListed})));
+    auto r = c.read_response();
+    CHECK(r.status == 200);
+    CHECK(header(r.headers, "X-Backend") == "production");
+    CHECK(header(r.headers, "X-Grayroute") == "production; reason=fallback");
+    CHECK(count_of(s.gray, "GET") == "1\n");
+    CHECK(count_of(s.production, "GET") == "1\n");
+
+    http_connection post(s.port());
+    REQUIRE(post.send("POST /order?reset=gray HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.1.2.3\r\nContent-Length: 5\r\n\r\nhello"));
+    r = post.read_response();
+    CHECK(r.status == 502);
+    CHECK(header(r.headers, "X-Grayroute") == "gray; reason=list");
+    CHECK(count_of(s.gray, "POST") == "1\n");        // gray took it ...
+    CHECK(count_of(s.production, "POST") == "0\n");  // ... and nobody got it twice
+
+    // A POST to a gray that refuses connections was never sent: production serves it, once.
+    s.gray.stop();
+    http_connection refused(s.port());
+    REQUIRE(refused.send("POST /order HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.1.2.3\r\nContent-Length: 5\r\n\r\nhello"));
+    r = refused.read_response();
+    CHECK(r.status == 200);
+    CHECK(header(r.headers, "X-Backend") == "production");
+    CHECK(count_of(s.production, "POST") == "1\n");
+  }
+
+  TEST_CASE("gray answering 500 while production is healthy opens by error ratio") {
+    temp_dir dir;
+    backend production(dir, "production");
+    backend gray(dir, "gray", 0, {"--status", "500"});
+    proxy p(dir, production.port(), gray.port(),
+            with_routing({"--health", "error_ratio=50% min_requests=10 window=10s connect_failures=0"}));
+    http_connection c(p.port());
+    for (int i = 0; i < 10; ++i) {
+      REQUIRE(c.send(get_request("/", {kUnlisted})));
+      CHECK(c.read_response().status == 200);
+      REQUIRE(c.send(get_request("/", {kListed})));
+      const auto r = c.read_response();
+      CHECK(r.status == 500);  // an answer: the client sees it, nothing is retried
+      CHECK(header(r.headers, "X-Grayroute") == "gray; reason=list");
+    }
+    // The 10th 500 made the window 10 of 10: open. The next listed GET is production's.
+    CHECK(p.log().find("health: route gray closed -> open (error_ratio): window 10 outcomes, 10 errors (100.0%)") !=
+          std::string::npos);
+    REQUIRE(c.send(get_request("/", {kListed})));
+    const auto r = c.read_response();
+    CHECK(r.status == 200);
+    CHECK(header(r.headers, "X-Grayroute") == "production; reason=fallback");
+    CHECK(check_metrics(dir, p.port(),
+                        {R"(grayroute_breaker_state{route="gray",state="open"}=1)",
+                         R"(grayroute_upstream_outcomes_total{route="gray",outcome="status_5xx"}=10)",
+                         R"(grayroute_requests_total{route="gray",reason="list",status_class="5xx"}=10)",
+                         R"(grayroute_requests_total{route="production",reason="fallback",status_class="2xx"}=1)",
+                         R"(grayroute_fallback_retries_total{route="gray"}=0)"}) == "");
+  }
+
+  TEST_CASE("gray and production both answering 500: relative mode keeps gray closed") {
+    temp_dir dir;
+    backend production(dir, "production", 0, {"--status", "500"});
+    backend gray(dir, "gray", 0, {"--status", "500"});
+    proxy p(dir, production.port(), gray.port(),
+            with_routing({"--health", "error_ratio=50% min_requests=10 window=10s relative_margin=20%"}));
+    http_connection c(p.port());
+    for (int i = 0; i < 10; ++i) {
+      REQUIRE(c.send(get_request("/", {kUnlisted})));
+      CHECK(c.read_response().status == 500);
+    }
+    for (int i = 0; i < 30; ++i) {
+      REQUIRE(c.send(get_request("/", {kListed})));
+      const auto r = c.read_response();
+      CHECK(r.status == 500);
+      CHECK(header(r.headers, "X-Grayroute") == "gray; reason=list");
+    }
+    // (production's own breaker may open: nothing falls back from the first route.)
+    CHECK(p.log().find("health: route gray") == std::string::npos);
+    CHECK(check_metrics(dir, p.port(),
+                        {R"(grayroute_breaker_state{route="gray",state="closed"}=1)",
+                         R"(grayroute_breaker_transitions_total{route="gray",to="open"}=0)",
+                         R"(grayroute_upstream_outcomes_total{route="gray",outcome="status_5xx"}=30)",
+                         R"(grayroute_upstream_outcomes_total{route="production",outcome="status_5xx"}=10)"}) == "");
+  }
+
+  TEST_CASE("--health off: failures surface, outcomes are still counted") {
+    temp_dir dir;
+    proxy_setup s(dir, with_routing({"--health", "off"}));
+    s.gray.stop();
+    http_connection c(s.port());
+    for (int i = 0; i < 5; ++i) {
+      REQUIRE(c.send(get_request("/", {kListed})));
+      const auto r = c.read_response();
+      CHECK(r.status == 502);
+      CHECK(header(r.headers, "X-Grayroute") == "gray; reason=list");
+    }
+    CHECK(check_metrics(dir, s.port(),
+                        {R"(grayroute_breaker_state{route="gray",state="closed"}=1)",
+                         R"(grayroute_upstream_outcomes_total{route="gray",outcome="connect_failure"}=5)",
+                         R"(grayroute_requests_total{route="gray",reason="list",status_class="5xx"}=5)"}) == "");
+  }
+
+  TEST_CASE("bad health flags are refused at start, naming the value") {
+    temp_dir dir;
+    for (const auto& [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+             {{"--health", "window=10"}, "--health \"window=10\": grayroute: health: \"window=10\": not a duration"},
+             {{"--fallback-route", "beta"}, "--fallback-route: \"beta\" is not a route"},
+             {{"--probe", "route=gray interval=1x"}, "--probe: \"interval=1x\": not a duration"},
+             {{"--probe", "path=/healthz"}, "route= is required"}}) {
+      std::vector<std::string> argv = {GRAYROUTE_PROXY_BIN, "--listen", "127.0.0.1:" + std::to_string(free_port())};
+      argv.insert(argv.end(), args.begin(), args.end());
+      const std::string log_path = dir.file("refused-" + std::to_string(free_port()) + ".log");
+      process proxy(argv, log_path);
+      REQUIRE(eventually([&] { return !proxy.running(); }));
+      CHECK(WEXITSTATUS(proxy.stop()) == 1);
+      CHECK_MESSAGE(proxy.log().find(message) != std::string::npos, proxy.log());
+    }
+  }
+}
