@@ -103,7 +103,7 @@ void health_feed::count_request(const grayroute::decision& d, unsigned status) n
 }
 
 void health_feed::count_probe(grayroute::route_id route, bool ok) noexcept {
-  if (route < routes_.size()) probes_[route * 2 + (ok ? 1 : 0)].fetch_add(1, std::memory_order_relaxed);
+  if (route < routes_.size()) probes_[std::size_t{route} * 2 + (ok ? 1u : 0u)].fetch_add(1, std::memory_order_relaxed);
 }
 
 void health_feed::write_metrics(std::string& out, std::chrono::steady_clock::time_point now) const {

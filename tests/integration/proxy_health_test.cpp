@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <grayroute/version.hpp>
@@ -44,6 +45,21 @@ std::string check_metrics(const temp_dir& dir, int proxy_port, const std::vector
   return std::string(std::istreambuf_iterator<char>(in), {}) + "\n--- page:\n" + page.body;
 }
 
+// Sends `request` on `c` and reads the answer.
+http_reply ask(http_connection& c, const std::string& request) {
+  REQUIRE(c.send(request));
+  return c.read_response();
+}
+
+// "200 production (production; reason=fallback)": status, X-Backend and X-Grayroute.
+std::string served(const http_reply& r) {
+  return std::to_string(r.status) + " " + header(r.headers, "X-Backend") + " (" + header(r.headers, "X-Grayroute") + ")";
+}
+
+std::string listed_post(const std::string& path) {
+  return "POST " + path + " HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.1.2.3\r\nContent-Length: 5\r\n\r\nhello";
+}
+
 std::string count_of(const backend& b, const std::string& method) {
   return http_get(b.port(), "/-/requests?method=" + method).body;
 }
@@ -56,21 +72,28 @@ TEST_SUITE("proxy route health") {
     const std::string probe = "route=gray path=/healthz interval=200ms expect=200";
     proxy_setup s(dir, with_routing({"--health", "connect_failures=3 cooldown=300ms probe_successes=1", "--probe", probe}));
     http_connection c(s.port());
-    REQUIRE(c.send(get_request("/", {kListed})));
-    auto r = c.read_response();
-    REQUIRE(header(r.headers, "X-Backend") == "gray");
+    REQUIRE(served(ask(c, get_request("/", {kListed}))) == "200 gray (gray; reason=list)");
     const int gray_port = s.gray.port();
 
+    // Killed with a GET in flight: the proxy sees the connection end before any response
+    // byte and sends the GET to production instead.
+    std::string in_flight;
+    std::thread client([&] {
+      http_connection other(s.port());
+      in_flight = served(ask(other, get_request("/?delay=200", {kListed})));
+    });
+    const bool delayed = eventually([&] { return s.gray.log().find("delaying /?delay=200") != std::string::npos; });
     s.gray.stop();
-    int served = 0;
+    client.join();
+    REQUIRE(delayed);
+    CHECK(in_flight == "200 production (production; reason=fallback)");
+    int ok = 0;
     for (int i = 0; i < 20; ++i) {
-      REQUIRE(c.send(get_request("/", {kListed})));
-      r = c.read_response();
-      served += r.status == 200;
-      CHECK(header(r.headers, "X-Backend") == "production");
-      CHECK(header(r.headers, "X-Grayroute") == "production; reason=fallback");
+      const auto answer = served(ask(c, get_request("/", {kListed})));
+      ok += answer == "200 production (production; reason=fallback)";
+      CHECK(answer == "200 production (production; reason=fallback)");
     }
-    CHECK(served == 20);
+    CHECK(ok == 20);  // and the one in flight: no failed request
     CHECK(s.front.log().find("status=502") == std::string::npos);
     REQUIRE(eventually([&] { return s.front.log().find("health: route gray closed -> open") != std::string::npos; }));
     CHECK(s.front.log().find("health: route gray closed -> open (connect_failures): 3 connect failures in a row") !=
@@ -79,7 +102,7 @@ TEST_SUITE("proxy route health") {
     CHECK(check_metrics(dir, s.port(),
                         {R"(grayroute_breaker_transitions_total{route="gray",to="open"}>=1)",
                          R"(grayroute_upstream_outcomes_total{route="gray",outcome="connect_failure"}>=3)",
-                         R"(grayroute_requests_total{route="production",reason="fallback",status_class="2xx"}=20)",
+                         R"(grayroute_requests_total{route="production",reason="fallback",status_class="2xx"}=21)",
                          R"(grayroute_requests_total{route="production",reason="fallback",status_class="5xx"}=0)",
                          R"(grayroute_requests_total{route="gray",reason="list",status_class="2xx"}=1)",
                          R"(grayroute_fallback_retries_total{route="gray"}>=1)",
@@ -95,11 +118,7 @@ TEST_SUITE("proxy route health") {
     const auto back_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - restarted);
     MESSAGE("gray closed again " << back_ms.count() << " ms after its restart (cool-down 300 ms + probe interval 200 ms)");
     CHECK(back_ms < std::chrono::milliseconds(300 + 200 + 2000));  // slack for a loaded machine
-    REQUIRE(c.send(get_request("/", {kListed})));
-    r = c.read_response();
-    CHECK(r.status == 200);
-    CHECK(header(r.headers, "X-Backend") == "gray");
-    CHECK(header(r.headers, "X-Grayroute") == "gray; reason=list");
+    CHECK(served(ask(c, get_request("/", {kListed}))) == "200 gray (gray; reason=list)");
   }
 
   TEST_CASE("a request gray took and reset: a GET is retried on production, a POST is not replayed") {
@@ -107,29 +126,19 @@ TEST_SUITE("proxy route health") {
     proxy_setup s(dir, with_routing({"--health", "connect_failures=10"}));
     http_connection c(s.port());
 
-    REQUIRE(c.send(get_request("/?reset=gray", {kListed})));
-    auto r = c.read_response();
-    CHECK(r.status == 200);
-    CHECK(header(r.headers, "X-Backend") == "production");
-    CHECK(header(r.headers, "X-Grayroute") == "production; reason=fallback");
+    CHECK(served(ask(c, get_request("/?reset=gray", {kListed}))) == "200 production (production; reason=fallback)");
     CHECK(count_of(s.gray, "GET") == "1\n");
     CHECK(count_of(s.production, "GET") == "1\n");
 
     http_connection post(s.port());
-    REQUIRE(post.send("POST /order?reset=gray HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.1.2.3\r\nContent-Length: 5\r\n\r\nhello"));
-    r = post.read_response();
-    CHECK(r.status == 502);
-    CHECK(header(r.headers, "X-Grayroute") == "gray; reason=list");
+    CHECK(served(ask(post, listed_post("/order?reset=gray"))) == "502  (gray; reason=list)");
     CHECK(count_of(s.gray, "POST") == "1\n");        // gray took it ...
     CHECK(count_of(s.production, "POST") == "0\n");  // ... and nobody got it twice
 
     // A POST to a gray that refuses connections was never sent: production serves it, once.
     s.gray.stop();
     http_connection refused(s.port());
-    REQUIRE(refused.send("POST /order HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.1.2.3\r\nContent-Length: 5\r\n\r\nhello"));
-    r = refused.read_response();
-    CHECK(r.status == 200);
-    CHECK(header(r.headers, "X-Backend") == "production");
+    CHECK(served(ask(refused, listed_post("/order"))) == "200 production (production; reason=fallback)");
     CHECK(count_of(s.production, "POST") == "1\n");
   }
 
@@ -141,20 +150,14 @@ TEST_SUITE("proxy route health") {
             with_routing({"--health", "error_ratio=50% min_requests=10 window=10s connect_failures=0"}));
     http_connection c(p.port());
     for (int i = 0; i < 10; ++i) {
-      REQUIRE(c.send(get_request("/", {kUnlisted})));
-      CHECK(c.read_response().status == 200);
-      REQUIRE(c.send(get_request("/", {kListed})));
-      const auto r = c.read_response();
-      CHECK(r.status == 500);  // an answer: the client sees it, nothing is retried
-      CHECK(header(r.headers, "X-Grayroute") == "gray; reason=list");
+      CHECK(served(ask(c, get_request("/", {kUnlisted}))) == "200 production (production; reason=default)");
+      // An answer: the client sees it, nothing is retried.
+      CHECK(served(ask(c, get_request("/", {kListed}))) == "500 gray (gray; reason=list)");
     }
     // The 10th 500 made the window 10 of 10: open. The next listed GET is production's.
     CHECK(p.log().find("health: route gray closed -> open (error_ratio): window 10 outcomes, 10 errors (100.0%)") !=
           std::string::npos);
-    REQUIRE(c.send(get_request("/", {kListed})));
-    const auto r = c.read_response();
-    CHECK(r.status == 200);
-    CHECK(header(r.headers, "X-Grayroute") == "production; reason=fallback");
+    CHECK(served(ask(c, get_request("/", {kListed}))) == "200 production (production; reason=fallback)");
     CHECK(check_metrics(dir, p.port(),
                         {R"(grayroute_breaker_state{route="gray",state="open"}=1)",
                          R"(grayroute_upstream_outcomes_total{route="gray",outcome="status_5xx"}=10)",
@@ -171,15 +174,9 @@ TEST_SUITE("proxy route health") {
             with_routing({"--health", "error_ratio=50% min_requests=10 window=10s relative_margin=20%"}));
     http_connection c(p.port());
     for (int i = 0; i < 10; ++i) {
-      REQUIRE(c.send(get_request("/", {kUnlisted})));
-      CHECK(c.read_response().status == 500);
+      CHECK(served(ask(c, get_request("/", {kUnlisted}))) == "500 production (production; reason=default)");
     }
-    for (int i = 0; i < 30; ++i) {
-      REQUIRE(c.send(get_request("/", {kListed})));
-      const auto r = c.read_response();
-      CHECK(r.status == 500);
-      CHECK(header(r.headers, "X-Grayroute") == "gray; reason=list");
-    }
+    for (int i = 0; i < 30; ++i) CHECK(served(ask(c, get_request("/", {kListed}))) == "500 gray (gray; reason=list)");
     // (production's own breaker may open: nothing falls back from the first route.)
     CHECK(p.log().find("health: route gray") == std::string::npos);
     CHECK(check_metrics(dir, p.port(),
@@ -194,12 +191,7 @@ TEST_SUITE("proxy route health") {
     proxy_setup s(dir, with_routing({"--health", "off"}));
     s.gray.stop();
     http_connection c(s.port());
-    for (int i = 0; i < 5; ++i) {
-      REQUIRE(c.send(get_request("/", {kListed})));
-      const auto r = c.read_response();
-      CHECK(r.status == 502);
-      CHECK(header(r.headers, "X-Grayroute") == "gray; reason=list");
-    }
+    for (int i = 0; i < 5; ++i) CHECK(served(ask(c, get_request("/", {kListed}))) == "502  (gray; reason=list)");
     CHECK(check_metrics(dir, s.port(),
                         {R"(grayroute_breaker_state{route="gray",state="closed"}=1)",
                          R"(grayroute_upstream_outcomes_total{route="gray",outcome="connect_failure"}=5)",
