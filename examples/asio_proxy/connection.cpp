@@ -250,7 +250,12 @@ void connection::loop(beast::error_code ec, std::size_t) {
       }
       if (is_health_request() || is_metrics_request()) {
         if (is_health_request()) {
-          set_local_response(http::status::ok, context_.list.health_json() + "\n", "application/json");
+          std::string body = context_.list.health_json();
+          if (context_.health) {  // #12: the breakers beside the list's state
+            body.back() = ',';
+            body += context_.health->routes_json(std::chrono::steady_clock::now()) + "}";
+          }
+          set_local_response(http::status::ok, body + "\n", "application/json");
         } else {
           set_local_response(http::status::ok, metrics_page(context_), kMetricsContentType);
         }

@@ -151,6 +151,25 @@ void health_feed::write_metrics(std::string& out, std::chrono::steady_clock::tim
   }
 }
 
+std::string health_feed::routes_json(std::chrono::steady_clock::time_point now) const {
+  std::string out = "\"routes\":{";
+  for (std::size_t r = 0; r < table_.size(); ++r) {
+    const auto s = table_.snapshot(static_cast<grayroute::route_id>(r), ms(now));
+    char ratio[16];
+    std::snprintf(ratio, sizeof ratio, "%.3f", s.error_ratio);
+    out += r ? ",\"" : "\"";
+    out += routes_.name(static_cast<grayroute::route_id>(r));  // a token: nothing to escape
+    out += "\":{\"state\":\"";
+    out += grayroute::to_string(s.state);
+    out += "\",\"since_ms\":" + std::to_string(s.since.count() == 0 ? 0 : (ms(now) - s.since).count());
+    out += ",\"window_outcomes\":" + std::to_string(s.window_requests);
+    out += ",\"window_errors\":" + std::to_string(s.window_errors);
+    out += ",\"error_ratio\":" + std::string(ratio);
+    out += ",\"connect_failures_in_row\":" + std::to_string(s.connect_failures_in_row) + "}";
+  }
+  return out + "}";
+}
+
 std::string health_feed::describe() const {
   const grayroute::health_config& c = table_.config();
   const std::string fallback(routes_.name(fallback_.value_or(grayroute::kProduction)));

@@ -61,6 +61,10 @@ class health_feed {
   /// The Prometheus text of the library's health metrics and this file's counters.
   void write_metrics(std::string& out, std::chrono::steady_clock::time_point now) const;
 
+  /// `"routes":{"gray":{"state":"open","since_ms":..,"window_outcomes":..,...},...}` for
+  /// GET /-/grayroute/health (since_ms: how long ago the state was entered).
+  std::string routes_json(std::chrono::steady_clock::time_point now) const;
+
   /// One line for the start-up log.
   std::string describe() const;
 

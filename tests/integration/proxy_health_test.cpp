@@ -164,6 +164,11 @@ TEST_SUITE("proxy route health") {
                          R"(grayroute_requests_total{route="gray",reason="list",status_class="5xx"}=10)",
                          R"(grayroute_requests_total{route="production",reason="fallback",status_class="2xx"}=1)",
                          R"(grayroute_fallback_retries_total{route="gray"}=0)"}) == "");
+    const std::string health = http_get(p.port(), "/-/grayroute/health").body;
+    CHECK(health.find(R"("routes":{"production":{"state":"closed")") != std::string::npos);
+    CHECK(health.find(R"("gray":{"state":"open","since_ms":)") != std::string::npos);
+    CHECK(health.find(R"("window_outcomes":10,"window_errors":10,"error_ratio":1.000,"connect_failures_in_row":0}}})") !=
+          std::string::npos);
   }
 
   TEST_CASE("gray and production both answering 500: relative mode keeps gray closed") {
