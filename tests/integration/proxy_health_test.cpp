@@ -220,3 +220,24 @@ TEST_SUITE("proxy route health") {
     }
   }
 }
+
+#if GRAYROUTE_PROXY_HAS_REDIS
+TEST_SUITE("proxy metrics") {
+  TEST_CASE("the metrics page follows the Redis list: entries, last sync, connected, then disconnected") {
+    temp_dir dir;
+    redis_server redis(dir);
+    redis.cli({"SET", "203.0.113.9", "203.0.113.9"});
+    proxy_setup s(dir, {"--redis", "127.0.0.1:" + std::to_string(redis.port()), "--gray-list", "198.51.100.7"});
+    CHECK(eventually([&] {
+      return check_metrics(dir, s.port(), {R"(grayroute_redis_connected=1)", R"(grayroute_list_entries{source="redis"}=1)"})
+          .empty();
+    }));
+    CHECK(check_metrics(dir, s.port(),
+                        {R"(grayroute_list_entries{source="flags"}=1)", R"(grayroute_redis_serving=1)",
+                         R"(grayroute_redis_full_loads_total>=1)", R"(grayroute_redis_connects_total=1)",
+                         R"(grayroute_list_last_sync_timestamp_seconds{source="redis"}>=1000000000)"}) == "");
+    redis.kill_now();
+    CHECK(eventually([&] { return check_metrics(dir, s.port(), {R"(grayroute_redis_connected=0)"}).empty(); }));
+  }
+}
+#endif
