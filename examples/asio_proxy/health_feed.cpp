@@ -110,10 +110,10 @@ void health_feed::write_metrics(std::string& out, std::chrono::steady_clock::tim
   grayroute::write_health_metrics(out, table_, routes_, ms(now));
   static constexpr const char* kClasses[kStatusClasses] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
   const std::size_t n = table_.size();
+  // Route names are tokens (route_table refuses others) and the rest are fixed words:
+  // no label value here needs the format's escapes.
   auto label = [&out](const char* key, std::string_view value, bool first) {
-    out.append(first ? "{" : ",").append(key).append("=\"");
-    grayroute::detail::append_label_value(out, value);
-    out += '"';
+    out.append(first ? "{" : ",").append(key).append("=\"").append(value).append("\"");
   };
   append_counter_header(out, "grayroute_requests_total",
                         "Requests routed, by the route that served, the reason and the status class sent to the "
