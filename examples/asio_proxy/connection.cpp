@@ -187,6 +187,10 @@ void connection::log_request(const char* reason, const char* error) {
   line += routed ? context_.router.route_name(route()) : std::string_view("-");
   line += " reason=";
   line += routed ? grayroute::to_string(decision_.reason) : std::string_view(reason);
+  if (routed && decision_.reason == grayroute::route_reason::fallback) {  // #12: what the rules chose
+    line += " original_route=";
+    line += context_.router.route_name(decision_.original_route);
+  }
   line += " status=" + std::to_string(status_);
   line += " upstream=";
   line += routed ? context_.upstream_names[route()] : std::string("-");

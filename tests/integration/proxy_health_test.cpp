@@ -95,6 +95,7 @@ TEST_SUITE("proxy route health") {
     }
     CHECK(ok == 20);  // and the one in flight: no failed request
     CHECK(s.front.log().find("status=502") == std::string::npos);
+    CHECK(s.front.log().find("route=production reason=fallback original_route=gray status=200") != std::string::npos);
     REQUIRE(eventually([&] { return s.front.log().find("health: route gray closed -> open") != std::string::npos; }));
     CHECK(s.front.log().find("health: route gray closed -> open (connect_failures): 3 connect failures in a row") !=
           std::string::npos);
