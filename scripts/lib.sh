@@ -31,7 +31,8 @@ ensure_packages() {
 }
 
 # Packages for building and testing everything.
-GRAYROUTE_BUILD_PACKAGES=(cmake make g++ pkg-config doctest-dev libhiredis-dev libboost-dev libcli11-dev)
+GRAYROUTE_BUILD_PACKAGES=(cmake make g++ pkg-config doctest-dev libhiredis-dev libboost-dev libcli11-dev
+  libtomlplusplus-dev nlohmann-json3-dev)  # the last two: grayroute-proxy's policy file and health JSON
 GRAYROUTE_TEST_PACKAGES=(redis-server redis-tools nginx nginx-dev curl clang libclang-rt-14-dev python3-prometheus-client)
 # The package tests (tests/packages): Conan 2 run from source needs these Python modules,
 # the vcpkg tool and its ports the build tools, cpack's DEB generator dpkg-shlibdeps.

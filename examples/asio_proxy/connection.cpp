@@ -93,17 +93,18 @@ bool connection::replayable() const {
 }
 
 void connection::report(grayroute::outcome o) {
-  if (context_.health) context_.health->record(route(), o, attempt_started_, std::chrono::steady_clock::now());
+  if (snapshot_->health) snapshot_->health->record(route(), o, attempt_started_, std::chrono::steady_clock::now());
 }
 
 bool connection::fall_back() {
-  if (fell_back_ || !context_.health) return false;
-  const auto to = context_.health->retry_route(decision_);
+  if (fell_back_ || !snapshot_->health) return false;
+  const auto to = snapshot_->health->retry_route(decision_);
   if (!to) return false;
   fell_back_ = true;
   decision_.original_route = decision_.route;
   decision_.route = *to;
   decision_.reason = grayroute::route_reason::fallback;
+  pick_server();  // the fallback route's next server, round robin like any request's
   upstream_.reset();
   failure_ = failure::none;
   attempt_ = -1;  // the fallback's pooled connection may be stale too: it gets its fresh retry
@@ -111,10 +112,44 @@ bool connection::fall_back() {
 }
 
 std::string connection::route_label() const {
-  std::string label(context_.router.route_name(route()));
+  std::string label(route_name());
   label += "; reason=";
   label += grayroute::to_string(decision_.reason);
+  if (!decision_.rule.empty()) {
+    label += "; rule=";
+    label += decision_.rule;
+  }
   return label;
+}
+
+// The route (from the policy of the moment), then the next of its servers on this thread.
+void connection::decide() {
+  snapshot_ = context_.live.load();
+  if (options_.routing_enabled) {
+    const auto& req = request_->get();
+    // An absolute-form target carries the host the request is for (RFC 9112 3.2.2).
+    std::string_view target(req.target().data(), req.target().size()), host;
+    if (!target.empty() && target.front() != '/') {
+      if (const std::size_t scheme = target.find("://"); scheme != std::string_view::npos) {
+        target.remove_prefix(scheme + 3);
+        const std::size_t path = target.find_first_of("/?");
+        host = target.substr(0, path);
+        target = path == std::string_view::npos ? std::string_view("/") : target.substr(path);
+      }
+    }
+    const http::fields& headers = req;
+    decision_ = snapshot_->policy.decide(grayroute::request_view{peer_, host, target}, headers);
+    if (snapshot_->health) decision_ = snapshot_->health->apply(decision_, started_);  // #12: open routes fall back
+  } else {
+    decision_ = grayroute::decision{grayroute::kProduction, grayroute::route_reason::default_route, {peer_, -1, "peer"}, {}, grayroute::kProduction};
+  }
+  pick_server();
+}
+
+void connection::pick_server() {
+  const auto& servers = snapshot_->servers[route()];
+  server_ = &servers[worker_.next_server(route(), servers.size())];
+  pool_ = &worker_.pool(server_->endpoint);
 }
 
 // nginx ignores empty lines before a request line (RFC 9112 2.2 allows it); so do we,
@@ -142,13 +177,13 @@ void connection::set_local_response(http::status status, std::string body, const
 }
 
 void connection::set_error_response() {
-  const std::string& name = context_.upstream_names[route()];
-  const std::string route_name(context_.router.route_name(route()));
+  const std::string& name = server_->name;
+  const std::string route(route_name());
   if (failure_ == failure::timeout) {
     set_local_response(http::status::gateway_timeout,
-                       "504 Gateway Timeout: the " + route_name + " upstream " + name + " did not answer\n");
+                       "504 Gateway Timeout: the " + route + " upstream " + name + " did not answer\n");
   } else {
-    set_local_response(http::status::bad_gateway, "502 Bad Gateway: the " + route_name + " upstream " + name +
+    set_local_response(http::status::bad_gateway, "502 Bad Gateway: the " + route + " upstream " + name +
                                                       (failure_ == failure::connect ? " is unreachable (" : " failed (") +
                                                       (rejected_ ? std::string(rejected_) : error_.message()) + ")\n");
   }
@@ -156,7 +191,7 @@ void connection::set_error_response() {
 }
 
 void connection::log_request(const char* reason, const char* error) {
-  if (reason == nullptr && !tunnel_over_ && context_.health) context_.health->count_request(decision_, status_);
+  if (reason == nullptr && !tunnel_over_ && snapshot_ && snapshot_->health) snapshot_->health->count_request(decision_, status_);
   if (!context_.log.enabled()) return;
   const auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_).count();
   char when[32];
@@ -184,16 +219,20 @@ void connection::log_request(const char* reason, const char* error) {
     line += '-';
   }
   line += "\" route=";
-  line += routed ? context_.router.route_name(route()) : std::string_view("-");
+  line += routed ? route_name() : std::string_view("-");
   line += " reason=";
   line += routed ? grayroute::to_string(decision_.reason) : std::string_view(reason);
   if (routed && decision_.reason == grayroute::route_reason::fallback) {  // #12: what the rules chose
     line += " original_route=";
-    line += context_.router.route_name(decision_.original_route);
+    line += snapshot_->policy.route_name(decision_.original_route);
   }
   line += " status=" + std::to_string(status_);
   line += " upstream=";
-  line += routed ? context_.upstream_names[route()] : std::string("-");
+  line += routed ? std::string_view(server_->name) : std::string_view("-");
+  if (routed && !decision_.rule.empty()) {
+    line += " rule=";
+    line += decision_.rule;
+  }
   if (error) {
     line += " error=\"";
     line += error;
@@ -209,6 +248,9 @@ void connection::loop(beast::error_code ec, std::size_t) {
   auto next = [this] { return beast::bind_front_handler(&connection::loop, shared_from_this()); };
   BOOST_ASIO_CORO_REENTER(this) {
     for (;;) {
+      // An idle keep-alive connection must not keep an old policy (and its Redis
+      // stores) alive after a reload: the next request loads the one of its moment.
+      snapshot_.reset();
       request_.emplace();
       request_->body_limit(kNoBodyLimit);
       request_->header_limit(kHeaderLimit);
@@ -254,14 +296,9 @@ void connection::loop(beast::error_code ec, std::size_t) {
       }
       if (is_health_request() || is_metrics_request()) {
         if (is_health_request()) {
-          std::string body = context_.list.health_json();
-          if (context_.health) {  // #12: the breakers beside the list's state
-            body.back() = ',';
-            body += context_.health->routes_json(std::chrono::steady_clock::now()) + "}";
-          }
-          set_local_response(http::status::ok, body + "\n", "application/json");
+          set_local_response(http::status::ok, context_.live.health_json() + "\n", "application/json");
         } else {
-          set_local_response(http::status::ok, metrics_page(context_), kMetricsContentType);
+          set_local_response(http::status::ok, metrics_page(context_), kMetricsContentType);  // #12
         }
         keep_alive_ = request_->get().keep_alive() && request_->is_done() && !draining_;
         local_.keep_alive(keep_alive_);
@@ -272,14 +309,8 @@ void connection::loop(beast::error_code ec, std::size_t) {
         continue;
       }
 
-      if (options_.routing_enabled) {
-        const http::fields& headers = request_->get();
-        decision_ = context_.router.decide(peer_, headers);
-        if (context_.health) decision_ = context_.health->apply(decision_, started_);
-      } else {
-        decision_ = grayroute::decision{grayroute::kProduction, grayroute::route_reason::default_route, {peer_, -1, "peer"}, {}, grayroute::kProduction};
-      }
-      plan_ = plan_request(request_->get(), framing_, decision_, peer_text_, context_.upstream_names[route()]);
+      decide();
+      plan_ = plan_request(request_->get(), framing_, decision_, peer_text_, server_->name);
       keep_alive_ = plan_.keep_alive;
 
       // Send the request, on a pooled connection when there is one (the pool hands out
@@ -289,12 +320,12 @@ void connection::loop(beast::error_code ec, std::size_t) {
       failure_ = failure::none;
       fell_back_ = false;
       for (attempt_ = 0;; ++attempt_) {
-        upstream_ = worker_.pool(route()).take();
+        upstream_ = pool_->take();
         attempt_started_ = std::chrono::steady_clock::now();
         if (!upstream_->reused) {
           upstream_->stream.expires_after(options_.connect_timeout);
           BOOST_ASIO_CORO_YIELD upstream_->stream.async_connect(
-              worker_.pool(route()).endpoint(), [self = shared_from_this()](beast::error_code e) { self->loop(e); });
+              pool_->endpoint(), [self = shared_from_this()](beast::error_code e) { self->loop(e); });
           if (ec) {
             failure_ = failure::connect;
             error_ = ec;
@@ -391,7 +422,7 @@ void connection::loop(beast::error_code ec, std::size_t) {
             tunnel_write(true);   // bytes the upstream sent after its 101
             return;
           }
-          if (answer_.upstream_reusable && response_->is_done()) worker_.pool(route()).give_back(std::move(upstream_));
+          if (answer_.upstream_reusable && response_->is_done()) pool_->give_back(std::move(upstream_));
           upstream_.reset();
           log_request(nullptr);
           if (!keep_alive_) break;

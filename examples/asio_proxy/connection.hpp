@@ -59,7 +59,10 @@ class connection : public session, public std::enable_shared_from_this<connectio
   void set_error_response();
   void log_request(const char* reason, const char* error = nullptr);
   grayroute::route_id route() const noexcept { return decision_.route; }
+  std::string_view route_name() const noexcept { return snapshot_->policy.route_name(route()); }
   std::string route_label() const;
+  void decide();
+  void pick_server();
 
   worker& worker_;
   const proxy_context& context_;
@@ -78,6 +81,11 @@ class connection : public session, public std::enable_shared_from_this<connectio
   relay_chunk chunk_;
   relay_side failed_side_ = relay_side::none;
 
+  // The policy this request is decided and sent with (the rule name in decision_ points
+  // into it), its upstream server, and that server's pool on this thread.
+  std::shared_ptr<const policy_snapshot> snapshot_;
+  const upstream_server* server_ = nullptr;
+  upstream_pool* pool_ = nullptr;
   grayroute::decision decision_;
   request_framing framing_;
   request_plan plan_;

@@ -3,26 +3,13 @@
 
 #include <vector>
 
+#include <grayroute/headers.hpp>
+
 namespace grayroute_proxy {
 
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-    if (x != y) return false;
-  }
-  return true;
-}
-
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using grayroute::iequals;
 
 std::string_view view(boost::beast::string_view s) noexcept { return {s.data(), s.size()}; }
 
@@ -34,7 +21,7 @@ bool any_token(const http::fields& fields, http::field name, F f) {
     std::string_view value = view(line->value());
     while (!value.empty()) {
       const std::size_t comma = value.find(',');
-      const std::string_view token = trim(value.substr(0, comma));
+      const std::string_view token = grayroute::trim_ows(value.substr(0, comma));
       if (!token.empty() && f(token)) return true;
       value.remove_prefix(comma == std::string_view::npos ? value.size() : comma + 1);
     }

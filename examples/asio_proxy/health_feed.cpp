@@ -1,30 +1,16 @@
 // Route health in the proxy; see health_feed.hpp.
 #include "health_feed.hpp"
 
+#include <cmath>
 #include <cstdio>
-#include <stdexcept>
+
+#include <nlohmann/json.hpp>
 
 #include <grayroute/health_metrics.hpp>
-#include <grayroute/health_syntax.hpp>
 
 namespace grayroute_proxy {
 
 namespace {
-
-grayroute::health_config config_of(const std::string& words) {
-  try {
-    return grayroute::parse_health(words);
-  } catch (const grayroute::config_error& e) {
-    throw std::runtime_error(std::string("--health \"") + words + "\": " + e.what());
-  }
-}
-
-std::optional<grayroute::route_id> fallback_of(const grayroute::route_table& routes, const std::string& name) {
-  if (name.empty()) return std::nullopt;
-  const auto id = routes.find(name);
-  if (!id) throw std::runtime_error("--fallback-route: \"" + name + "\" is not a route");
-  return id;
-}
 
 std::string percent(double share) {
   char text[16];
@@ -69,11 +55,12 @@ std::string event_line(const grayroute::health_event& e, const grayroute::route_
   return line;
 }
 
-health_feed::health_feed(const std::vector<std::string>& routes, const std::string& health_words,
-                         const std::string& fallback_route)
+health_feed::health_feed(const grayroute::route_table& routes, const grayroute::health_config& config,
+                         std::optional<grayroute::route_id> fallback)
     : routes_(routes),
-      fallback_(fallback_of(routes_, fallback_route)),
-      table_(config_of(health_words), routes.size(),
+      fallback_(fallback),
+      states_(std::make_unique<grayroute::route_health[]>(routes.size())),
+      table_(config, states_.get(), routes.size(),
              [this](const grayroute::health_event& e) {
                // On the request path of the one request that made the change: one line, once.
                const std::string line = event_line(e, routes_) + "\n";
@@ -84,6 +71,52 @@ health_feed::health_feed(const std::vector<std::string>& routes, const std::stri
       requests_(std::make_unique<std::atomic<std::uint64_t>[]>(routes.size() * kReasons * kStatusClasses)),
       retries_(std::make_unique<std::atomic<std::uint64_t>[]>(routes.size())),
       probes_(std::make_unique<std::atomic<std::uint64_t>[]>(routes.size() * 2)) {}
+
+namespace {
+
+template <typename T, std::size_t N>
+void copy_atomics(std::atomic<T> (&to)[N], const std::atomic<T> (&from)[N]) noexcept {
+  for (std::size_t i = 0; i < N; ++i) to[i].store(from[i].load(std::memory_order_relaxed), std::memory_order_relaxed);
+}
+
+void copy_atomics(std::atomic<std::uint64_t>* to, const std::atomic<std::uint64_t>* from, std::size_t n) noexcept {
+  for (std::size_t i = 0; i < n; ++i) to[i].store(from[i].load(std::memory_order_relaxed), std::memory_order_relaxed);
+}
+
+}  // namespace
+
+// The library has no "move a route's state" call: route_health is an aggregate of
+// atomics whose words are self-contained (the breaker's `since` is a time of the shared
+// monotonic clock), so copying every word gives the new table the same state.
+void health_feed::carry_over(const health_feed& old) noexcept {
+  for (std::size_t r = 0; r < routes_.size(); ++r) {
+    const auto from = old.routes_.find(routes_.name(static_cast<grayroute::route_id>(r)));
+    if (!from) continue;
+    grayroute::route_health& to = states_[r];
+    const grayroute::route_health& was = old.states_[*from];
+    copy_atomics(to.window, was.window);
+    to.breaker.store(was.breaker.load(std::memory_order_acquire), std::memory_order_release);
+    to.connect_failures_in_row.store(was.connect_failures_in_row.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    to.half_open_decisions.store(was.half_open_decisions.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    copy_atomics(to.errors, was.errors);
+    copy_atomics(to.transitions, was.transitions);
+    copy_atomics(to.latency, was.latency);
+    to.latency_sum_us.store(was.latency_sum_us.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    copy_atomics(&requests_[r * kReasons * kStatusClasses], &old.requests_[std::size_t{*from} * kReasons * kStatusClasses],
+                 kReasons * kStatusClasses);
+    copy_atomics(&retries_[r], &old.retries_[*from], 1);
+    copy_atomics(&probes_[r * 2], &old.probes_[std::size_t{*from} * 2], 2);
+  }
+}
+
+bool health_feed::same_as(const grayroute::route_table& routes, const std::string& other_words,
+                          std::optional<grayroute::route_id> fallback) const {
+  if (other_words != words || fallback != fallback_ || routes.size() != routes_.size()) return false;
+  for (std::size_t r = 0; r < routes.size(); ++r) {
+    if (routes.name(static_cast<grayroute::route_id>(r)) != routes_.name(static_cast<grayroute::route_id>(r))) return false;
+  }
+  return true;
+}
 
 std::optional<grayroute::route_id> health_feed::retry_route(const grayroute::decision& d) noexcept {
   if (!enabled() || d.reason == grayroute::route_reason::header || d.reason == grayroute::route_reason::cookie) {
@@ -152,22 +185,18 @@ void health_feed::write_metrics(std::string& out, std::chrono::steady_clock::tim
 }
 
 std::string health_feed::routes_json(std::chrono::steady_clock::time_point now) const {
-  std::string out = "\"routes\":{";
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
   for (std::size_t r = 0; r < table_.size(); ++r) {
     const auto s = table_.snapshot(static_cast<grayroute::route_id>(r), ms(now));
-    char ratio[16];
-    std::snprintf(ratio, sizeof ratio, "%.3f", s.error_ratio);
-    out += r ? ",\"" : "\"";
-    out += routes_.name(static_cast<grayroute::route_id>(r));  // a token: nothing to escape
-    out += "\":{\"state\":\"";
-    out += grayroute::to_string(s.state);
-    out += "\",\"since_ms\":" + std::to_string(s.since.count() == 0 ? 0 : (ms(now) - s.since).count());
-    out += ",\"window_outcomes\":" + std::to_string(s.window_requests);
-    out += ",\"window_errors\":" + std::to_string(s.window_errors);
-    out += ",\"error_ratio\":" + std::string(ratio);
-    out += ",\"connect_failures_in_row\":" + std::to_string(s.connect_failures_in_row) + "}";
+    out[std::string(routes_.name(static_cast<grayroute::route_id>(r)))] = {
+        {"state", std::string(grayroute::to_string(s.state))},
+        {"since_ms", s.since.count() == 0 ? 0 : (ms(now) - s.since).count()},
+        {"window_outcomes", s.window_requests},
+        {"window_errors", s.window_errors},
+        {"error_ratio", std::round(s.error_ratio * 1000.0) / 1000.0},
+        {"connect_failures_in_row", s.connect_failures_in_row}};
   }
-  return out + "}";
+  return out.dump();
 }
 
 std::string health_feed::describe() const {

@@ -1,10 +1,17 @@
 // The proxy's side of route health (issue #12): one grayroute::health_table for all
-// worker threads, fed with the outcome of every upstream attempt, consulted by every
-// decision, and the figures of the metrics page that the library does not keep
-// (requests by route, reason and status class; fallback retries; probes).
+// worker threads over the routes of one policy, fed with the outcome of every upstream
+// attempt, consulted by every decision, and the figures of the metrics page that the
+// library does not keep (requests by route, reason and status class; fallback retries;
+// probes).
 //
 //   --health "error_ratio=50% min_requests=20 window=10s"   (health_syntax.hpp words; "off")
 //   --fallback-route production                              (default: the first route)
+//   health = "..." or [health], fallback = "production"     (the policy file)
+//
+// A feed belongs to a policy snapshot (live_policy.hpp). A reload that keeps the routes,
+// the health settings and the fallback keeps the feed itself; otherwise the new policy
+// gets a new feed that carries over, by route name, the state and counters of every
+// route it still has (carry_over), so a reload never closes an open breaker.
 //
 // Everything here is lock-free on the request path: the table is atomics, the counters
 // are relaxed atomic adds into arrays sized at start-up. A breaker change is logged once,
@@ -29,11 +36,22 @@ namespace grayroute_proxy {
 
 class health_feed {
  public:
-  /// `health_words`: parse_health's words ("" or "on": the defaults; "off": counted
-  /// only, never falls back, never retries). `fallback_route`: a route name, or "" for
-  /// the first route. Throws std::runtime_error naming the flag and the bad value.
-  health_feed(const std::vector<std::string>& routes, const std::string& health_words,
-              const std::string& fallback_route);
+  /// `config`: parse_health's (disabled: counted only, never falls back, never
+  /// retries). `fallback`: nullopt for the first route. Throws config_error.
+  health_feed(const grayroute::route_table& routes, const grayroute::health_config& config,
+              std::optional<grayroute::route_id> fallback);
+  health_feed(const health_feed&) = delete;
+  health_feed& operator=(const health_feed&) = delete;
+
+  /// Takes over the state and counters of every route of `old` that this feed has by
+  /// name (a reload). On the control thread, before the feed serves; outcomes `old`
+  /// records meanwhile (requests of the old policy still in flight) stay there.
+  void carry_over(const health_feed& old) noexcept;
+
+  /// Whether a reload may keep this feed for a policy with these routes and settings.
+  bool same_as(const grayroute::route_table& routes, const std::string& words,
+               std::optional<grayroute::route_id> fallback) const;
+  std::string words;  // the settings as parse_health's words, to compare across reloads
 
   /// The decision with the breakers applied (reason `fallback` when its route is open).
   grayroute::decision apply(const grayroute::decision& d, std::chrono::steady_clock::time_point now) noexcept {
@@ -61,7 +79,7 @@ class health_feed {
   /// The Prometheus text of the library's health metrics and this file's counters.
   void write_metrics(std::string& out, std::chrono::steady_clock::time_point now) const;
 
-  /// `"routes":{"gray":{"state":"open","since_ms":..,"window_outcomes":..,...},...}` for
+  /// `{"gray":{"state":"open","since_ms":..,"window_outcomes":..,...},...}` (JSON) for
   /// GET /-/grayroute/health (since_ms: how long ago the state was entered).
   std::string routes_json(std::chrono::steady_clock::time_point now) const;
 
@@ -81,6 +99,7 @@ class health_feed {
 
   grayroute::route_table routes_;
   std::optional<grayroute::route_id> fallback_;  // nullopt: the library's default (the first route)
+  std::unique_ptr<grayroute::route_health[]> states_;  // ours, so that carry_over can read them
   grayroute::health_table table_;
   std::unique_ptr<std::atomic<std::uint64_t>[]> requests_;  // [route][reason][status class]
   std::unique_ptr<std::atomic<std::uint64_t>[]> retries_;   // [route the attempt failed on]

@@ -1,6 +1,7 @@
-// grayroute-proxy: an HTTP/1.1 reverse proxy that sends each request to the
-// production or the gray upstream, by gray list, percentage or forced header/cookie.
+// grayroute-proxy: an HTTP/1.1 reverse proxy that sends each request to one of its
+// routes by a grayroute policy: a TOML policy file, or the flags as its shorthand.
 //
+//   grayroute-proxy --config policy.toml
 //   grayroute-proxy --listen 127.0.0.1:8000 --production 127.0.0.1:8080 --gray 127.0.0.1:8090
 //                   --gray-list-file gray.txt --trusted-proxy 10.0.0.0/8
 #include <cstdio>
@@ -23,16 +24,19 @@ int main(int argc, char** argv) {
   bool no_route_header = false, no_routing = false;
 
   CLI::App app{"grayroute-proxy " GRAYROUTE_VERSION_STRING
-               ": an HTTP/1.1 reverse proxy that sends listed clients to the gray upstream"};
+               ": an HTTP/1.1 reverse proxy that routes each request by a grayroute policy"};
   app.get_formatter()->column_width(34);
-  app.add_option("--listen", o.listen, "Address:port to serve on (loopback by default)")->capture_default_str();
+  auto* config = app.add_option("--config", o.config_file,
+                                "TOML policy file: routes and servers, lists, rules (examples/asio_proxy/README.md); "
+                                "reloaded on SIGHUP or change. Replaces the routing flags below");
+  app.add_option("--listen", o.listen, "Address:port to serve on (default: the policy file's listen, else 127.0.0.1:8000)");
   app.add_option("--production", o.production, "Upstream for everyone else (route \"production\")")->capture_default_str();
   app.add_option("--gray", o.gray, "Upstream for gray-listed clients (route \"gray\")")->capture_default_str();
   app.add_option("--gray-list", o.gray_list, "Address or CIDR on the gray route; repeat or list several");
   app.add_option("--gray-list-file", o.gray_list_file,
                  "File with one address/CIDR per line, '#' comments; reloaded on SIGHUP or change, a bad "
                  "file is rejected with its line number and the old list kept");
-  app.add_option("--watch-interval", watch_ms, "How often (ms) to check the list file for changes; 0: SIGHUP only")
+  app.add_option("--watch-interval", watch_ms, "How often (ms) to check the policy and list files for changes; 0: SIGHUP only")
       ->capture_default_str();
   app.add_option("--trusted-proxy", o.routing.client_ip.trusted_proxies,
                  "Peer (CIDR) whose client-IP headers are believed; repeat. None: only the TCP peer counts");
@@ -49,7 +53,7 @@ int main(int argc, char** argv) {
                  "Header that forces a route: \"always\" (gray), \"never\" (production) or a route name");
   app.add_option("--force-cookie", o.routing.force_cookie, "Cookie that forces a route, same values as --force-header");
   app.add_flag("--no-route-header", no_route_header, "Do not add \"X-Grayroute: <route>; reason=<why>\" to responses");
-  app.add_flag("--no-routing", no_routing, "Send everything to production without asking the router (benchmark baseline)");
+  app.add_flag("--no-routing", no_routing, "Send everything to the first route without asking the policy (benchmark baseline)");
   app.add_option("--redis", o.redis.address, "Also read the list from Redis at host:port, [v6]:port or unix:/path");
   app.add_option("--redis-password", o.redis.password, "Redis password (or env GRAYROUTE_REDIS_PASSWORD); never logged")
       ->envname("GRAYROUTE_REDIS_PASSWORD");
@@ -81,6 +85,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--fallback-route", o.fallback_route, "Route a failing route falls back to (default: the first route)");
   app.add_option("--probe", o.probes, "Active probe, repeatable: \"route=gray path=/healthz interval=1s expect=200\"");
+  for (const char* routing : {"--production", "--gray", "--gray-list", "--gray-list-file", "--trusted-proxy",
+                              "--client-ip-headers", "--percent", "--percent-key", "--percent-cookie", "--percent-seed",
+                              "--force-header", "--force-cookie", "--redis", "--redis-user",
+                              "--redis-db", "--redis-schema", "--redis-key", "--health", "--fallback-route", "--probe"}) {
+    app.get_option(routing)->excludes(config);
+  }
   CLI11_PARSE(app, argc, argv);
 
   o.route_header = !no_route_header;

@@ -5,10 +5,13 @@
 //   grayroute_fallback_retries_total{route}, grayroute_probes_total{route,result}
 //   grayroute_breaker_*, grayroute_upstream_*, grayroute_health_*  (the library's
 //                                                             health_metrics.hpp)
-//   grayroute_list_entries{source}, grayroute_list_last_sync_timestamp_seconds{source},
-//   grayroute_list_reloads_total, grayroute_list_rejected_total
-//   grayroute_redis_connected, grayroute_redis_serving, grayroute_redis_full_loads_total,
-//   grayroute_redis_connects_total                            (with --redis only)
+//   grayroute_list_entries{list,source}, grayroute_list_last_sync_timestamp_seconds{list,source}
+//                                         (source: config|flags, file, redis; each named list)
+//   grayroute_list_reloads_total, grayroute_list_rejected_total,
+//   grayroute_policy_reloads_total, grayroute_policy_rejected_total
+//   grayroute_redis_connected{list}, grayroute_redis_serving{list},
+//   grayroute_redis_full_loads_total{list}, grayroute_redis_connects_total{list}
+//                                                             (lists with a Redis source only)
 #ifndef GRAYROUTE_PROXY_METRICS_PAGE_HPP
 #define GRAYROUTE_PROXY_METRICS_PAGE_HPP
 

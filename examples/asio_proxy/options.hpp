@@ -1,4 +1,6 @@
-// Everything grayroute-proxy is told on its command line, in one plain struct.
+// Everything grayroute-proxy is told on its command line, in one plain struct. The
+// routing flags are the shorthand of a policy file (policy_file.hpp turns either into
+// one proxy_policy).
 #ifndef GRAYROUTE_PROXY_OPTIONS_HPP
 #define GRAYROUTE_PROXY_OPTIONS_HPP
 
@@ -21,13 +23,14 @@ struct redis_options {
 };
 
 struct proxy_options {
-  std::string listen = "127.0.0.1:8000";
+  std::string config_file;  // --config: the TOML policy file; the routing flags below are unused
+  std::string listen;       // "": the policy file's `listen`, else 127.0.0.1:8000
   std::string production = "127.0.0.1:8080";
   std::string gray = "127.0.0.1:8090";
 
   std::vector<std::string> gray_list;  // addresses / CIDRs from the command line
   std::string gray_list_file;
-  std::chrono::milliseconds watch_interval{1000};  // 0: reload on SIGHUP only
+  std::chrono::milliseconds watch_interval{1000};  // policy and list files; 0: reload on SIGHUP only
   redis_options redis;
 
   grayroute::router_config routing;

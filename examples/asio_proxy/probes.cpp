@@ -20,11 +20,11 @@ namespace {
 
 // The library's duration spelling (250ms, 10s, 2m) through its public parser, so a
 // probe interval reads like every other duration of the health settings.
-std::chrono::milliseconds duration_of(std::string_view word, std::string_view value) {
+std::chrono::milliseconds duration_of(std::string_view value) {
   try {
     return grayroute::parse_health("cooldown=" + std::string(value)).cooldown;
   } catch (const grayroute::config_error&) {
-    throw std::runtime_error("--probe: \"" + std::string(word) + "\": not a duration (250ms, 10s, 2m)");
+    throw std::runtime_error("not a duration (250ms, 10s, 2m)");
   }
 }
 
@@ -41,9 +41,37 @@ std::string authority_of(const boost::asio::ip::tcp::endpoint& e) {
 
 }  // namespace
 
-probe_spec parse_probe(const std::string& words, const grayroute::route_table& routes) {
+void set_probe_setting(probe_spec& spec, std::string_view name, std::string_view value) {
+  auto fail = [](const char* why) { throw std::runtime_error(why); };
+  if (value.empty()) fail("empty");
+  if (name == "route") {
+    spec.route_name = std::string(value);
+  } else if (name == "path") {
+    if (value.front() != '/') fail("a path starts with /");
+    spec.path = std::string(value);
+  } else if (name == "interval") {
+    spec.interval = duration_of(value);
+  } else if (name == "timeout") {
+    spec.timeout = duration_of(value);
+    spec.timeout_given = true;
+  } else if (name == "expect") {
+    if (value.size() != 3 || value < "100" || value > "599") fail("not a status 100-599");
+    spec.expect = static_cast<unsigned>(std::stoul(std::string(value)));
+  } else {
+    fail("unknown setting (route, path, interval, expect, timeout)");
+  }
+}
+
+void finish_probe(probe_spec& spec) {
+  if (spec.route_name.empty()) throw std::runtime_error("route is required");
+  if (!spec.timeout_given) spec.timeout = std::min(spec.interval, std::chrono::milliseconds(1000));
+  spec.text = "route=" + spec.route_name + " path=" + spec.path + " interval=" + std::to_string(spec.interval.count()) +
+              "ms expect=" + std::to_string(spec.expect) + " timeout=" + std::to_string(spec.timeout.count()) + "ms";
+}
+
+probe_spec parse_probe(const std::string& words) {
   probe_spec spec;
-  bool has_route = false, has_timeout = false;
+  spec.where = "--probe";
   std::string_view rest(words);
   while (!rest.empty()) {
     const std::size_t start = rest.find_first_not_of(" \t");
@@ -52,32 +80,19 @@ probe_spec parse_probe(const std::string& words, const grayroute::route_table& r
     const std::string_view word = rest.substr(0, rest.find_first_of(" \t"));
     rest.remove_prefix(word.size());
     const std::size_t eq = word.find('=');
-    const std::string_view name = word.substr(0, eq);
     const std::string_view value = eq == std::string_view::npos ? std::string_view() : word.substr(eq + 1);
-    auto fail = [&](const char* why) { throw std::runtime_error("--probe: \"" + std::string(word) + "\": " + why); };
-    if (value.empty()) fail("not name=value");
-    if (name == "route") {
-      const auto id = routes.find(value);
-      if (!id) fail("not a route");
-      spec.route = *id;
-      has_route = true;
-    } else if (name == "path") {
-      if (value.front() != '/') fail("a path starts with /");
-      spec.path = std::string(value);
-    } else if (name == "interval") {
-      spec.interval = duration_of(word, value);
-    } else if (name == "timeout") {
-      spec.timeout = duration_of(word, value);
-      has_timeout = true;
-    } else if (name == "expect") {
-      if (value.size() != 3 || value < "100" || value > "599") fail("not a status 100-599");
-      spec.expect = static_cast<unsigned>(std::stoul(std::string(value)));
-    } else {
-      fail("unknown setting (route= path= interval= expect= timeout=)");
+    try {
+      if (value.empty()) throw std::runtime_error("not name=value");
+      set_probe_setting(spec, word.substr(0, eq), value);
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error("--probe: \"" + std::string(word) + "\": " + e.what());
     }
   }
-  if (!has_route) throw std::runtime_error("--probe \"" + words + "\": route= is required");
-  if (!has_timeout) spec.timeout = std::min(spec.interval, std::chrono::milliseconds(1000));
+  try {
+    finish_probe(spec);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("--probe \"" + words + "\": " + e.what());
+  }
   return spec;
 }
 
@@ -119,10 +134,13 @@ probe_result probe_once(const boost::asio::ip::tcp::endpoint& upstream, const pr
   return finish(result.status == spec.expect ? grayroute::outcome::success : grayroute::outcome::status_5xx);
 }
 
-prober::prober(health_feed& health, std::vector<probe_spec> specs, std::vector<boost::asio::ip::tcp::endpoint> upstreams)
-    : health_(health), specs_(std::move(specs)), upstreams_(std::move(upstreams)) {
+prober::prober(std::shared_ptr<health_feed> health, std::vector<probe_spec> specs,
+               std::vector<std::vector<boost::asio::ip::tcp::endpoint>> servers)
+    : health_(std::move(health)), specs_(std::move(specs)), servers_(std::move(servers)) {
   for (const auto& spec : specs_) {
-    if (spec.route >= upstreams_.size()) throw std::runtime_error("--probe: the route has no upstream");
+    if (spec.route >= servers_.size() || servers_[spec.route].empty()) {
+      throw std::runtime_error(spec.where + ": probe route \"" + spec.route_name + "\" has no server");
+    }
   }
   for (const auto& spec : specs_) threads_.emplace_back([this, &spec] { run(spec); });
 }
@@ -141,7 +159,9 @@ void prober::stop() {
 }
 
 void prober::run(const probe_spec& spec) {
-  const std::string route(health_.routes().name(spec.route));
+  const std::string& route = spec.route_name;
+  const auto& servers = servers_[spec.route];
+  std::size_t next_server = 0;
   bool last_ok = true;  // say so when a probe starts failing and when it passes again, not every time
   auto next = std::chrono::steady_clock::now();
   for (;;) {
@@ -150,11 +170,11 @@ void prober::run(const probe_spec& spec) {
       if (wake_.wait_until(lock, next, [this] { return stopping_; })) return;
     }
     const auto started = std::chrono::steady_clock::now();
-    const probe_result r = probe_once(upstreams_[spec.route], spec);
+    const probe_result r = probe_once(servers[next_server++ % servers.size()], spec);
     const auto now = std::chrono::steady_clock::now();
-    health_.record(spec.route, r.outcome, started, now);
+    health_->record(spec.route, r.outcome, started, now);
     const bool ok = r.outcome == grayroute::outcome::success;
-    health_.count_probe(spec.route, ok);
+    health_->count_probe(spec.route, ok);
     if (ok != last_ok) {
       std::printf("probe %s GET %s: %s (%s, status %u, expected %u)\n", route.c_str(), spec.path.c_str(),
                   ok ? "passing again" : "failing", std::string(grayroute::to_string(r.outcome)).c_str(), r.status,

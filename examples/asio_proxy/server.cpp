@@ -8,6 +8,9 @@
 #include <stdexcept>
 #include <string>
 
+#include <memory>
+#include <vector>
+
 #include <boost/asio/post.hpp>
 
 #include "health_feed.hpp"
@@ -20,28 +23,6 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-// "127.0.0.1:8000", "[::1]:8000" or "localhost:8000" -> an endpoint; throws naming the flag.
-tcp::endpoint endpoint_of(const std::string& flag, const std::string& text) {
-  std::string host, port;
-  if (!text.empty() && text.front() == '[') {
-    const auto close = text.find("]:");
-    if (close != std::string::npos) {
-      host = text.substr(1, close - 1);
-      port = text.substr(close + 2);
-    }
-  } else if (const auto colon = text.rfind(':'); colon != std::string::npos) {
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-  }
-  if (host.empty() || port.empty()) throw std::runtime_error(flag + ": \"" + text + "\" is not host:port");
-  asio::io_context io;
-  tcp::resolver resolver(io);
-  boost::system::error_code ec;
-  const auto results = resolver.resolve(host, port, tcp::resolver::numeric_service, ec);
-  if (ec || results.empty()) throw std::runtime_error(flag + ": cannot resolve \"" + text + "\": " + ec.message());
-  return results.begin()->endpoint();
-}
-
 std::string text_of(const tcp::endpoint& e) {
   return e.address().is_v6() ? "[" + e.address().to_string() + "]:" + std::to_string(e.port())
                              : e.address().to_string() + ":" + std::to_string(e.port());
@@ -52,45 +33,43 @@ std::string text_of(const tcp::endpoint& e) {
 int serve(const proxy_options& o) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   try {
-    const tcp::endpoint listen = endpoint_of("--listen", o.listen);
-    const tcp::endpoint production = endpoint_of("--production", o.production);
-    const tcp::endpoint gray = endpoint_of("--gray", o.gray);
-    list_source list(o);
-    const proxy_router router(list, o.routing);
+    live_policy live(o);
+    const std::string listen_text = !o.listen.empty()             ? o.listen
+                                    : !live.file_listen().empty() ? live.file_listen()
+                                                                  : "127.0.0.1:8000";
+    const tcp::endpoint listen =
+        resolve_endpoint(o.listen.empty() && !live.file_listen().empty() ? live.file_listen_where() : "--listen", listen_text);
     access_log log(o.access_log);
-    health_feed health(router.routes(), o.health, o.fallback_route);
-    std::vector<probe_spec> probes;
-    for (const auto& words : o.probes) probes.push_back(parse_probe(words, health.routes()));
-    const proxy_context context{
-        o, router, list, log, listen, {production, gray}, {text_of(production), text_of(gray)}, &health};
-    server server(context, list);
-    prober prober(health, std::move(probes), {production, gray});
+    const proxy_context context{o, live, log, listen};
+    server server(context, live);
+    // #12: the probes of the policy in service; a reload starts those of the new one.
+    std::unique_ptr<prober> probes;
+    auto start_probes = [&probes](const std::shared_ptr<const policy_snapshot>& s) {
+      if (probes) probes->stop();
+      probes.reset();
+      if (s->probes.empty()) return;
+      std::vector<std::vector<tcp::endpoint>> servers;
+      for (const auto& route : s->servers) {
+        servers.emplace_back();
+        for (const upstream_server& server : route) servers.back().push_back(server.endpoint);
+      }
+      probes = std::make_unique<prober>(s->health, s->probes, std::move(servers));
+    };
+    start_probes(live.load());
+    live.on_reload(start_probes);
 
     std::printf("grayroute-proxy %s listening on http://%s (%u thread%s)\n", GRAYROUTE_VERSION_STRING,
                 text_of(listen).c_str(), o.threads, o.threads == 1 ? "" : "s");
-    std::printf("  production -> %s, gray -> %s\n", context.upstream_names[0].c_str(), context.upstream_names[1].c_str());
-    std::printf("  gray list: %s\n", list.describe().c_str());
-    std::printf("  client IP: ");
-    if (o.routing.client_ip.trusted_proxies.empty()) {
-      std::printf("the TCP peer (no --trusted-proxy)\n");
-    } else {
-      std::string headers;
-      for (const auto& h : o.routing.client_ip.headers) headers += (headers.empty() ? "" : ", ") + h;
-      std::string trusted;
-      for (const auto& t : o.routing.client_ip.trusted_proxies) trusted += (trusted.empty() ? "" : ", ") + t;
-      std::printf("%s from trusted proxies %s, else the TCP peer\n", headers.c_str(), trusted.c_str());
-    }
-    if (o.routing.percent > 0) std::printf("  percentage: %.2f%% of clients to gray\n", o.routing.percent);
-    if (!o.routing.force_header.empty()) std::printf("  force header: %s\n", o.routing.force_header.c_str());
-    if (!o.routing.force_cookie.empty()) std::printf("  force cookie: %s\n", o.routing.force_cookie.c_str());
-    if (!o.routing_enabled) std::printf("  routing OFF: everything goes to production\n");
+    std::printf("%s\n", live.describe().c_str());
+    if (!o.routing_enabled) std::printf("  routing OFF: everything goes to the first route\n");
     std::printf("  health: http://%s/-/grayroute/health\n", text_of(listen).c_str());
-    std::printf("  route health: %s\n", health.describe().c_str());
-    for (const auto& words : o.probes) std::printf("  probe: %s\n", words.c_str());
+    std::printf("  route health: %s\n", live.load()->health->describe().c_str());
+    for (const auto& probe : live.load()->probes) std::printf("  probe: %s\n", probe.text.c_str());
     std::printf("  metrics: http://%s/-/grayroute/metrics\n", text_of(listen).c_str());
     server.run();
-    prober.stop();
-    list.stop();
+    live.on_reload({});
+    if (probes) probes->stop();
+    live.stop();
     std::printf("grayroute-proxy stopped\n");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "grayroute-proxy: %s\n", e.what());
@@ -99,23 +78,28 @@ int serve(const proxy_options& o) {
   return 0;
 }
 
-worker::worker(const proxy_context& context) : context_(context), work_(asio::make_work_guard(io_)) {
-  for (std::size_t route = 0; route < context.upstreams.size(); ++route) {
-    pools_.push_back(std::make_unique<upstream_pool>(io_, context.upstreams[route], context.options.upstream_keepalive,
-                                                     context.options.upstream_idle_timeout));
+worker::worker(const proxy_context& context) : context_(context), work_(asio::make_work_guard(io_)) {}
+
+upstream_pool& worker::pool(const tcp::endpoint& server) {
+  auto& pool = pools_[server];
+  if (!pool) {
+    pool = std::make_unique<upstream_pool>(io_, server, context_.options.upstream_keepalive,
+                                           context_.options.upstream_idle_timeout);
+    if (draining_) pool->close_all();
   }
+  return *pool;
 }
 
 void worker::drain() {
   draining_ = true;
-  for (auto& pool : pools_) pool->close_all();
+  for (auto& [server, pool] : pools_) pool->close_all();
   // drain() may close a session, which removes itself from the set.
   const std::vector<session*> live(sessions_.begin(), sessions_.end());
   for (session* s : live) s->drain();
   work_.reset();  // run() returns once the last connection is gone
 }
 
-server::server(const proxy_context& context, list_source& list) : context_(context), list_(list) {
+server::server(const proxy_context& context, live_policy& live) : context_(context), live_(live) {
   acceptor_.open(context.listen.protocol());
   acceptor_.set_option(tcp::acceptor::reuse_address(true));
   acceptor_.bind(context.listen);
@@ -143,7 +127,7 @@ void server::run() {
   }
   accept();
   wait_for_signal();
-  watch_list();
+  watch_files();
   control_.run();
   for (auto& t : threads_) t.join();
 }
@@ -186,7 +170,7 @@ void server::wait_for_signal() {
   signals_.async_wait([this](boost::system::error_code ec, int signal_number) {
     if (ec) return;
     if (signal_number == SIGHUP) {
-      list_.reload("SIGHUP");
+      live_.reload("SIGHUP");
     } else {
       shut_down(signal_number);
     }
@@ -194,14 +178,14 @@ void server::wait_for_signal() {
   });
 }
 
-void server::watch_list() {
+void server::watch_files() {
   const auto interval = context_.options.watch_interval;
-  if (!list_.watches_file() || interval.count() <= 0) return;
+  if (!live_.watches_files() || interval.count() <= 0) return;
   watch_timer_.expires_after(interval);
   watch_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec || stopping_) return;
-    list_.poll();
-    watch_list();
+    live_.poll();
+    watch_files();
   });
 }
 

@@ -1,12 +1,12 @@
 // The server: one acceptor, N worker threads each with its own io_context and its
 // own upstream pools, and a signal_set for SIGINT/SIGTERM (drain, then stop) and
-// SIGHUP (reload the gray list).
+// SIGHUP (reload the policy).
 #ifndef GRAYROUTE_PROXY_SERVER_HPP
 #define GRAYROUTE_PROXY_SERVER_HPP
 
-#include <array>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -19,29 +19,19 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include <grayroute/router.hpp>
-
 #include "access_log.hpp"
-#include "list_source.hpp"
+#include "live_policy.hpp"
 #include "options.hpp"
 #include "upstream_pool.hpp"
 
 namespace grayroute_proxy {
 
-class health_feed;  // health_feed.hpp (#12)
-
-using proxy_router = grayroute::router<list_source>;
-
-/// What every connection reads and nobody changes after start-up.
+/// What every connection reads; the policy inside `live` is swapped whole on reload.
 struct proxy_context {
   const proxy_options& options;
-  const proxy_router& router;
-  const list_source& list;
+  const live_policy& live;
   access_log& log;
   boost::asio::ip::tcp::endpoint listen;
-  std::array<boost::asio::ip::tcp::endpoint, 2> upstreams;  // by route id
-  std::array<std::string, 2> upstream_names;
-  health_feed* health = nullptr;  // #12: route health; null only in tests of other parts
 };
 
 /// A client connection as the worker sees it: something to tell "finish and close".
@@ -58,7 +48,14 @@ class worker {
 
   boost::asio::io_context& io() { return io_; }
   const proxy_context& context() const { return context_; }
-  upstream_pool& pool(grayroute::route_id route) { return *pools_[route]; }
+  /// This thread's pool for `server` (made on first use: a reload may add servers).
+  upstream_pool& pool(const boost::asio::ip::tcp::endpoint& server);
+  /// Round robin over a route's `count` servers, per thread.
+  std::size_t next_server(grayroute::route_id route, std::size_t count) {
+    if (count <= 1) return 0;
+    if (route >= next_server_.size()) next_server_.resize(route + 1u, 0);
+    return next_server_[route]++ % count;
+  }
   bool draining() const { return draining_; }
 
   void add(session* s) { sessions_.insert(s); }
@@ -75,7 +72,8 @@ class worker {
   bool draining_ = false;
   boost::asio::io_context io_{1};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
-  std::vector<std::unique_ptr<upstream_pool>> pools_;
+  std::map<boost::asio::ip::tcp::endpoint, std::unique_ptr<upstream_pool>> pools_;
+  std::vector<std::size_t> next_server_;  // by route_id
 };
 
 /// Starts serving a new client socket on `w` (defined in connection.cpp).
@@ -87,7 +85,7 @@ class server {
   static constexpr std::chrono::milliseconds kAcceptPause{500};
 
   /// Binds the listening socket (throws on failure).
-  server(const proxy_context& context, list_source& list);
+  server(const proxy_context& context, live_policy& live);
 
   /// Serves until SIGINT/SIGTERM and the drain are over.
   void run();
@@ -95,11 +93,11 @@ class server {
  private:
   void accept();
   void wait_for_signal();
-  void watch_list();
+  void watch_files();
   void shut_down(int signal_number);
 
   const proxy_context& context_;
-  list_source& list_;
+  live_policy& live_;
   boost::asio::io_context control_{1};
   boost::asio::ip::tcp::acceptor acceptor_{control_};
   boost::asio::signal_set signals_{control_};

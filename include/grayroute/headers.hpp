@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "detail/ascii.hpp"
 #include "version.hpp"
 
 GRAYROUTE_NAMESPACE_BEGIN
@@ -61,6 +62,13 @@ std::string_view header_value(const H& h) noexcept {
 }
 
 }  // namespace detail
+
+/// ASCII case-insensitive equality, as header names and tokens compare (RFC 9110 5.1):
+/// `grayroute::iequals(name, "Connection")`. Locale-free, no allocation.
+constexpr bool iequals(std::string_view a, std::string_view b) noexcept { return detail::iequals(a, b); }
+
+/// A field value without its optional whitespace (SP / HTAB) at both ends (RFC 9110 5.5).
+constexpr std::string_view trim_ows(std::string_view value) noexcept { return detail::trim_ows(value); }
 
 GRAYROUTE_NAMESPACE_END
 

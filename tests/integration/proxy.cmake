@@ -5,12 +5,14 @@
 find_package(Boost 1.70 QUIET)
 find_package(Threads)
 find_path(GRAYROUTE_CLI11_INCLUDE CLI/CLI.hpp)
+find_package(tomlplusplus QUIET)
+find_package(nlohmann_json 3 QUIET)
 if(Boost_FOUND AND Threads_FOUND)
   grayroute_add_test(proxy_forwarding_test
                      SOURCES proxy_forwarding_test.cpp ${PROJECT_SOURCE_DIR}/examples/asio_proxy/forwarding.cpp
                      LIBRARIES Boost::boost Threads::Threads)
 endif()
-if(GRAYROUTE_BUILD_EXAMPLES AND Boost_FOUND AND GRAYROUTE_CLI11_INCLUDE)
+if(GRAYROUTE_BUILD_EXAMPLES AND Boost_FOUND AND GRAYROUTE_CLI11_INCLUDE AND tomlplusplus_FOUND AND nlohmann_json_FOUND)
   foreach(test proxy_test proxy_server_test proxy_hostile_test)
     grayroute_add_test(${test} SOURCES integration/${test}.cpp LIBRARIES Threads::Threads LABELS server)
     target_compile_definitions(${test} PRIVATE GRAYROUTE_PROXY_BIN="$<TARGET_FILE:grayroute-proxy>"
@@ -27,7 +29,14 @@ if(GRAYROUTE_BUILD_EXAMPLES AND Boost_FOUND AND GRAYROUTE_CLI11_INCLUDE)
   add_dependencies(proxy_health_test grayroute-proxy grayroute-backend)
   set_tests_properties(proxy_health_test PROPERTIES TIMEOUT 120)
 endif()
-if(TARGET proxy_server_test AND GRAYROUTE_HAS_REDIS AND EXISTS "${PROJECT_SOURCE_DIR}/include/grayroute/redis_store.hpp")
+if(TARGET proxy_server_test AND GRAYROUTE_HAS_REDIS)
   target_compile_definitions(proxy_server_test PRIVATE GRAYROUTE_PROXY_HAS_REDIS=1)
   target_compile_definitions(proxy_health_test PRIVATE GRAYROUTE_PROXY_HAS_REDIS=1)
+  # --config with the issue's example policy file: real backends and a real redis-server.
+  grayroute_add_test(proxy_policy_test SOURCES integration/proxy_policy_test.cpp LIBRARIES Threads::Threads LABELS server)
+  target_compile_definitions(proxy_policy_test PRIVATE GRAYROUTE_PROXY_BIN="$<TARGET_FILE:grayroute-proxy>"
+                                                       GRAYROUTE_BACKEND_BIN="$<TARGET_FILE:grayroute-backend>"
+                                                       GRAYROUTE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  add_dependencies(proxy_policy_test grayroute-proxy grayroute-backend)
+  set_tests_properties(proxy_policy_test PROPERTIES TIMEOUT 120)
 endif()

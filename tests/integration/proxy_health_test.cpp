@@ -7,6 +7,8 @@
 #include <chrono>
 #include <sys/wait.h>
 
+#include <csignal>
+
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -51,7 +53,7 @@ http_reply ask(http_connection& c, const std::string& request) {
   return c.read_response();
 }
 
-// "200 production (production; reason=fallback)": status, X-Backend and X-Grayroute.
+// "200 production (production; reason=fallback; rule=list)": status, X-Backend and X-Grayroute.
 std::string served(const http_reply& r) {
   return std::to_string(r.status) + " " + header(r.headers, "X-Backend") + " (" + header(r.headers, "X-Grayroute") + ")";
 }
@@ -72,7 +74,7 @@ TEST_SUITE("proxy route health") {
     const std::string probe = "route=gray path=/healthz interval=200ms expect=200";
     proxy_setup s(dir, with_routing({"--health", "connect_failures=3 cooldown=300ms probe_successes=1", "--probe", probe}));
     http_connection c(s.port());
-    REQUIRE(served(ask(c, get_request("/", {kListed}))) == "200 gray (gray; reason=list)");
+    REQUIRE(served(ask(c, get_request("/", {kListed}))) == "200 gray (gray; reason=list; rule=list)");
     const int gray_port = s.gray.port();
 
     // Killed with a GET in flight: the proxy sees the connection end before any response
@@ -86,12 +88,12 @@ TEST_SUITE("proxy route health") {
     s.gray.stop();
     client.join();
     REQUIRE(delayed);
-    CHECK(in_flight == "200 production (production; reason=fallback)");
+    CHECK(in_flight == "200 production (production; reason=fallback; rule=list)");
     int ok = 0;
     for (int i = 0; i < 20; ++i) {
       const auto answer = served(ask(c, get_request("/", {kListed})));
-      ok += answer == "200 production (production; reason=fallback)";
-      CHECK(answer == "200 production (production; reason=fallback)");
+      ok += answer == "200 production (production; reason=fallback; rule=list)";
+      CHECK(answer == "200 production (production; reason=fallback; rule=list)");
     }
     CHECK(ok == 20);  // and the one in flight: no failed request
     CHECK(s.front.log().find("status=502") == std::string::npos);
@@ -109,7 +111,7 @@ TEST_SUITE("proxy route health") {
                          R"(grayroute_fallback_retries_total{route="gray"}>=1)",
                          R"(grayroute_probes_total{route="gray",result="failure"}>=1)",
                          R"(grayroute_info{version=")" GRAYROUTE_VERSION_STRING R"("}=1)",
-                         R"(grayroute_list_entries{source="flags"}=1)"}) == "");
+                         R"(grayroute_list_entries{list="list",source="flags"}=1)"}) == "");
 
     // Restarted, with no live traffic: the probe's success closes the breaker within
     // the cool-down plus one probe interval (0.5 s here), and the next GET is gray's.
@@ -119,7 +121,7 @@ TEST_SUITE("proxy route health") {
     const auto back_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - restarted);
     MESSAGE("gray closed again " << back_ms.count() << " ms after its restart (cool-down 300 ms + probe interval 200 ms)");
     CHECK(back_ms < std::chrono::milliseconds(300 + 200 + 2000));  // slack for a loaded machine
-    CHECK(served(ask(c, get_request("/", {kListed}))) == "200 gray (gray; reason=list)");
+    CHECK(served(ask(c, get_request("/", {kListed}))) == "200 gray (gray; reason=list; rule=list)");
   }
 
   TEST_CASE("a request gray took and reset: a GET is retried on production, a POST is not replayed") {
@@ -127,19 +129,19 @@ TEST_SUITE("proxy route health") {
     proxy_setup s(dir, with_routing({"--health", "connect_failures=10"}));
     http_connection c(s.port());
 
-    CHECK(served(ask(c, get_request("/?reset=gray", {kListed}))) == "200 production (production; reason=fallback)");
+    CHECK(served(ask(c, get_request("/?reset=gray", {kListed}))) == "200 production (production; reason=fallback; rule=list)");
     CHECK(count_of(s.gray, "GET") == "1\n");
     CHECK(count_of(s.production, "GET") == "1\n");
 
     http_connection post(s.port());
-    CHECK(served(ask(post, listed_post("/order?reset=gray"))) == "502  (gray; reason=list)");
+    CHECK(served(ask(post, listed_post("/order?reset=gray"))) == "502  (gray; reason=list; rule=list)");
     CHECK(count_of(s.gray, "POST") == "1\n");        // gray took it ...
     CHECK(count_of(s.production, "POST") == "0\n");  // ... and nobody got it twice
 
     // A POST to a gray that refuses connections was never sent: production serves it, once.
     s.gray.stop();
     http_connection refused(s.port());
-    CHECK(served(ask(refused, listed_post("/order"))) == "200 production (production; reason=fallback)");
+    CHECK(served(ask(refused, listed_post("/order"))) == "200 production (production; reason=fallback; rule=list)");
     CHECK(count_of(s.production, "POST") == "1\n");
   }
 
@@ -153,12 +155,12 @@ TEST_SUITE("proxy route health") {
     for (int i = 0; i < 10; ++i) {
       CHECK(served(ask(c, get_request("/", {kUnlisted}))) == "200 production (production; reason=default)");
       // An answer: the client sees it, nothing is retried.
-      CHECK(served(ask(c, get_request("/", {kListed}))) == "500 gray (gray; reason=list)");
+      CHECK(served(ask(c, get_request("/", {kListed}))) == "500 gray (gray; reason=list; rule=list)");
     }
     // The 10th 500 made the window 10 of 10: open. The next listed GET is production's.
     CHECK(p.log().find("health: route gray closed -> open (error_ratio): window 10 outcomes, 10 errors (100.0%)") !=
           std::string::npos);
-    CHECK(served(ask(c, get_request("/", {kListed}))) == "200 production (production; reason=fallback)");
+    CHECK(served(ask(c, get_request("/", {kListed}))) == "200 production (production; reason=fallback; rule=list)");
     CHECK(check_metrics(dir, p.port(),
                         {R"(grayroute_breaker_state{route="gray",state="open"}=1)",
                          R"(grayroute_upstream_outcomes_total{route="gray",outcome="status_5xx"}=10)",
@@ -168,7 +170,7 @@ TEST_SUITE("proxy route health") {
     const std::string health = http_get(p.port(), "/-/grayroute/health").body;
     CHECK(health.find(R"("routes":{"production":{"state":"closed")") != std::string::npos);
     CHECK(health.find(R"("gray":{"state":"open","since_ms":)") != std::string::npos);
-    CHECK(health.find(R"("window_outcomes":10,"window_errors":10,"error_ratio":1.000,"connect_failures_in_row":0}}})") !=
+    CHECK(health.find(R"("window_outcomes":10,"window_errors":10,"error_ratio":1.0,"connect_failures_in_row":0}}})") !=
           std::string::npos);
   }
 
@@ -182,7 +184,7 @@ TEST_SUITE("proxy route health") {
     for (int i = 0; i < 10; ++i) {
       CHECK(served(ask(c, get_request("/", {kUnlisted}))) == "500 production (production; reason=default)");
     }
-    for (int i = 0; i < 30; ++i) CHECK(served(ask(c, get_request("/", {kListed}))) == "500 gray (gray; reason=list)");
+    for (int i = 0; i < 30; ++i) CHECK(served(ask(c, get_request("/", {kListed}))) == "500 gray (gray; reason=list; rule=list)");
     // (production's own breaker may open: nothing falls back from the first route.)
     CHECK(p.log().find("health: route gray") == std::string::npos);
     CHECK(check_metrics(dir, p.port(),
@@ -197,7 +199,7 @@ TEST_SUITE("proxy route health") {
     proxy_setup s(dir, with_routing({"--health", "off"}));
     s.gray.stop();
     http_connection c(s.port());
-    for (int i = 0; i < 5; ++i) CHECK(served(ask(c, get_request("/", {kListed}))) == "502  (gray; reason=list)");
+    for (int i = 0; i < 5; ++i) CHECK(served(ask(c, get_request("/", {kListed}))) == "502  (gray; reason=list; rule=list)");
     CHECK(check_metrics(dir, s.port(),
                         {R"(grayroute_breaker_state{route="gray",state="closed"}=1)",
                          R"(grayroute_upstream_outcomes_total{route="gray",outcome="connect_failure"}=5)",
@@ -210,7 +212,7 @@ TEST_SUITE("proxy route health") {
              {{"--health", "window=10"}, "--health \"window=10\": grayroute: health: \"window=10\": not a duration"},
              {{"--fallback-route", "beta"}, "--fallback-route: \"beta\" is not a route"},
              {{"--probe", "route=gray interval=1x"}, "--probe: \"interval=1x\": not a duration"},
-             {{"--probe", "path=/healthz"}, "route= is required"}}) {
+             {{"--probe", "path=/healthz"}, "route is required"}}) {
       std::vector<std::string> argv = {GRAYROUTE_PROXY_BIN, "--listen", "127.0.0.1:" + std::to_string(free_port())};
       argv.insert(argv.end(), args.begin(), args.end());
       const std::string log_path = dir.file("refused-" + std::to_string(free_port()) + ".log");
@@ -218,6 +220,83 @@ TEST_SUITE("proxy route health") {
       REQUIRE(eventually([&] { return !proxy.running(); }));
       CHECK(WEXITSTATUS(proxy.stop()) == 1);
       CHECK_MESSAGE(proxy.log().find(message) != std::string::npos, proxy.log());
+    }
+  }
+}
+
+TEST_SUITE("proxy route health in the policy file") {
+  // [health], fallback and [[probes]] in the TOML file; a SIGHUP that adds a route keeps
+  // the open breaker of gray, whose name remains (its route id changes: beta comes first).
+  TEST_CASE("[health], fallback and [[probes]]; a reload that changes the routes keeps gray open") {
+    temp_dir dir;
+    backend production(dir, "production"), beta(dir, "beta");
+    const int gray_port = free_port();  // nothing listens there: gray is down from the start
+    const int port = free_port();
+    auto at = [](int p) { return "\"127.0.0.1:" + std::to_string(p) + "\""; };
+    const std::string head = "listen = " + at(port) + "\n" +
+                             "[client_ip]\ntrusted_proxies = [\"127.0.0.1/32\"]\nheaders = [\"X-Forwarded-For\"]\n";
+    const std::string tail = "[health]\nconnect_failures = 2\ncooldown = \"60s\"\nerror_ratio = \"50%\"\n"
+                             "[[probes]]\nroute = \"gray\"\npath = \"/healthz\"\ninterval = \"100ms\"\nexpect = 200\n"
+                             "[[rules]]\nname = \"office\"\nclient = \"10.1.0.0/16\"\nroute = \"gray\"\n"
+                             "fallback = \"production\"\n";  // after [[rules]]: the policy's, like `default`
+    dir.write("policy.toml", head + "[routes]\nproduction = " + at(production.port()) + "\ngray = " + at(gray_port) +
+                                 "\n" + tail);
+    config_proxy proxy(dir, dir.file("policy.toml"), port, {"--watch-interval", "0"});
+    REQUIRE(eventually([&] { return proxy.log().find("  metrics: http://") != std::string::npos; }));
+    CHECK(proxy.log().find("route health: on, falling back to production; open after 2 connect failures") !=
+          std::string::npos);
+    CHECK(proxy.log().find("probe: route=gray path=/healthz interval=100ms expect=200 timeout=100ms") != std::string::npos);
+    http_connection c(port);
+    // The probe's failures alone open gray (2 in a row); meanwhile a GET is retried on production.
+    CHECK(served(ask(c, get_request("/", {kListed}))) == "200 production (production; reason=fallback; rule=office)");
+    REQUIRE(eventually([&] { return proxy.log().find("health: route gray closed -> open (connect_failures)") != std::string::npos; }));
+    CHECK(served(ask(c, get_request("/", {kListed}))) == "200 production (production; reason=fallback; rule=office)");
+
+    dir.write("policy.toml", head + "[routes]\nproduction = " + at(production.port()) + "\nbeta = " + at(beta.port()) +
+                                 "\ngray = " + at(gray_port) + "\n" + tail);
+    proxy.proc().signal(SIGHUP);
+    REQUIRE(eventually([&] { return proxy.log().find("policy reloaded (SIGHUP): 3 routes") != std::string::npos; }));
+    http_connection after(port);
+    CHECK(served(ask(after, get_request("/", {kListed}))) == "200 production (production; reason=fallback; rule=office)");
+    const std::string health = http_get(port, "/-/grayroute/health").body;
+    CHECK_MESSAGE(health.find(R"("beta":{"state":"closed")") != std::string::npos, health);
+    CHECK_MESSAGE(health.find(R"("gray":{"state":"open")") != std::string::npos, health);
+    CHECK(check_metrics(dir, port,
+                        {R"(grayroute_breaker_state{route="gray",state="open"}=1)",
+                         R"(grayroute_breaker_transitions_total{route="gray",to="open"}=1)",
+                         R"(grayroute_breaker_state{route="beta",state="closed"}=1)",
+                         R"(grayroute_requests_total{route="production",reason="fallback",status_class="2xx"}=3)",
+                         R"(grayroute_policy_reloads_total=2)"}) == "");
+    // The probe goes on after the reload (a new prober, the same counters).
+    CHECK(eventually([&] { return check_metrics(dir, port, {R"(grayroute_probes_total{route="gray",result="failure"}>=4)"}).empty(); }));
+    // Only one transition: the reload neither closed gray nor reported it again.
+    const std::string log = proxy.log();
+    CHECK(log.find("health: route gray closed -> open") == log.rfind("health: route gray closed -> open"));
+  }
+
+  TEST_CASE("health, fallback and probes errors in the file name file:line:column") {
+    const std::string base = "[routes]\nproduction = \"127.0.0.1:1\"\ngray = \"127.0.0.1:2\"\n";  // after the case
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"health = \"window=10\"\n", ":1:10: health: \"window=10\": not a duration"},
+        {"[health]\ncooldown = \"1x\"\n", ":2:1: health: \"cooldown=1x\": not a duration"},
+        {"[health]\nerror_ratio = [1]\n", ":2:15: health: error_ratio is a string, an integer or true/false"},
+        {"fallback = \"beta\"\n", ":1:12: fallback: \"beta\" is not a route"},
+        {"[[probes]]\nroute = \"beta\"\n", ":2:9: probe 1: route \"beta\" is not a route"},
+        {"[[probes]]\nroute = \"gray\"\ninterval = \"1x\"\n", ":3:12: probe 1: interval \"1x\": not a duration"},
+        {"[[probes]]\npath = \"/healthz\"\n", ":1:1: probe 1: route is required"},
+        {"[[probes]]\nroute = \"gray\"\nexpect = 99\n", ":3:10: probe 1: expect \"99\": not a status 100-599"},
+    };
+    for (const auto& [text, expected] : cases) {
+      temp_dir dir;
+      dir.write("policy.toml", text + base);
+      process p({GRAYROUTE_PROXY_BIN, "--config", dir.file("policy.toml"), "--listen",
+                 "127.0.0.1:" + std::to_string(free_port())},
+                dir.file("bad.log"));
+      REQUIRE(eventually([&] { return !p.running(); }));
+      const int status = p.stop();
+      INFO(text << "-> " << p.log());
+      CHECK(WEXITSTATUS(status) == 1);
+      CHECK(p.log().find(dir.file("policy.toml") + expected) != std::string::npos);
     }
   }
 }
@@ -230,15 +309,16 @@ TEST_SUITE("proxy metrics") {
     redis.cli({"SET", "203.0.113.9", "203.0.113.9"});
     proxy_setup s(dir, {"--redis", "127.0.0.1:" + std::to_string(redis.port()), "--gray-list", "198.51.100.7"});
     CHECK(eventually([&] {
-      return check_metrics(dir, s.port(), {R"(grayroute_redis_connected=1)", R"(grayroute_list_entries{source="redis"}=1)"})
+      return check_metrics(dir, s.port(), {R"(grayroute_redis_connected{list="list"}=1)", R"(grayroute_list_entries{list="list",source="redis"}=1)"})
           .empty();
     }));
     CHECK(check_metrics(dir, s.port(),
-                        {R"(grayroute_list_entries{source="flags"}=1)", R"(grayroute_redis_serving=1)",
-                         R"(grayroute_redis_full_loads_total>=1)", R"(grayroute_redis_connects_total=1)",
-                         R"(grayroute_list_last_sync_timestamp_seconds{source="redis"}>=1000000000)"}) == "");
+                        {R"(grayroute_list_entries{list="list",source="flags"}=1)", R"(grayroute_redis_serving{list="list"}=1)",
+                         R"(grayroute_redis_full_loads_total{list="list"}>=1)", R"(grayroute_redis_connects_total{list="list"}=1)",
+                         R"(grayroute_list_last_sync_timestamp_seconds{list="list",source="redis"}>=1000000000)",
+                         R"(grayroute_policy_reloads_total=1)"}) == "");
     redis.kill_now();
-    CHECK(eventually([&] { return check_metrics(dir, s.port(), {R"(grayroute_redis_connected=0)"}).empty(); }));
+    CHECK(eventually([&] { return check_metrics(dir, s.port(), {R"(grayroute_redis_connected{list="list"}=0)"}).empty(); }));
   }
 }
 #endif

@@ -34,7 +34,7 @@ TEST_SUITE("proxy routing") {
     auto r = get_as(s.port(), "10.1.2.3");
     CHECK(r.status == 200);
     CHECK(header(r.headers, "X-Backend") == "gray");
-    CHECK(header(r.headers, "X-Grayroute") == "gray; reason=list");
+    CHECK(header(r.headers, "X-Grayroute") == "gray; reason=list; rule=list");
 
     r = get_as(s.port(), "192.0.2.7");
     CHECK(header(r.headers, "X-Backend") == "gray");
@@ -88,7 +88,7 @@ TEST_SUITE("proxy routing") {
       CHECK(header(first.headers, "X-Backend") == header(second.headers, "X-Backend"));
       ++seen[header(first.headers, "X-Grayroute")];
     }
-    CHECK(seen["gray; reason=percentage"] > 3);
+    CHECK(seen["gray; reason=percentage; rule=percentage"] > 3);
     CHECK(seen["production; reason=default"] > 3);
   }
 

@@ -86,6 +86,29 @@ class proxy {
   process process_;
 };
 
+/// grayroute-proxy --config FILE and nothing else but one thread (and `extra`): it
+/// listens where the file's `listen` says, on `port`, which the caller wrote there.
+///
+///   dir.write("policy.toml", "listen = \"127.0.0.1:" + std::to_string(port) + "\"\n[routes]\n...");
+///   grayroute::test::config_proxy proxy(dir, dir.file("policy.toml"), port);
+class config_proxy {
+ public:
+  config_proxy(const temp_dir& dir, const std::string& file, int port, const std::vector<std::string>& extra = {})
+      : port_(port) {
+    std::vector<std::string> argv = {GRAYROUTE_PROXY_BIN, "--config", file, "--threads", "1"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    process_ = process(argv, dir.file("proxy-" + std::to_string(port) + ".log"));
+    if (!wait_for_port(port)) throw std::runtime_error("grayroute-proxy did not start: " + process_.log());
+  }
+  int port() const { return port_; }
+  std::string log() const { return process_.log(); }
+  process& proc() { return process_; }
+
+ private:
+  int port_;
+  process process_;
+};
+
 /// Two backends ("production", "gray") and a proxy in front of them.
 struct proxy_setup {
   proxy_setup(const temp_dir& dir, const std::vector<std::string>& args)
