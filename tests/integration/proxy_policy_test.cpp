@@ -245,6 +245,11 @@ TEST_SUITE("proxy policy file") {
     CHECK(header(forced.headers, "X-Grayroute") == "beta; reason=header");
     CHECK(header(forced.headers, "X-Backend") == "beta");
     CHECK(header(get(port, "a.example", "/").headers, "X-Backend") == "production");
+    // The health page shows the policy being served.
+    const std::string health = http_get(port, "/-/grayroute/health").body;
+    CHECK(health.find("\"routes\":[{\"name\":\"production\",\"servers\":[" + at(production) + "]},{\"name\":\"gray\","
+                      "\"servers\":[" + at(gray_a) + "," + at(gray_b) + "]},{\"name\":\"beta\"") != std::string::npos);
+    CHECK(health.find("\"rules\":[\"canary-path\"],\"default\":\"production\"") != std::string::npos);
   }
 
   TEST_CASE("every kind of error names file:line:column, and a bad file at start-up exits 1") {
