@@ -218,7 +218,7 @@ void live_policy::build_health(const proxy_policy& spec, policy_snapshot& next, 
   try {
     next.health = std::make_shared<health_feed>(routes, spec.health, fallback);
   } catch (const grayroute::config_error& e) {
-    throw policy_error(spec.health_words + ": " + without_library_prefix(e.what()));
+    throw policy_error("health \"" + spec.health_words + "\": " + without_library_prefix(e.what()));
   }
   next.health->words = spec.health_words;
   if (previous && previous->health) next.health->carry_over(*previous->health);

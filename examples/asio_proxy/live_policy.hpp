@@ -14,6 +14,10 @@
 // with its synced list); a bad file, list or value is logged with its place and the old
 // snapshot keeps serving. A changed list file alone is swapped into its store in place
 // (memory_store::replace), once complete and stable (grayroute::list_file_watch).
+//
+// #12: a snapshot also carries the routes' health (health_feed.hpp) and its probes: a
+// reload keeps the feed when routes and health settings are unchanged, else the new
+// feed carries over each remaining route's state by name; on_reload restarts the probes.
 #ifndef GRAYROUTE_PROXY_LIVE_POLICY_HPP
 #define GRAYROUTE_PROXY_LIVE_POLICY_HPP
 
