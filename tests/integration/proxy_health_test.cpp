@@ -229,7 +229,7 @@ TEST_SUITE("proxy route health in the policy file") {
   // the open breaker of gray, whose name remains (its route id changes: beta comes first).
   TEST_CASE("[health], fallback and [[probes]]; a reload that changes the routes keeps gray open") {
     temp_dir dir;
-    backend production(dir, "production"), beta(dir, "beta");
+    backend production_a(dir, "production-a"), production_b(dir, "production-b"), beta(dir, "beta");
     const int gray_port = free_port();  // nothing listens there: gray is down from the start
     const int port = free_port();
     auto at = [](int p) { return "\"127.0.0.1:" + std::to_string(p) + "\""; };
@@ -239,25 +239,26 @@ TEST_SUITE("proxy route health in the policy file") {
                              "[[probes]]\nroute = \"gray\"\npath = \"/healthz\"\ninterval = \"100ms\"\nexpect = 200\n"
                              "[[rules]]\nname = \"office\"\nclient = \"10.1.0.0/16\"\nroute = \"gray\"\n"
                              "fallback = \"production\"\n";  // after [[rules]]: the policy's, like `default`
-    dir.write("policy.toml", head + "[routes]\nproduction = " + at(production.port()) + "\ngray = " + at(gray_port) +
-                                 "\n" + tail);
+    const std::string production = "[" + at(production_a.port()) + ", " + at(production_b.port()) + "]";
+    dir.write("policy.toml", head + "[routes]\nproduction = " + production + "\ngray = " + at(gray_port) + "\n" + tail);
     config_proxy proxy(dir, dir.file("policy.toml"), port, {"--watch-interval", "0"});
     REQUIRE(eventually([&] { return proxy.log().find("  metrics: http://") != std::string::npos; }));
     CHECK(proxy.log().find("route health: on, falling back to production; open after 2 connect failures") !=
           std::string::npos);
     CHECK(proxy.log().find("probe: route=gray path=/healthz interval=100ms expect=200 timeout=100ms") != std::string::npos);
     http_connection c(port);
-    // The probe's failures alone open gray (2 in a row); meanwhile a GET is retried on production.
-    CHECK(served(ask(c, get_request("/", {kListed}))) == "200 production (production; reason=fallback; rule=office)");
+    // The probe's failures alone open gray (2 in a row); meanwhile a GET is retried on
+    // production. Fallbacks and retries take production's servers in turn, like any request.
+    CHECK(served(ask(c, get_request("/", {kListed}))) == "200 production-a (production; reason=fallback; rule=office)");
     REQUIRE(eventually([&] { return proxy.log().find("health: route gray closed -> open (connect_failures)") != std::string::npos; }));
-    CHECK(served(ask(c, get_request("/", {kListed}))) == "200 production (production; reason=fallback; rule=office)");
+    CHECK(served(ask(c, get_request("/", {kListed}))) == "200 production-b (production; reason=fallback; rule=office)");
 
-    dir.write("policy.toml", head + "[routes]\nproduction = " + at(production.port()) + "\nbeta = " + at(beta.port()) +
+    dir.write("policy.toml", head + "[routes]\nproduction = " + production + "\nbeta = " + at(beta.port()) +
                                  "\ngray = " + at(gray_port) + "\n" + tail);
     proxy.proc().signal(SIGHUP);
     REQUIRE(eventually([&] { return proxy.log().find("policy reloaded (SIGHUP): 3 routes") != std::string::npos; }));
     http_connection after(port);
-    CHECK(served(ask(after, get_request("/", {kListed}))) == "200 production (production; reason=fallback; rule=office)");
+    CHECK(served(ask(after, get_request("/", {kListed}))) == "200 production-a (production; reason=fallback; rule=office)");
     const std::string health = http_get(port, "/-/grayroute/health").body;
     CHECK_MESSAGE(health.find(R"("beta":{"state":"closed")") != std::string::npos, health);
     CHECK_MESSAGE(health.find(R"("gray":{"state":"open")") != std::string::npos, health);
