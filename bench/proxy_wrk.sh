@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # grayroute-proxy vs stock nginx as plain reverse proxies to the same backend, under wrk
 # on loopback: one worker thread each, same concurrency, medians of several runs.
-# Also grayroute-proxy with routing off (--no-routing), and each proxy's CPU time per
-# request (from /proc), so the routing decision's share of a request is visible.
+# Also grayroute-proxy with routing off (--no-routing), with route health off (--health
+# off; it is on by default), and each proxy's CPU time per request (from /proc), so the
+# routing decision's and the health tracking's shares of a request are visible.
 #
 #   bench/proxy_wrk.sh [path/to/grayroute-proxy [path/to/grayroute-backend]]
 #   RUNS=3 DURATION=5 CONNECTIONS=50 LIST_SIZE=10000   (the defaults)
@@ -82,6 +83,9 @@ routing_pid=${pids[-1]}
 plain_port=$(free_port)
 start_proxy "$plain_port" --no-routing
 plain_pid=${pids[-1]}
+health_off_port=$(free_port)
+start_proxy "$health_off_port" --health off
+health_off_pid=${pids[-1]}
 
 # run NAME PORT PID: one wrk run; appends "rps p99_ms cpu_us_per_request" to $tmp/NAME.
 run() {
@@ -109,13 +113,14 @@ for i in $(seq "$runs"); do
   run nginx "$nginx_port" "$nginx_worker"
   run grayroute-proxy "$routing_port" "$routing_pid"
   run grayroute-proxy-no-routing "$plain_port" "$plain_pid"
+  run grayroute-proxy-health-off "$health_off_port" "$health_off_pid"
 done
 
 nginx_rps=$(column_median nginx 1)
 echo
 echo "| proxy (1 worker thread) | requests/s (median) | p99 latency | CPU per request | vs nginx |"
 echo "|---|---:|---:|---:|---:|"
-for name in nginx grayroute-proxy grayroute-proxy-no-routing; do
+for name in nginx grayroute-proxy grayroute-proxy-no-routing grayroute-proxy-health-off; do
   rps=$(column_median "$name" 1)
   printf '| %s | %.0f | %.2f ms | %.1f µs | %.0f%% |\n' "$name" "$rps" "$(column_median "$name" 2)" \
     "$(column_median "$name" 3)" "$(awk -v a="$rps" -v b="$nginx_rps" 'BEGIN { print 100 * a / b }')"
@@ -127,3 +132,8 @@ awk -v on="$on" -v off="$off" -v n="$list_size" 'BEGIN {
   printf "routing on - off (list of %d networks, X-Forwarded-For walk): %.2f µs of %.2f µs CPU per request = %.1f%%\n",
          n, on - off, on, 100 * (on - off) / on
   print "(a difference of medians, within run-to-run noise on a busy machine; bench_proxy measures the decision alone)" }'
+health_on_rps=$(column_median grayroute-proxy 1)
+health_off_rps=$(column_median grayroute-proxy-health-off 1)
+awk -v on="$health_on_rps" -v off="$health_off_rps" -v con="$on" -v coff="$(column_median grayroute-proxy-health-off 3)" 'BEGIN {
+  printf "route health on (default) vs --health off: %.1f%% of the requests/s; CPU per request %.2f vs %.2f µs\n",
+         100 * on / off, con, coff }'

@@ -10,6 +10,10 @@
 //   ?bytes=N         answer N bytes (&chunked=1: chunked), streamed
 //   a request body   is read and counted, not kept: X-Body-Bytes: <count>
 //   /-/connections   the number of TCP connections accepted so far
+//   /-/requests      requests received so far, other than /-/ ones (?method=POST: of that method)
+//   ?reset=NAME      when NAME is this backend's: read the request, then reset the
+//                    connection without a response byte
+//   --status N       answer N (e.g. 500) to everything but /-/ requests
 //
 // One thread per connection with blocking I/O: the simplest server that is still
 // fast enough not to be the bottleneck of the benchmark.
@@ -20,6 +24,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -47,6 +53,9 @@ namespace {
 constexpr std::uint64_t kNoBodyLimit = std::numeric_limits<std::uint64_t>::max();
 std::atomic<std::uint64_t> connections{0};
 char filler[64 * 1024];  // response bytes for ?bytes=N, filled once in main()
+unsigned answer_status = 200;  // --status
+std::mutex requests_mutex;
+std::map<std::string, std::uint64_t, std::less<>> requests_by_method;  // guarded by requests_mutex
 
 // The value of `name` in the query string, or "".
 std::string query_value(std::string_view target, std::string_view name) {
@@ -61,6 +70,13 @@ std::string query_value(std::string_view target, std::string_view name) {
     query.remove_prefix(amp == std::string_view::npos ? query.size() : amp + 1);
   }
   return "";
+}
+
+std::uint64_t requests_seen(std::string_view method) {
+  std::lock_guard<std::mutex> lock(requests_mutex);
+  std::uint64_t n = 0;
+  for (const auto& [m, count] : requests_by_method) n += method.empty() || m == method ? count : 0;
+  return n;
 }
 
 void serve(tcp::socket socket, const std::string& name, std::uint64_t ordinal) {
@@ -84,6 +100,15 @@ void serve(tcp::socket socket, const std::string& name, std::uint64_t ordinal) {
     const auto& req = parser.get();
     const std::string_view target(req.target().data(), req.target().size());
     const std::string_view path = target.substr(0, target.find('?'));
+    const bool own_page = path.substr(0, 3) == "/-/";
+    if (!own_page) {
+      std::lock_guard<std::mutex> lock(requests_mutex);
+      ++requests_by_method[std::string(req.method_string())];
+    }
+    if (query_value(target, "reset") == name) {
+      socket.set_option(asio::socket_base::linger(true, 0), ec);  // close() sends RST
+      return;
+    }
     if (const auto delay = query_value(target, "delay"); !delay.empty()) {
       // Tests wait for this line to know a request is in flight (stderr: unbuffered).
       std::fprintf(stderr, "delaying %.*s\n", static_cast<int>(target.size()), target.data());
@@ -122,10 +147,13 @@ void serve(tcp::socket socket, const std::string& name, std::uint64_t ordinal) {
       } while (!writer.is_done());
     } else {
       http::response<http::string_body> res{http::status::ok, req.version()};
+      if (!own_page) res.result(answer_status);
       common(res);
       res.set(http::field::content_type, "text/plain");
       if (path == "/-/connections") {
         res.body() = std::to_string(connections.load()) + "\n";
+      } else if (path == "/-/requests") {
+        res.body() = std::to_string(requests_seen(query_value(target, "method"))) + "\n";
       } else {
         res.body() = name + "\n";
         if (path == "/echo") {
@@ -157,12 +185,14 @@ int main(int argc, char** argv) {
       name = argv[i + 1];
     } else if (flag == "--listen") {
       listen = argv[i + 1];
+    } else if (flag == "--status") {
+      answer_status = static_cast<unsigned>(std::atoi(argv[i + 1]));
     } else {
       break;
     }
   }
   if (argc % 2 == 0 || (argc > 1 && std::string(argv[1]) == "--help")) {
-    std::fprintf(stderr, "usage: grayroute-backend [--name production] [--listen 127.0.0.1:8080]\n");
+    std::fprintf(stderr, "usage: grayroute-backend [--name production] [--listen 127.0.0.1:8080] [--status 200]\n");
     return 2;
   }
   std::memset(filler, 'x', sizeof filler);

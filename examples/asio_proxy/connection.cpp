@@ -14,6 +14,9 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "health_feed.hpp"
+#include "metrics_page.hpp"
+
 namespace grayroute_proxy {
 
 namespace asio = boost::asio;
@@ -96,6 +99,36 @@ bool connection::is_health_request() const {
   return std::string_view(target.data(), target.size()).substr(0, target.find('?')) == kHealthPath;
 }
 
+bool connection::is_metrics_request() const {
+  const auto target = request_->get().target();
+  return std::string_view(target.data(), target.size()).substr(0, target.find('?')) == kMetricsPath;
+}
+
+// Sent again only without a body and when sending twice is harmless (RFC 9110 9.2.2).
+bool connection::replayable() const {
+  return request_->is_done() && !framing_.chunked && framing_.content_length.value_or(0) == 0 &&
+         idempotent(request_->get().method());
+}
+
+void connection::report(grayroute::outcome o) {
+  if (snapshot_->health) snapshot_->health->record(route(), o, attempt_started_, std::chrono::steady_clock::now());
+}
+
+bool connection::fall_back() {
+  if (fell_back_ || !snapshot_->health) return false;
+  const auto to = snapshot_->health->retry_route(decision_);
+  if (!to) return false;
+  fell_back_ = true;
+  decision_.original_route = decision_.route;
+  decision_.route = *to;
+  decision_.reason = grayroute::route_reason::fallback;
+  pick_server();  // the fallback route's next server, round robin like any request's
+  upstream_.reset();
+  failure_ = failure::none;
+  attempt_ = -1;  // the fallback's pooled connection may be stale too: it gets its fresh retry
+  return true;
+}
+
 std::string connection::route_label() const {
   std::string label(route_name());
   label += "; reason=";
@@ -133,6 +166,12 @@ void connection::decide() {
     decision_ = grayroute::decision{grayroute::kProduction, grayroute::route_reason::default_route, {peer_, -1, "peer"}, {}, grayroute::kProduction};
   }
   context_.tier.settle(decision_, tier_);
+  // #12: an open route falls back, whoever decided (the rules or an upstream tier's token).
+  if (options_.routing_enabled && snapshot_->health) decision_ = snapshot_->health->apply(decision_, started_);
+  pick_server();
+}
+
+void connection::pick_server() {
   const auto& servers = snapshot_->servers[route()];
   server_ = &servers[worker_.next_server(route(), servers.size())];
   pool_ = &worker_.pool(server_->endpoint);
@@ -178,6 +217,7 @@ void connection::set_error_response() {
 }
 
 void connection::log_request(const char* reason, const char* error) {
+  if (reason == nullptr && !tunnel_over_ && snapshot_ && snapshot_->health) snapshot_->health->count_request(decision_, status_);
   if (!context_.log.enabled()) return;
   const auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_).count();
   char when[32];
@@ -208,6 +248,10 @@ void connection::log_request(const char* reason, const char* error) {
   line += routed ? route_name() : std::string_view("-");
   line += " reason=";
   line += routed ? grayroute::to_string(decision_.reason) : std::string_view(reason);
+  if (routed && decision_.reason == grayroute::route_reason::fallback) {  // #12: what the rules chose
+    line += " original_route=";
+    line += snapshot_->policy.route_name(decision_.original_route);
+  }
   line += " status=" + std::to_string(status_);
   line += " upstream=";
   line += routed ? std::string_view(server_->name) : std::string_view("-");
@@ -281,17 +325,19 @@ void connection::loop(beast::error_code ec, std::size_t) {
         log_request("malformed", rejected_);
         break;
       }
-      if (is_health_request()) {
-        {
+      if (is_health_request() || is_metrics_request()) {
+        if (is_health_request()) {
           std::string json = context_.live.health_json();
           context_.tier.append_status(json, context_.live.load()->policy);  // issue 13
           set_local_response(http::status::ok, json + "\n", "application/json");
+        } else {
+          set_local_response(http::status::ok, metrics_page(context_), kMetricsContentType);  // #12
         }
         keep_alive_ = request_->get().keep_alive() && request_->is_done() && !draining_;
         local_.keep_alive(keep_alive_);
         client_.expires_after(options_.client_timeout);
         BOOST_ASIO_CORO_YIELD http::async_write(client_, local_, next());
-        log_request("health");
+        log_request(is_health_request() ? "health" : "metrics");
         if (ec || !keep_alive_) break;
         continue;
       }
@@ -306,8 +352,10 @@ void connection::loop(beast::error_code ec, std::size_t) {
       // before answering is tried again, once, on a fresh connection when the request
       // had no body and is idempotent (as nginx does).
       failure_ = failure::none;
+      fell_back_ = false;
       for (attempt_ = 0;; ++attempt_) {
         upstream_ = pool_->take();
+        attempt_started_ = std::chrono::steady_clock::now();
         if (!upstream_->reused) {
           upstream_->stream.expires_after(options_.connect_timeout);
           BOOST_ASIO_CORO_YIELD upstream_->stream.async_connect(
@@ -315,6 +363,8 @@ void connection::loop(beast::error_code ec, std::size_t) {
           if (ec) {
             failure_ = failure::connect;
             error_ = ec;
+            report(ec == beast::error::timeout ? grayroute::outcome::timeout : grayroute::outcome::connect_failure);
+            if (fall_back()) continue;  // nothing was sent: any method may go elsewhere
             break;
           }
           upstream_->stream.socket().set_option(tcp::no_delay(true), ec);
@@ -354,10 +404,20 @@ void connection::loop(beast::error_code ec, std::size_t) {
           } while (!ec && response_->get().result_int() / 100 == 1 && response_->get().result_int() != 101);
           if (ec) failure_ = ec == beast::error::timeout ? failure::timeout : failure::upstream, error_ = ec;
         }
-        if (failure_ == failure::upstream && upstream_->reused && attempt_ == 0 && request_->is_done() &&
-            !framing_.chunked && framing_.content_length.value_or(0) == 0 && idempotent(request_->get().method())) {
-          failure_ = failure::none;
+        if (failure_ == failure::upstream && upstream_->reused && attempt_ == 0 && replayable()) {
+          failure_ = failure::none;  // a stale pooled connection: not the route's fault
           continue;
+        }
+        // #12: the attempt's outcome; a request lost before any response byte goes to the
+        // fallback route once, if sending it twice is harmless.
+        if (failure_ == failure::none) {
+          report(grayroute::outcome_of_status(response_->get().result_int()));
+        } else if (failure_ == failure::timeout) {
+          report(grayroute::outcome::timeout);
+        } else if (failure_ == failure::upstream) {
+          const bool nothing_back = failed_side_ == relay_side::output || !response_->got_some();
+          report(nothing_back ? grayroute::outcome::connect_failure : grayroute::outcome::status_5xx);
+          if (nothing_back && replayable() && fall_back()) continue;
         }
         break;
       }

@@ -24,6 +24,8 @@
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <grayroute/route_health.hpp>
+
 #include "forwarding.hpp"
 #include "relay.hpp"
 #include "server.hpp"
@@ -50,6 +52,10 @@ class connection : public session, public std::enable_shared_from_this<connectio
   bool skip_leading_empty_lines();
   bool accept_request();
   bool is_health_request() const;
+  bool is_metrics_request() const;
+  bool replayable() const;
+  void report(grayroute::outcome o);  // #12: this attempt's outcome into the route's health
+  bool fall_back();                   // #12: switch to the fallback route for one more attempt
   void set_local_response(http::status status, std::string body, const char* content_type = "text/plain");
   void set_error_response();
   void log_request(const char* reason, const char* error = nullptr);
@@ -57,6 +63,7 @@ class connection : public session, public std::enable_shared_from_this<connectio
   std::string_view route_name() const noexcept { return snapshot_->policy.route_name(route()); }
   std::string route_label() const;
   void decide();
+  void pick_server();
 
   worker& worker_;
   const proxy_context& context_;
@@ -90,6 +97,8 @@ class connection : public session, public std::enable_shared_from_this<connectio
   boost::beast::error_code error_;  // why the upstream failed, for the 502 body and the log
   const char* rejected_ = nullptr;  // why the request was refused, for the 400 body and the log
   int attempt_ = 0;
+  std::chrono::steady_clock::time_point attempt_started_;  // #12: an attempt's latency
+  bool fell_back_ = false;
   unsigned status_ = 0;
   unsigned client_version_ = 11;  // before plan_request makes it 1.1 for the upstream
   std::size_t skipped_empty_lines_ = 0;

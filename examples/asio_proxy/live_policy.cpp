@@ -196,8 +196,42 @@ live_policy::build_result live_policy::build(proxy_policy spec) const {
     }
     snapshot->servers.push_back(std::move(servers));
   }
+  build_health(spec, *snapshot, previous.get());
   out.snapshot = std::move(snapshot);
   return out;
+}
+
+// #12: the routes' health for `next`: the previous feed when the routes and the health
+// settings are the same, else a new one carrying over the routes that remain.
+void live_policy::build_health(const proxy_policy& spec, policy_snapshot& next, const policy_snapshot* previous) {
+  const grayroute::route_table& routes = next.policy.routes();
+  std::optional<grayroute::route_id> fallback;
+  if (!spec.fallback.empty()) {
+    fallback = routes.find(spec.fallback);
+    if (!fallback) throw policy_error(spec.fallback_where + ": \"" + spec.fallback + "\" is not a route");
+  }
+  for (probe_spec probe : spec.probes) {
+    const auto route = routes.find(probe.route_name);
+    if (!route) throw policy_error(probe.where + ": route \"" + probe.route_name + "\" is not a route");
+    probe.route = *route;
+    next.probes.push_back(std::move(probe));
+  }
+  if (previous && previous->health && previous->health->same_as(routes, spec.health_words, fallback)) {
+    next.health = previous->health;
+    return;
+  }
+  try {
+    next.health = std::make_shared<health_feed>(routes, spec.health, fallback);
+  } catch (const grayroute::config_error& e) {
+    throw policy_error("health \"" + spec.health_words + "\": " + without_library_prefix(e.what()));
+  }
+  next.health->words = spec.health_words;
+  if (previous && previous->health) next.health->carry_over(*previous->health);
+}
+
+live_policy::reload_counts live_policy::counts() const {
+  std::lock_guard<std::mutex> lock(status_mutex_);
+  return {last_load_, last_policy_load_, file_reloads_, file_rejected_, policy_reloads_, policy_rejected_};
 }
 
 void live_policy::apply(build_result next, const char* why) {
@@ -218,6 +252,7 @@ void live_policy::apply(build_result next, const char* why) {
                 file->store->size(), file->watch.path().c_str());
   }
   std::fflush(stdout);
+  if (on_reload_) on_reload_(next.snapshot);
 }
 
 void live_policy::rejected(const std::string& error, refused what, const char* why) {
@@ -382,6 +417,7 @@ std::string live_policy::health_json() const {
   policy["default"] = std::string(s->policy.route_name(s->policy.default_route()));
   out["policy"] = policy;
   out["lists"] = lists;
+  if (s->health) out["routes"] = json::parse(s->health->routes_json(std::chrono::steady_clock::now()));  // #12
   return out.dump();
 }
 

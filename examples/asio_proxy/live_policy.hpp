@@ -14,11 +14,16 @@
 // with its synced list); a bad file, list or value is logged with its place and the old
 // snapshot keeps serving. A changed list file alone is swapped into its store in place
 // (memory_store::replace), once complete and stable (grayroute::list_file_watch).
+//
+// #12: a snapshot also carries the routes' health (health_feed.hpp) and its probes: a
+// reload keeps the feed when routes and health settings are unchanged, else the new
+// feed carries over each remaining route's state by name; on_reload restarts the probes.
 #ifndef GRAYROUTE_PROXY_LIVE_POLICY_HPP
 #define GRAYROUTE_PROXY_LIVE_POLICY_HPP
 
 #include <cstdint>
 #include <ctime>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -31,8 +36,10 @@
 #include <grayroute/memory_store.hpp>
 #include <grayroute/policy.hpp>
 
+#include "health_feed.hpp"
 #include "options.hpp"
 #include "policy_file.hpp"
+#include "probes.hpp"
 
 GRAYROUTE_NAMESPACE_BEGIN
 class redis_store;  // redis_store.hpp (and hiredis) only in live_policy.cpp
@@ -69,6 +76,9 @@ struct policy_snapshot {
   std::string source;     // the policy file, or "flags"
   std::string client_ip;  // how the client is found, for the startup log
   std::vector<grayroute::key_source> rollout_keys;  // issue 13: the splits' key sources (with_pin_key)
+  // #12: the routes' health (kept or carried over by name across reloads) and the probes.
+  std::shared_ptr<health_feed> health;
+  std::vector<probe_spec> probes;  // routes resolved
 };
 
 class live_policy {
@@ -103,6 +113,15 @@ class live_policy {
 
   void stop();
 
+  /// #12: called on the control thread after a reload put `next` in service (probes follow it).
+  void on_reload(std::function<void(const std::shared_ptr<const policy_snapshot>& next)> f) { on_reload_ = std::move(f); }
+  /// #12: the reload figures of the metrics page.
+  struct reload_counts {
+    std::time_t last_load = 0, last_policy_load = 0;
+    std::uint64_t file_reloads = 0, file_rejected = 0, policy_reloads = 0, policy_rejected = 0;
+  };
+  reload_counts counts() const;
+
  private:
   struct watched_file {
     std::string list;
@@ -116,6 +135,7 @@ class live_policy {
 
   proxy_policy read_spec(const std::string* text) const;
   build_result build(proxy_policy spec) const;
+  static void build_health(const proxy_policy& spec, policy_snapshot& next, const policy_snapshot* previous);
   void apply(build_result next, const char* why);
   enum class refused { policy, list_file };
   void rejected(const std::string& error, refused what, const char* why);
@@ -135,6 +155,7 @@ class live_policy {
   std::time_t last_load_ = 0, last_policy_load_ = 0;
   std::uint64_t file_reloads_ = 0, file_rejected_ = 0, policy_reloads_ = 0, policy_rejected_ = 0;
   std::string last_error_;
+  std::function<void(const std::shared_ptr<const policy_snapshot>&)> on_reload_;  // #12
 };
 
 }  // namespace grayroute_proxy

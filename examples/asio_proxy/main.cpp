@@ -93,12 +93,19 @@ int main(int argc, char** argv) {
   app.add_option("--percent-ramp", c.percent_ramp, "steps or linear between schedule steps")->capture_default_str();
   app.add_option("--proxy-protocol-from", c.proxy_protocol_from,
                  "Balancer network (CIDR) whose connections must start with a PROXY v1/v2 header; repeat");
+  app.add_option("--health", o.health,
+                 "Route health: \"off\", or words over the defaults, e.g. \"error_ratio=50% min_requests=20 window=10s "
+                 "connect_failures=3 cooldown=10s probe=10% probe_successes=5 relative_margin=0\"")
+      ->capture_default_str();
+  app.add_option("--fallback-route", o.fallback_route, "Route a failing route falls back to (default: the first route)");
+  app.add_option("--probe", o.probes, "Active probe, repeatable: \"route=gray path=/healthz interval=1s expect=200\"");
   for (const char* routing : {"--production", "--gray", "--gray-list", "--gray-list-file", "--trusted-proxy",
                               "--client-ip-headers", "--percent", "--percent-key", "--percent-cookie", "--percent-seed",
                               "--force-header", "--force-cookie", "--redis", "--redis-user",
                               "--redis-db", "--redis-schema", "--redis-key",
                               "--decision-key-file", "--decision-header", "--decision-ttl", "--policy-version",
-                              "--pin-cookie", "--percent-schedule", "--percent-ramp", "--proxy-protocol-from"}) {
+                              "--pin-cookie", "--percent-schedule", "--percent-ramp", "--proxy-protocol-from",
+                              "--health", "--fallback-route", "--probe"}) {
     app.get_option(routing)->excludes(config);
   }
   CLI11_PARSE(app, argc, argv);

@@ -49,6 +49,11 @@ struct proxy_options {
   std::chrono::milliseconds upstream_idle_timeout{15000};
   std::chrono::milliseconds shutdown_timeout{30000};
   std::string access_log = "-";  // a file, "-" for stdout, "off"
+
+  // #12: route health (health_feed.hpp, probes.hpp)
+  std::string health = "on";             // grayroute::parse_health words; "off"
+  std::string fallback_route;            // "": the first route
+  std::vector<std::string> probes;       // "route=gray path=/healthz interval=1s expect=200"
 };
 
 /// Runs the proxy until SIGINT/SIGTERM; the exit status (server.cpp). Kept apart

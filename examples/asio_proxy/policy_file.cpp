@@ -15,6 +15,7 @@
 #include <toml++/toml.h>
 
 #include <grayroute/config_error.hpp>
+#include <grayroute/health_syntax.hpp>
 #include <grayroute/memory_store.hpp>
 #include <grayroute/policy.hpp>
 #include <grayroute/policy_syntax.hpp>
@@ -103,6 +104,12 @@ class reader {
         out_.listen_where = place_of(node->source(), path_) + ": listen";
       } else if (name == "default" || name == "force_header" || name == "force_cookie" || name == "force_route") {
         top_level(name, *node);
+      } else if (name == "health" || name == "fallback") {
+        health_key(name, *node);
+      } else if (name == "probes") {
+        const auto* probes = node->as_array();
+        if (!probes || !probes->is_array_of_tables()) fail(*node, "probes is an array of tables: write [[probes]]");
+        for (const toml::node& probe : *probes) read_probe(*probe.as_table());
       } else if (name == "client_ip") {
         client_ip(table(*node, "[client_ip]"));
       } else if (name == "routes") {
@@ -122,8 +129,8 @@ class reader {
         for (const toml::node& rule : *rules) read_rule(*rule.as_table());
       } else {
         fail(key->source(), "unknown key " + quoted(name) +
-                                " (listen, default, force_header, force_cookie, force_route, pin_cookie, [client_ip], "
-                                "[routes], [lists], [decision], [listener], [[rules]])");
+                                " (listen, default, force_header, force_cookie, force_route, health, fallback, pin_cookie, "
+                                "[client_ip], [routes], [lists], [decision], [listener], [[rules]], [health], [[probes]])");
       }
     }
     if (!routes) throw policy_error(path_ + ": no [routes] table (at least two routes, each with its servers)");
@@ -279,6 +286,85 @@ class reader {
         fail(*node, without_library_prefix(e.what()));
       }
     }
+
+  // #12: `health = "words"` or [health] (parse_health's words as keys), `fallback = "route"`.
+  void health_key(std::string_view name, const toml::node& node) {
+    const toml::node*& seen = name == "health" ? health_node_ : fallback_node_;
+    if (seen) fail(node, std::string(name) + " is already given at " + place_of(seen->source(), path_));
+    seen = &node;
+    if (name == "fallback") {
+      out_.fallback = text(node, "fallback");
+      out_.fallback_where = place_of(node.source(), path_) + ": fallback";
+      return;
+    }
+    std::string words;
+    if (const auto* t = node.as_table()) {
+      for (const auto& [key, value] : in_file_order(*t)) {
+        const std::string setting(key->str());
+        std::string word;
+        if (const auto* flag = value->as_boolean()) {
+          word = setting == "enabled" ? (flag->get() ? "on" : "off") : setting + (flag->get() ? "=on" : "=off");
+        } else if (const auto* number = value->as_integer()) {
+          word = setting + "=" + std::to_string(number->get());
+        } else if (const auto* string = value->as_string()) {
+          word = setting + "=" + string->get();
+        } else {
+          fail(*value, "health: " + setting + " is a string, an integer or true/false");
+        }
+        health_words(word, *key);  // each word placed on its own key
+        words += (words.empty() ? "" : " ") + word;
+      }
+    } else {
+      words = text(node, "health (parse_health's words, or a [health] table)");
+    }
+    out_.health = health_words(words, node);
+    out_.health_words = words.empty() ? "on" : words;
+  }
+
+  grayroute::health_config health_words(const std::string& words, const toml::node& node) const {
+    try {
+      return grayroute::parse_health(words);
+    } catch (const grayroute::config_error& e) {
+      fail(node, without_library_prefix(e.what()));
+    }
+  }
+  grayroute::health_config health_words(const std::string& words, const toml::key& key) const {
+    try {
+      return grayroute::parse_health(words);
+    } catch (const grayroute::config_error& e) {
+      fail(key.source(), without_library_prefix(e.what()));
+    }
+  }
+
+  // #12: [[probes]] route = "gray", path = "/healthz", interval = "1s", expect = 200, timeout = "500ms"
+  void read_probe(const toml::table& t) {
+    probe_spec spec;
+    const std::string what = "probe " + std::to_string(out_.probes.size() + 1);
+    spec.where = place_of(t.source(), path_) + ": " + what;
+    for (const auto& [key, node] : in_file_order(t)) {
+      const std::string_view name = key->str();
+      std::string value;
+      if (const auto* number = node->as_integer(); number && name == "expect") {
+        value = std::to_string(number->get());
+      } else {
+        value = text(*node, what + ": " + std::string(name));
+      }
+      try {
+        set_probe_setting(spec, name, value);
+      } catch (const std::runtime_error& e) {
+        fail(name == "route" || name == "path" || name == "interval" || name == "expect" || name == "timeout"
+                 ? node->source()
+                 : key->source(),
+             what + ": " + std::string(name) + " " + quoted(value) + ": " + e.what());
+      }
+      if (name == "route") spec.where = place_of(node->source(), path_) + ": " + what;
+    }
+    try {
+      finish_probe(spec);
+    } catch (const std::runtime_error& e) {
+      fail(t, what + ": " + e.what());
+    }
+    out_.probes.push_back(std::move(spec));
   }
 
   void client_ip(const toml::table& t) {
@@ -423,6 +509,8 @@ class reader {
         rule.seed = static_cast<std::uint32_t>(seed->get());
       } else if (name == "default" || name == "force_header" || name == "force_cookie" || name == "force_route") {
         top_level(name, *node);
+      } else if (name == "health" || name == "fallback") {
+        health_key(name, *node);  // after the last [[rules]], like `default` (see top_level)
       } else {
         fail(key->source(), what + ": unknown key " + quoted(name) +
                                 " (name, hosts, paths, list, client, header, cookie, arg, route, split, key, seed, "
@@ -498,6 +586,8 @@ class reader {
   const toml::node* consistency_node_ = nullptr;  // [decision] or pin_cookie, for their errors
   proxy_policy out_;
   node_map nodes_;
+  const toml::node* health_node_ = nullptr;
+  const toml::node* fallback_node_ = nullptr;
 };
 
 grayroute::redis_config redis_config_of(const redis_options& r) {
@@ -582,6 +672,21 @@ proxy_policy policy_from_flags(const proxy_options& options) {
   list.where = !list.file.empty() ? "--gray-list-file " + list.file : list.redis ? "--redis" : "--gray-list";
   out.lists.push_back(std::move(list));
   out.place = [](const std::string& message, const grayroute::policy_config&) { return without_library_prefix(message); };
+  // #12: route health
+  try {
+    out.health = grayroute::parse_health(options.health);
+  } catch (const grayroute::config_error& e) {
+    throw policy_error("--health \"" + options.health + "\": " + e.what());
+  }
+  out.health_words = options.health;
+  out.fallback = options.fallback_route;
+  for (const std::string& words : options.probes) {
+    try {
+      out.probes.push_back(parse_probe(words));
+    } catch (const std::runtime_error& e) {
+      throw policy_error(e.what());
+    }
+  }
   return out;
 }
 

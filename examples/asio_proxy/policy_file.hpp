@@ -16,9 +16,11 @@
 #include <vector>
 
 #include <grayroute/policy_config.hpp>
+#include <grayroute/route_health.hpp>
 #include <grayroute/redis_config.hpp>
 
 #include "options.hpp"
+#include "probes.hpp"
 
 namespace grayroute_proxy {
 
@@ -48,6 +50,12 @@ struct proxy_policy {
   grayroute::policy_config config;                // lists named, layers filled by live_policy
   std::vector<list_spec> lists;                   // in config.lists order
   consistency_options consistency;  // issue 13: [decision], pin_cookie, [listener] (read at start-up only)
+  // #12: route health (health_feed.hpp, probes.hpp); flags --health, --fallback-route, --probe
+  grayroute::health_config health;  // parse_health's; on with its defaults when nothing is said
+  std::string health_words = "on";  // the same as words, to compare across reloads
+  std::string fallback;             // "": the first route
+  std::string fallback_where = "--fallback-route";
+  std::vector<probe_spec> probes;   // route names resolved by live_policy
   /// Where a config_error the library raised while building `built` (this config with its
   /// stores) came from: "file:line:column: message". Flags: the message as it is.
   std::function<std::string(const std::string& message, const grayroute::policy_config& built)> place;

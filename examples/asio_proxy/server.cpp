@@ -8,7 +8,13 @@
 #include <stdexcept>
 #include <string>
 
+#include <memory>
+#include <vector>
+
 #include <boost/asio/post.hpp>
+
+#include "health_feed.hpp"
+#include "probes.hpp"
 
 namespace grayroute_proxy {
 
@@ -38,6 +44,21 @@ int serve(const proxy_options& o) {
     const proxy_protocol_gate gate(live.consistency().proxy_protocol_from);  // issue 13
     const proxy_context context{o, live, log, listen, tier, gate};
     server server(context, live);
+    // #12: the probes of the policy in service; a reload starts those of the new one.
+    std::unique_ptr<prober> probes;
+    auto start_probes = [&probes](const std::shared_ptr<const policy_snapshot>& s) {
+      if (probes) probes->stop();
+      probes.reset();
+      if (s->probes.empty()) return;
+      std::vector<std::vector<tcp::endpoint>> servers;
+      for (const auto& route : s->servers) {
+        servers.emplace_back();
+        for (const upstream_server& server : route) servers.back().push_back(server.endpoint);
+      }
+      probes = std::make_unique<prober>(s->health, s->probes, std::move(servers));
+    };
+    start_probes(live.load());
+    live.on_reload(start_probes);
 
     std::printf("grayroute-proxy %s listening on http://%s (%u thread%s)\n", GRAYROUTE_VERSION_STRING,
                 text_of(listen).c_str(), o.threads, o.threads == 1 ? "" : "s");
@@ -46,7 +67,12 @@ int serve(const proxy_options& o) {
     std::printf("%s", tier.describe().c_str());
     if (gate.enabled()) std::printf("  PROXY protocol: required from %s, refused from others\n", gate.describe().c_str());
     std::printf("  health: http://%s/-/grayroute/health\n", text_of(listen).c_str());
+    std::printf("  route health: %s\n", live.load()->health->describe().c_str());
+    for (const auto& probe : live.load()->probes) std::printf("  probe: %s\n", probe.text.c_str());
+    std::printf("  metrics: http://%s/-/grayroute/metrics\n", text_of(listen).c_str());
     server.run();
+    live.on_reload({});
+    if (probes) probes->stop();
     live.stop();
     std::printf("grayroute-proxy stopped\n");
   } catch (const std::exception& e) {

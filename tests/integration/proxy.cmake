@@ -25,9 +25,18 @@ if(GRAYROUTE_BUILD_EXAMPLES AND Boost_FOUND AND GRAYROUTE_CLI11_INCLUDE AND toml
                      SOURCES proxy_decision_tier_test.cpp ${PROJECT_SOURCE_DIR}/examples/asio_proxy/decision_tier.cpp
                              ${PROJECT_SOURCE_DIR}/examples/asio_proxy/proxy_protocol_accept.cpp
                      LIBRARIES grayroute_asio nlohmann_json::nlohmann_json)
+  # Route health (#12): the metrics page is read by the same Prometheus parser as the library's.
+  grayroute_add_test(proxy_health_test SOURCES integration/proxy_health_test.cpp LIBRARIES Threads::Threads LABELS server)
+  target_compile_definitions(proxy_health_test PRIVATE GRAYROUTE_PROXY_BIN="$<TARGET_FILE:grayroute-proxy>"
+                                                       GRAYROUTE_BACKEND_BIN="$<TARGET_FILE:grayroute-backend>"
+                                                       GRAYROUTE_PYTHON3="${GRAYROUTE_SYSTEM_PYTHON3}"
+                                                       GRAYROUTE_METRICS_CHECK="${PROJECT_SOURCE_DIR}/tests/health_metrics_check.py")
+  add_dependencies(proxy_health_test grayroute-proxy grayroute-backend)
+  set_tests_properties(proxy_health_test PROPERTIES TIMEOUT 120)
 endif()
 if(TARGET proxy_server_test AND GRAYROUTE_HAS_REDIS)
   target_compile_definitions(proxy_server_test PRIVATE GRAYROUTE_PROXY_HAS_REDIS=1)
+  target_compile_definitions(proxy_health_test PRIVATE GRAYROUTE_PROXY_HAS_REDIS=1)
   # --config with the issue's example policy file: real backends and a real redis-server.
   grayroute_add_test(proxy_policy_test SOURCES integration/proxy_policy_test.cpp LIBRARIES Threads::Threads LABELS server)
   target_compile_definitions(proxy_policy_test PRIVATE GRAYROUTE_PROXY_BIN="$<TARGET_FILE:grayroute-proxy>"

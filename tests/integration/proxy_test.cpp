@@ -166,7 +166,8 @@ TEST_SUITE("proxy protocol") {
     temp_dir dir;
     backend production(dir, "production");
     const int gray_port = free_port();  // nothing listens here yet
-    proxy p(dir, production.port(), gray_port, with({"--gray-list", "10.1.0.0/16"}));
+    // --health off: no fallback to production (proxy_health_test.cpp has the default).
+    proxy p(dir, production.port(), gray_port, with({"--gray-list", "10.1.0.0/16", "--health", "off"}));
 
     auto r = get_as(p.port(), "10.1.2.3");
     CHECK(r.status == 502);

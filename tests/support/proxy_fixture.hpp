@@ -43,9 +43,12 @@ inline long memory_kib(pid_t pid, const char* field = "VmRSS") { return proc_sta
 /// grayroute-backend: answers with its name; see examples/asio_proxy/backend.cpp.
 class backend {
  public:
-  backend(const temp_dir& dir, const std::string& name, int port = 0) : port_(port ? port : free_port()) {
-    process_ = process({GRAYROUTE_BACKEND_BIN, "--name", name, "--listen", "127.0.0.1:" + std::to_string(port_)},
-                       dir.file(name + "-" + std::to_string(port_) + ".log"));
+  /// `args`: more flags (`--status 500`).
+  backend(const temp_dir& dir, const std::string& name, int port = 0, const std::vector<std::string>& args = {})
+      : port_(port ? port : free_port()) {
+    std::vector<std::string> argv = {GRAYROUTE_BACKEND_BIN, "--name", name, "--listen", "127.0.0.1:" + std::to_string(port_)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    process_ = process(argv, dir.file(name + "-" + std::to_string(port_) + ".log"));
     if (!wait_for_port(port_)) throw std::runtime_error("grayroute-backend did not start: " + process_.log());
   }
   int port() const { return port_; }
