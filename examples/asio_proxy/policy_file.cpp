@@ -286,6 +286,7 @@ class reader {
         fail(*node, without_library_prefix(e.what()));
       }
     }
+  }
 
   // #12: `health = "words"` or [health] (parse_health's words as keys), `fallback = "route"`.
   void health_key(std::string_view name, const toml::node& node) {
