@@ -100,7 +100,8 @@ TEST_SUITE("policy schedule") {
     std::vector<std::string> beta;
     for (int u = 0; u < 2000; ++u) {
       g_now = kStart - kHour;
-      const std::vector<header> headers{{"X-User-Id", "u" + std::to_string(u)}};
+      const std::string id = "u" + std::to_string(u);  // a header holds views: the id must outlive it
+      const std::vector<header> headers{{"X-User-Id", id}};
       grayroute::request_view view;
       view.peer = *grayroute::parse_ip("198.51.100.7");
       const bool was_beta = p.decide(view, headers).route == 2;
