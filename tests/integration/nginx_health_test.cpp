@@ -340,6 +340,31 @@ TEST_SUITE("nginx route health") {
     CHECK(http_get(s.front, "/-/grayroute/status").body.find("{\"route\":\"beta\",\"state\":\"open\"") != std::string::npos);
   }
 
+  TEST_CASE("a rule's fallback= names where its decisions go when their route is open") {
+    health_setup s;
+    s.dir.write("gray_broken", "");
+    nginx_server nginx(s.dir, s.http_extra("grayroute_health min_requests=3 cooldown=60s;", R"(
+  location / {
+      grayroute_routes production gray beta;
+      grayroute_route production=client1 gray=client2 beta=graybox;
+      grayroute_rule beta-users header:X-Beta=1 route=beta fallback=gray;
+      add_header X-Grayroute "$grayroute_route $grayroute_reason $grayroute_rule" always;
+      proxy_pass http://$grayroute_upstream;
+  })"),
+                       "");
+    REQUIRE(wait_for_port(s.front));
+    const std::vector<std::pair<std::string, std::string>> beta{{"X-Beta", "1"}};
+    for (int i = 0; i < 3; ++i) CHECK(header_value(http_get(s.front, "/", beta), "X-Grayroute") == "beta match beta-users");
+    const http_reply r = http_get(s.front, "/", beta);
+    CHECK(r.status == 200);
+    CHECK(header_value(r, "X-Grayroute") == "gray fallback beta-users");
+    const auto m = s.metrics();
+    CHECK(m.at(state("beta", "open")) == 1);
+    CHECK(m.at(requests("gray", "fallback", "2xx")) == 1);
+    const std::string to_production = requests("production", "fallback", "2xx");
+    CHECK((m.count(to_production) == 0 || m.at(to_production) == 0));
+  }
+
   TEST_CASE("a reload keeps the zone: an open breaker stays open in the new workers") {
     health_setup s;
     s.dir.write("gray_broken", "");
