@@ -290,6 +290,32 @@ TEST_SUITE("health") {
     }
   }
 
+  TEST_CASE("apply_health: the rule's fallback comes before the configured one and the first route") {
+    fixture f;
+    f.record(kGray, outcome::connect_failure, 3);
+    grayroute::decision ruled = decided(kGray);
+    ruled.fallback_route = grayroute::route_id{2};
+    const auto beta = grayroute::apply_health(ruled, f.health, f.now, kProduction);
+    CHECK(beta.route == 2);
+    CHECK(beta.reason == grayroute::route_reason::fallback);
+    CHECK(beta.original_route == kGray);
+    CHECK(grayroute::fallback_for(ruled, kProduction) == grayroute::route_id{2});
+    // Without one, the configured fallback, then the first route.
+    CHECK(grayroute::fallback_for(decided(kGray), grayroute::route_id{2}) == grayroute::route_id{2});
+    CHECK(grayroute::fallback_for(decided(kGray)) == kProduction);
+    // A rule may make production fall back (configured), and a route never falls back to itself.
+    f.record(kProduction, outcome::connect_failure, 3);
+    grayroute::decision production = decided(kProduction);
+    production.fallback_route = kGray;
+    CHECK(grayroute::apply_health(production, f.health, f.now).route == kGray);
+    grayroute::decision on_it = decided(2);
+    on_it.fallback_route = grayroute::route_id{2};
+    CHECK(grayroute::fallback_for(on_it) == std::nullopt);
+    grayroute::decision forced = decided(kGray, grayroute::route_reason::header);
+    forced.fallback_route = grayroute::route_id{2};
+    CHECK(grayroute::apply_health(forced, f.health, f.now).route == kGray);
+  }
+
   TEST_CASE("apply_health: production never falls back unless configured") {
     fixture f;
     f.record(kProduction, outcome::connect_failure, 3);

@@ -470,6 +470,8 @@ TEST_SUITE("policy configuration errors") {
         {"r header:X(Beta route=beta", "rule \"r\": header: header name \"X(Beta\" is not a token"},
         {"r cookie:a;b route=beta", "cookie name \"a;b\" is not a token"},
         {"r split=gray:5 key=header:X(Y", "rule \"r\": key: header name \"X(Y\" is not a token"},
+        {"r route=gray fallback=nowhere", "rule \"r\": fallback: unknown route \"nowhere\""},
+        {"r route=beta fallback=beta", "rule \"r\": fallback \"beta\" is the rule's own route"},
     };
     for (const auto& c : cases) {
       policy_config config = three_routes();
@@ -480,6 +482,28 @@ TEST_SUITE("policy configuration errors") {
       });
       CHECK_MESSAGE(message.find(c.message) != std::string::npos, c.rule, " -> ", message);
     }
+  }
+
+  TEST_CASE("a rule's fallback travels with its decisions; without one, none") {
+    memory_store s;
+    s.insert(*parse_network("10.0.0.0/8"), 1);
+    policy_config c = three_routes();
+    c.lists.push_back({"qa", {store_ref(s)}});
+    c.rules.push_back(parse_rule("listed list=qa fallback=beta"));
+    c.rules.push_back(parse_rule("api path=/api/ route=gray"));
+    c.rules.push_back(parse_rule("rollout split=beta:100 fallback=gray"));
+    const policy p(c);
+    auto fallback_of = [&](const char* peer, const char* path) {
+      request_view view;
+      view.peer = *parse_ip(peer);
+      view.path = path;
+      return p.decide(view, std::vector<header>{}).fallback_route;
+    };
+    CHECK(fallback_of("10.1.2.3", "/") == grayroute::route_id{2});   // listed -> gray, falls back to beta
+    CHECK(fallback_of("192.0.2.1", "/api/x") == std::nullopt);       // the adapter's, or the first route
+    CHECK(fallback_of("192.0.2.1", "/") == grayroute::route_id{1});  // split -> beta, falls back to gray
+    // A split or list rule may name a route it can also choose: those decisions keep it.
+    CHECK(parse_rule("r split=gray:5 fallback=gray").fallback == "gray");
   }
 
   TEST_CASE("policy-level mistakes") {
@@ -547,10 +571,12 @@ TEST_SUITE("policy configuration errors") {
 
   TEST_CASE("spelling mistakes name the word") {
     CHECK(error_of([] { (void)parse_rule("r hots=a route=beta"); }) ==
-          "grayroute: rule \"r\": unknown word \"hots=a\" (host= path= list= client= header: cookie: arg: route= split= key= seed=)");
+          "grayroute: rule \"r\": unknown word \"hots=a\" (host= path= list= client= header: cookie: arg: route= split= key= seed= fallback=)");
     CHECK(error_of([] { (void)parse_rule("r route=a route=b"); }) ==
           "grayroute: rule \"r\": \"route=b\" repeats a word that may appear once");
     CHECK(error_of([] { (void)parse_rule("r route="); }) == "grayroute: rule \"r\": \"route=\" has no value");
+    CHECK(error_of([] { (void)parse_rule("r route=gray fallback=a fallback=b"); }) ==
+          "grayroute: rule \"r\": \"fallback=b\" repeats a word that may appear once");
     CHECK(error_of([] { (void)parse_rule("r client=10.0.0.1/8 route=gray"); }) ==
           "grayroute: rule \"r\": client \"10.0.0.1/8\": not an address or network (a network must have no host bits set)");
     CHECK(error_of([] { (void)parse_rule("r seed=x split=gray:1"); }) ==

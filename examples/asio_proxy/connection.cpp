@@ -163,7 +163,7 @@ void connection::decide() {
     const std::string_view pin = tier_.pin ? tier_.pin->view() : std::string_view();
     decision_ = snapshot_->policy.decide(grayroute::request_view{peer_, host, target, {}, pin}, headers);
   } else {
-    decision_ = grayroute::decision{grayroute::kProduction, grayroute::route_reason::default_route, {peer_, -1, "peer"}, {}, grayroute::kProduction};
+    decision_ = grayroute::decision{grayroute::kProduction, grayroute::route_reason::default_route, {peer_, -1, "peer"}, {}, grayroute::kProduction, {}};
   }
   context_.tier.settle(decision_, tier_);
   // #12: an open route falls back, whoever decided (the rules or an upstream tier's token).

@@ -119,12 +119,11 @@ bool health_feed::same_as(const grayroute::route_table& routes, const std::strin
 }
 
 std::optional<grayroute::route_id> health_feed::retry_route(const grayroute::decision& d) noexcept {
-  if (!enabled() || d.reason == grayroute::route_reason::header || d.reason == grayroute::route_reason::cookie) {
-    return std::nullopt;
-  }
-  const grayroute::route_id to = fallback_.value_or(grayroute::kProduction);
-  if (d.route == to) return std::nullopt;  // production never falls back unless --fallback-route says so
-  if (d.route < routes_.size()) retries_[d.route].fetch_add(1, std::memory_order_relaxed);
+  if (!enabled()) return std::nullopt;
+  // The rule's fallback, else --fallback-route / `fallback`, else the first route (which
+  // itself falls back only where one of those says so).
+  const auto to = grayroute::fallback_for(d, fallback_);
+  if (to && d.route < routes_.size()) retries_[d.route].fetch_add(1, std::memory_order_relaxed);
   return to;
 }
 

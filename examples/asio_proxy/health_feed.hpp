@@ -65,7 +65,8 @@ class health_feed {
   }
 
   /// Where a request whose attempt on `d.route` failed before any response byte may be
-  /// sent once more: the fallback route, unless health is off, `d` already is on it, or
+  /// sent once more: the fallback route (the rule's, else `fallback`, else the first
+  /// route: grayroute::fallback_for), unless health is off, `d` already is on it, or
   /// the route was forced by header or cookie (whoever forces a route wants to see it
   /// fail). Counts the retry.
   std::optional<grayroute::route_id> retry_route(const grayroute::decision& d) noexcept;

@@ -510,12 +510,14 @@ class reader {
         rule.seed = static_cast<std::uint32_t>(seed->get());
       } else if (name == "default" || name == "force_header" || name == "force_cookie" || name == "force_route") {
         top_level(name, *node);
-      } else if (name == "health" || name == "fallback") {
+      } else if (name == "fallback") {
+        rule.fallback = text(*node, what + ": fallback");  // the rule's own (#12); the policy's goes before the tables
+      } else if (name == "health") {
         health_key(name, *node);  // after the last [[rules]], like `default` (see top_level)
       } else {
         fail(key->source(), what + ": unknown key " + quoted(name) +
                                 " (name, hosts, paths, list, client, header, cookie, arg, route, split, key, seed, "
-                                "schedule, ramp)");
+                                "schedule, ramp, fallback)");
       }
     }
     if (schedule || ramp || scheduled_share) read_schedule(rule, what, schedule, ramp, scheduled_share, scheduled_index);

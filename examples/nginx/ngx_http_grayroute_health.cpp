@@ -359,13 +359,17 @@ std::string health_json(const decide_state& s) {
 void guard_health(ngx_http_request_t* r, decide_state& s, const std::vector<grayroute::route_id>& health_route,
                   grayroute::decision& d) noexcept {
   if (!s.health || d.route >= health_route.size()) return;
-  // Asked in the zone's ids; the fallback is the location's first route.
+  // Asked in the zone's ids; the fallback is the deciding rule's (fallback=), else the
+  // location's first route.
+  const grayroute::route_id to = d.fallback_route.value_or(grayroute::kProduction);
+  if (to >= health_route.size()) return;
   grayroute::decision shared = d;
   shared.route = health_route[d.route];
-  shared = grayroute::apply_health(shared, *s.health, now_ms(), health_route.front());
+  shared.fallback_route = health_route[to];
+  shared = grayroute::apply_health(shared, *s.health, now_ms());
   if (shared.reason == grayroute::route_reason::fallback) {
     d.original_route = d.route;
-    d.route = 0;
+    d.route = to;
     d.reason = grayroute::route_reason::fallback;
   }
   auto* note = static_cast<routed_note*>(ngx_palloc(r->pool, sizeof(routed_note)));

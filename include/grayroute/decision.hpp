@@ -12,6 +12,7 @@
 #define GRAYROUTE_DECISION_HPP
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "client_ip.hpp"
@@ -66,6 +67,10 @@ struct decision {
   std::string_view rule;
   /// With reason `fallback`: the route the rules chose, which was unhealthy; `route` serves instead.
   route_id original_route = kProduction;
+  /// Where this decision goes when its route is open: the deciding rule's fallback
+  /// (rule_config::fallback); nullopt: the adapter's fallback setting, else the first
+  /// route. Read by apply_health (health_table.hpp).
+  std::optional<route_id> fallback_route;
 };
 
 GRAYROUTE_NAMESPACE_END

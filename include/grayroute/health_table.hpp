@@ -382,21 +382,29 @@ class health_table {
   std::uint32_t probe_period_ = 10;
 };
 
+/// Where `d` goes when its route fails: the deciding rule's fallback (d.fallback_route),
+/// else `configured` (the adapter's fallback setting), else the first route; nullopt when
+/// `d` never falls back: it is on that route already (so the first route falls back only
+/// where a fallback is configured), or it was forced by header or cookie (whoever forces a
+/// route wants to see it, broken or not).
+inline std::optional<route_id> fallback_for(const decision& d, std::optional<route_id> configured = std::nullopt) noexcept {
+  if (d.reason == route_reason::header || d.reason == route_reason::cookie) return std::nullopt;
+  const route_id to = d.fallback_route ? *d.fallback_route : configured.value_or(kProduction);
+  if (d.route == to) return std::nullopt;
+  return to;
+}
+
 /// The decision with the route's health applied: when `d.route` is open (or half_open
-/// and this decision is not a probe), route = the fallback, reason = fallback,
-/// original_route = the route the rules chose; d.rule is kept. `fallback` is the
-/// deciding rule's fallback route; without one, the first route (production), and the
-/// first route itself never falls back. Forced decisions (reason header or cookie) are
-/// kept: whoever forces a route wants to see it, broken or not. The fallback route is
-/// used even if it is open too (there is nothing better). Never throws or allocates.
+/// and this decision is not a probe) and fallback_for(d, fallback) names a route,
+/// route = that route, reason = fallback, original_route = the route the rules chose;
+/// d.rule is kept. The fallback route is used even if it is open too (there is nothing
+/// better). Never throws or allocates.
 inline decision apply_health(decision d, health_table& health, std::chrono::milliseconds now,
                              std::optional<route_id> fallback = std::nullopt) noexcept {
-  if (!fallback && d.route == kProduction) return d;
-  const route_id to = fallback ? *fallback : kProduction;
-  if (d.route == to || d.reason == route_reason::header || d.reason == route_reason::cookie) return d;
-  if (health.admit(d.route, now)) return d;
+  const std::optional<route_id> to = fallback_for(d, fallback);
+  if (!to || health.admit(d.route, now)) return d;
   d.original_route = d.route;
-  d.route = to;
+  d.route = *to;
   d.reason = route_reason::fallback;
   return d;
 }

@@ -157,13 +157,13 @@ class policy {
       if (!conditions_hold(r, f, query)) continue;
       switch (r.action) {
         case action_kind::route:
-          return decided(d, r.route, route_reason::match, r.name);
+          return decided(d, r.route, route_reason::match, r.name, r.fallback);
         case action_kind::list:
           if (*listed >= routes_.size()) continue;
-          return decided(d, *listed, route_reason::list, r.name);
+          return decided(d, *listed, route_reason::list, r.name, r.fallback);
         case action_kind::split:
           if (const auto route = split(r, f, request, query, d.client.address)) {
-            return decided(d, *route, route_reason::percentage, r.name);
+            return decided(d, *route, route_reason::percentage, r.name, r.fallback);
           }
           continue;
       }
@@ -226,10 +226,12 @@ class policy {
  private:
   enum class action_kind : std::uint8_t { route, list, split };
 
-  static decision decided(decision& d, route_id route, route_reason reason, std::string_view rule = {}) noexcept {
+  static decision decided(decision& d, route_id route, route_reason reason, std::string_view rule = {},
+                          std::optional<route_id> fallback = std::nullopt) noexcept {
     d.route = route;
     d.reason = reason;
     d.rule = rule;
+    d.fallback_route = fallback;
     return d;
   }
 
@@ -272,6 +274,7 @@ class policy {
     std::vector<key_compiled> key;
     std::uint32_t seed = 0;
     std::vector<timed_share> timed;  // by share, when one has a schedule; else empty
+    std::optional<route_id> fallback;  // rule_config::fallback; nullopt: the adapter's
 
     bool has_hosts() const noexcept { return !exact_hosts.empty() || !host_suffixes.empty(); }
 
@@ -535,6 +538,13 @@ class policy {
     }
     if (r.action != action_kind::split && (!in.key.empty() || in.seed != 0)) {
       detail::throw_config_error(what + ": a key or seed without a split");
+    }
+    if (!in.fallback.empty()) {
+      r.fallback = routes_.require(in.fallback, what + ": fallback");
+      if (r.action == action_kind::route && *r.fallback == r.route) {
+        detail::throw_config_error(what + ": fallback " + detail::quote_value(in.fallback) +
+                                   " is the rule's own route (it would fall back to itself)");
+      }
     }
     rules_.push_back(std::move(r));
   }

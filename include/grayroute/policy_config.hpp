@@ -122,6 +122,10 @@ struct rule_config {
   std::vector<route_share> split;
   std::vector<key_source> key;  ///< split key; empty: the client address
   std::uint32_t seed = 0;       ///< another seed picks an independent set of keys
+
+  /// Where this rule's decisions go when their route's breaker is open (health_table.hpp);
+  /// "": the adapter's fallback setting, else the first route. Not the rule's own fixed route.
+  std::string fallback;
 };
 
 /// A named gray list: one or more layers, the first that lists an address answers

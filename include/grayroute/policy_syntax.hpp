@@ -19,6 +19,7 @@
 //   split=gray:10,beta:0.5               action: sticky shares in percent, step 0.0001
 //   key=header:X-User-Id,cookie:uid,ip   split key: the first source present (also arg:NAME, given)
 //   seed=N                               split seed (default 0)
+//   fallback=NAME                        where the rule's decisions go when their route is open
 // A rule with list= and neither route= nor split= sends the client where the list says.
 #ifndef GRAYROUTE_POLICY_SYNTAX_HPP
 #define GRAYROUTE_POLICY_SYNTAX_HPP
@@ -163,7 +164,8 @@ template <class Words>
   rule_config r;
   r.name = std::string(name);
   const std::string what = "rule " + detail::quote_value(name);
-  bool have_list = false, have_route = false, have_split = false, have_key = false, have_seed = false;
+  bool have_list = false, have_route = false, have_split = false, have_key = false, have_seed = false,
+       have_fallback = false;
   auto once = [&](bool& seen, std::string_view word) {
     if (seen) detail::throw_config_error(what + ": " + detail::quote_value(word) + " repeats a word that may appear once");
     seen = true;
@@ -192,6 +194,9 @@ template <class Words>
     } else if (assignment && key == "route") {
       once(have_route, word);
       r.route = std::string(value);
+    } else if (assignment && key == "fallback") {
+      once(have_fallback, word);
+      r.fallback = std::string(value);
     } else if (assignment && key == "split") {
       once(have_split, word);
       r.split = parse_split(value);
@@ -215,7 +220,7 @@ template <class Words>
       const std::string_view bare = !word.empty() && word.front() == '!' ? word.substr(1) : word;
       if (!detail::split_field(bare, kind, field_name)) {
         detail::throw_config_error(what + ": unknown word " + detail::quote_value(word) +
-                                   " (host= path= list= client= header: cookie: arg: route= split= key= seed=)");
+                                   " (host= path= list= client= header: cookie: arg: route= split= key= seed= fallback=)");
       }
       r.fields.push_back(parse_condition(word));
     }

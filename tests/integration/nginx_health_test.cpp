@@ -90,6 +90,20 @@ std::string state(const std::string& route, const std::string& s) {
   return "grayroute_breaker_state{route=\"" + route + "\",state=\"" + s + "\"}";
 }
 
+// A location over production, gray and beta (beta on the broken backend) whose rule
+// beta-users sends X-Beta: 1 to beta; `more` adds words to that rule.
+std::string beta_location(const std::string& more) {
+  return R"(
+  location / {
+      grayroute_routes production gray beta;
+      grayroute_route production=client1 gray=client2 beta=graybox;
+      grayroute_rule beta-users header:X-Beta=1 route=beta)" +
+         more + R"(;
+      add_header X-Grayroute "$grayroute_route $grayroute_reason $grayroute_rule" always;
+      proxy_pass http://$grayroute_upstream;
+  })";
+}
+
 }  // namespace
 
 TEST_SUITE("nginx route health") {
@@ -310,14 +324,7 @@ TEST_SUITE("nginx route health") {
   TEST_CASE("a route only a location's policy names has its breaker; its fallback keeps the rule") {
     health_setup s;
     s.dir.write("gray_broken", "");
-    nginx_server nginx(s.dir, s.http_extra("grayroute_health min_requests=3 cooldown=60s;", R"(
-  location / {
-      grayroute_routes production gray beta;
-      grayroute_route production=client1 gray=client2 beta=graybox;
-      grayroute_rule beta-users header:X-Beta=1 route=beta;
-      add_header X-Grayroute "$grayroute_route $grayroute_reason $grayroute_rule" always;
-      proxy_pass http://$grayroute_upstream;
-  })"),
+    nginx_server nginx(s.dir, s.http_extra("grayroute_health min_requests=3 cooldown=60s;", beta_location("")),
                        "");
     REQUIRE(wait_for_port(s.front));
     const std::vector<std::pair<std::string, std::string>> beta{{"X-Beta", "1"}};
@@ -338,6 +345,24 @@ TEST_SUITE("nginx route health") {
     CHECK(m.at(state("gray", "closed")) == 1);
     CHECK(m.at(requests("production", "fallback", "2xx")) == 1);
     CHECK(http_get(s.front, "/-/grayroute/status").body.find("{\"route\":\"beta\",\"state\":\"open\"") != std::string::npos);
+  }
+
+  TEST_CASE("a rule's fallback= names where its decisions go when their route is open") {
+    health_setup s;
+    s.dir.write("gray_broken", "");
+    nginx_server nginx(s.dir, s.http_extra("grayroute_health min_requests=3 cooldown=60s;", beta_location(" fallback=gray")),
+                       "");
+    REQUIRE(wait_for_port(s.front));
+    const std::vector<std::pair<std::string, std::string>> beta{{"X-Beta", "1"}};
+    for (int i = 0; i < 3; ++i) CHECK(header_value(http_get(s.front, "/", beta), "X-Grayroute") == "beta match beta-users");
+    const http_reply r = http_get(s.front, "/", beta);
+    CHECK(r.status == 200);
+    CHECK(header_value(r, "X-Grayroute") == "gray fallback beta-users");
+    const auto m = s.metrics();
+    CHECK(m.at(state("beta", "open")) == 1);
+    CHECK(m.at(requests("gray", "fallback", "2xx")) == 1);
+    const std::string to_production = requests("production", "fallback", "2xx");
+    CHECK((m.count(to_production) == 0 || m.at(to_production) == 0));
   }
 
   TEST_CASE("a reload keeps the zone: an open breaker stays open in the new workers") {

@@ -53,6 +53,12 @@ http_reply ask(http_connection& c, const std::string& request) {
   return c.read_response();
 }
 
+// `request` on a connection of its own.
+http_reply ask_once(int port, const std::string& request) {
+  http_connection c(port);
+  return ask(c, request);
+}
+
 // "200 production (production; reason=fallback; rule=list)": status, X-Backend and X-Grayroute.
 std::string served(const http_reply& r) {
   return std::to_string(r.status) + " " + header(r.headers, "X-Backend") + " (" + header(r.headers, "X-Grayroute") + ")";
@@ -233,12 +239,11 @@ TEST_SUITE("proxy route health in the policy file") {
     const int gray_port = free_port();  // nothing listens there: gray is down from the start
     const int port = free_port();
     auto at = [](int p) { return "\"127.0.0.1:" + std::to_string(p) + "\""; };
-    const std::string head = "listen = " + at(port) + "\n" +
+    const std::string head = "listen = " + at(port) + "\nfallback = \"production\"\n" +
                              "[client_ip]\ntrusted_proxies = [\"127.0.0.1/32\"]\nheaders = [\"X-Forwarded-For\"]\n";
     const std::string tail = "[health]\nconnect_failures = 2\ncooldown = \"60s\"\nerror_ratio = \"50%\"\n"
                              "[[probes]]\nroute = \"gray\"\npath = \"/healthz\"\ninterval = \"100ms\"\nexpect = 200\n"
-                             "[[rules]]\nname = \"office\"\nclient = \"10.1.0.0/16\"\nroute = \"gray\"\n"
-                             "fallback = \"production\"\n";  // after [[rules]]: the policy's, like `default`
+                             "[[rules]]\nname = \"office\"\nclient = \"10.1.0.0/16\"\nroute = \"gray\"\n";
     const std::string production = "[" + at(production_a.port()) + ", " + at(production_b.port()) + "]";
     dir.write("policy.toml", head + "[routes]\nproduction = " + production + "\ngray = " + at(gray_port) + "\n" + tail);
     config_proxy proxy(dir, dir.file("policy.toml"), port, {"--watch-interval", "0"});
@@ -275,6 +280,40 @@ TEST_SUITE("proxy route health in the policy file") {
     CHECK(log.find("health: route gray closed -> open") == log.rfind("health: route gray closed -> open"));
   }
 
+  // A rule's own `fallback`: gray killed, the office's GETs go to beta (retried there while
+  // the breaker counts, then sent there directly), everyone else stays on production.
+  TEST_CASE("a rule's fallback = \"beta\": gray killed, the rule's requests go to beta") {
+    temp_dir dir;
+    backend production(dir, "production"), beta(dir, "beta");
+    backend gray(dir, "gray");
+    const int port = free_port();
+    auto at = [](int p) { return "\"127.0.0.1:" + std::to_string(p) + "\""; };
+    dir.write("policy.toml", "listen = " + at(port) + "\n" +
+                                 "[client_ip]\ntrusted_proxies = [\"127.0.0.1/32\"]\nheaders = [\"X-Forwarded-For\"]\n"
+                                 "[health]\nconnect_failures = 2\ncooldown = \"60s\"\n"
+                                 "[routes]\nproduction = " + at(production.port()) + "\ngray = " + at(gray.port()) +
+                                 "\nbeta = " + at(beta.port()) + "\n" +
+                                 "[[rules]]\nname = \"office\"\nclient = \"10.1.0.0/16\"\nroute = \"gray\"\nfallback = \"beta\"\n");
+    config_proxy proxy(dir, dir.file("policy.toml"), port, {"--watch-interval", "0"});
+    REQUIRE(eventually([&] { return proxy.log().find("  metrics: http://") != std::string::npos; }));
+    CHECK(served(ask_once(port, get_request("/", {kListed}))) == "200 gray (gray; reason=match; rule=office)");
+    gray.stop();  // killed: its port refuses connections from now on
+    int retried = 0;
+    // Each GET is retried on beta (the client sees no error) until the breaker opens.
+    REQUIRE(eventually([&] {
+      CHECK(served(ask_once(port, get_request("/", {kListed}))) == "200 beta (beta; reason=fallback; rule=office)");
+      ++retried;
+      return proxy.log().find("health: route gray closed -> open") != std::string::npos;
+    }));
+    CHECK(served(ask_once(port, get_request("/", {kListed}))) == "200 beta (beta; reason=fallback; rule=office)");
+    CHECK(served(ask_once(port, get_request("/", {kUnlisted}))) == "200 production (production; reason=default)");
+    CHECK(check_metrics(dir, port,
+                        {R"(grayroute_requests_total{route="beta",reason="fallback",status_class="2xx"}=)" +
+                             std::to_string(retried + 1),
+                         R"(grayroute_requests_total{route="production",reason="fallback",status_class="2xx"}=0)",
+                         R"(grayroute_breaker_state{route="gray",state="open"}=1)"}) == "");
+  }
+
   TEST_CASE("health, fallback and probes errors in the file name file:line:column") {
     const std::string base = "[routes]\nproduction = \"127.0.0.1:1\"\ngray = \"127.0.0.1:2\"\n";  // after the case
     const std::vector<std::pair<std::string, std::string>> cases = {
@@ -282,6 +321,7 @@ TEST_SUITE("proxy route health in the policy file") {
         {"[health]\ncooldown = \"1x\"\n", ":2:1: health: \"cooldown=1x\": not a duration"},
         {"[health]\nerror_ratio = [1]\n", ":2:15: health: error_ratio is a string, an integer or true/false"},
         {"fallback = \"beta\"\n", ":1:12: fallback: \"beta\" is not a route"},
+        {"[[rules]]\nname = \"r\"\nroute = \"gray\"\nfallback = \"beta\"\n", ":4:12: rule \"r\": fallback: unknown route \"beta\""},
         {"[[probes]]\nroute = \"beta\"\n", ":2:9: probe 1: route \"beta\" is not a route"},
         {"[[probes]]\nroute = \"gray\"\ninterval = \"1x\"\n", ":3:12: probe 1: interval \"1x\": not a duration"},
         {"[[probes]]\npath = \"/healthz\"\n", ":1:1: probe 1: route is required"},
