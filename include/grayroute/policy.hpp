@@ -195,16 +195,8 @@ class policy {
     for (const rule& r : rules_) {
       if (r.action != action_kind::split) continue;
       for (const key_compiled& k : r.key) {
-        std::optional<std::string_view> value;
-        switch (k.source) {
-          case key_source::kind::given: value = request.key; break;
-          case key_source::kind::header:
-            if (f.has(k.slot)) value = detail::trim_ows(f.at(k.slot));
-            break;
-          case key_source::kind::cookie: value = f.cookie_value(k.name); break;
-          case key_source::kind::arg: value = find_arg(query, k.name); break;
-          case key_source::kind::ip: break;
-        }
+        if (k.source == key_source::kind::ip) break;  // nothing after it is read
+        const std::optional<std::string_view> value = key_value(k, f, request, query);
         if (value && !value->empty()) return true;
       }
     }
@@ -434,21 +426,30 @@ class policy {
     return true;
   }
 
+  // A key source's value in the request; nullopt for `ip` (the caller's) and an absent field.
+  static std::optional<std::string_view> key_value(const key_compiled& k, const fields& f, const request_view& request,
+                                                   std::string_view query) noexcept {
+    switch (k.source) {
+      case key_source::kind::given: return request.key;
+      case key_source::kind::header:
+        if (f.has(k.slot)) return detail::trim_ows(f.at(k.slot));
+        return std::nullopt;
+      case key_source::kind::cookie: return f.cookie_value(k.name);
+      case key_source::kind::arg: return find_arg(query, k.name);
+      case key_source::kind::ip: return std::nullopt;
+    }
+    return std::nullopt;
+  }
+
   std::optional<route_id> split(const rule& r, const fields& f, const request_view& request, std::string_view query,
                                 const ip_address& client) const noexcept {
     std::uint32_t bucket = percentage_rollout::kFineBuckets;
     for (const key_compiled& k : r.key) {
-      std::optional<std::string_view> value;
-      switch (k.source) {
-        case key_source::kind::given: value = request.key; break;
-        case key_source::kind::header:
-          if (f.has(k.slot)) value = detail::trim_ows(f.at(k.slot));
-          break;
-        case key_source::kind::cookie: value = f.cookie_value(k.name); break;
-        case key_source::kind::arg: value = find_arg(query, k.name); break;
-        case key_source::kind::ip: bucket = percentage_rollout::fine_bucket(client, r.seed); break;
+      if (k.source == key_source::kind::ip) {
+        bucket = percentage_rollout::fine_bucket(client, r.seed);
+        break;
       }
-      if (k.source == key_source::kind::ip) break;
+      const std::optional<std::string_view> value = key_value(k, f, request, query);
       if (value && !value->empty()) {
         bucket = percentage_rollout::fine_bucket(*value, r.seed);
         break;
