@@ -2,6 +2,7 @@
 // the split they go through, which stays at its weight because every anonymous user is
 // pinned whichever route they got.
 #include <grayroute/policy.hpp>
+#include <grayroute/policy_syntax.hpp>
 #include <grayroute/random_id.hpp>
 #include <grayroute/set_cookie.hpp>
 
@@ -125,5 +126,50 @@ TEST_SUITE("pinning") {
       CAPTURE(r.message);
       CHECK_THROWS_WITH_AS(set_cookie_builder{r.config}, doctest::Contains(r.message), grayroute::config_error);
     }
+  }
+
+  TEST_CASE("pin cookie words, add_pin_key and has_rollout_key: what a gateway needs to pin") {
+    const std::vector<std::string> words{"name=gr_uid", "max_age=600", "path=/", "secure", "httponly=off", "samesite=strict"};
+    const set_cookie_config c = grayroute::parse_set_cookie_words(words, "grayroute_pin_cookie");
+    CHECK(set_cookie_builder(c).build("ab") == "gr_uid=ab; Max-Age=600; Path=/; Secure; SameSite=Strict");
+    for (const std::vector<std::string>& bad : std::vector<std::vector<std::string>>{
+             {"name=x", "colour=red"}, {"max_age=1h", "name=x"}, {"name=x", "secure=yes"}, {"name=x", "samesite=loose"}, {"path=/"}}) {
+      CAPTURE(bad.front());
+      CHECK_THROWS_WITH_AS((void)grayroute::parse_set_cookie_words(bad, "grayroute_pin_cookie"),
+                           doctest::Contains("grayroute_pin_cookie"), grayroute::config_error);
+    }
+
+    grayroute::policy_config config;
+    config.rules.push_back(grayroute::parse_rule("half key=header:X-User-Id,ip split=gray:50"));
+    config.rules.push_back(grayroute::parse_rule("bare split=gray:5 host=other.example"));
+    config.rules.push_back(grayroute::parse_rule("fixed header:X-Beta route=gray"));
+    grayroute::add_pin_key(config, "gr_uid");
+    grayroute::add_pin_key(config, "gr_uid");  // twice: nothing more
+    using kind = grayroute::key_source::kind;
+    REQUIRE(config.rules[0].key.size() == 4);
+    CHECK(config.rules[0].key[0].source == kind::header);
+    CHECK(config.rules[0].key[1].source == kind::given);
+    CHECK((config.rules[0].key[2].source == kind::cookie && config.rules[0].key[2].name == "gr_uid"));
+    CHECK(config.rules[0].key[3].source == kind::ip);
+    REQUIRE(config.rules[1].key.size() == 3);  // given, cookie, then the default ip
+    CHECK(config.rules[1].key[2].source == kind::ip);
+    CHECK(config.rules[2].key.empty());  // not a split
+
+    const grayroute::policy p(config);
+    grayroute::request_view view;
+    view.peer = *grayroute::parse_ip("198.51.100.7");
+    using headers = std::vector<grayroute::header>;
+    CHECK(!p.has_rollout_key(view, headers{}));
+    CHECK(!p.has_rollout_key(view, headers{{"X-Beta", "1"}, {"Cookie", "theme=dark"}, {"X-User-Id", "  "}}));
+    CHECK(p.has_rollout_key(view, headers{{"x-user-id", "u1"}}));
+    CHECK(p.has_rollout_key(view, headers{{"Cookie", "theme=dark; gr_uid=0123"}}));
+    view.key = "fresh-id";
+    CHECK(p.has_rollout_key(view, headers{}));
+    // The given key decides like the cookie that carries it later.
+    const auto first = p.decide(view, headers{});
+    view.key = {};
+    const auto later = p.decide(view, headers{{"Cookie", "gr_uid=fresh-id"}});
+    CHECK(first.route == later.route);
+    CHECK(first.rule == later.rule);
   }
 }

@@ -3,6 +3,7 @@
 // configuration is checked as fixed shares are.
 #include <grayroute/config_error.hpp>
 #include <grayroute/policy.hpp>
+#include <grayroute/policy_syntax.hpp>
 #include <grayroute/weight_schedule.hpp>
 
 #include <doctest/doctest.h>
@@ -119,5 +120,49 @@ TEST_SUITE("policy schedule") {
     over.rules[0].split.insert(over.rules[0].split.begin(), grayroute::route_share{"production", 1, {}});
     CHECK_THROWS_WITH_AS(policy{over}, doctest::Contains("more than 100% (a schedule counts at its last step)"),
                          grayroute::config_error);
+  }
+
+  TEST_CASE("rule words: split=ROUTE:schedule schedule=<when>/<weight>,... ramp=, the same schedule as the spaced text") {
+    const grayroute::rule_config r = grayroute::parse_rule(
+        "ramp key=header:X-User-Id split=gray:schedule ramp=linear "
+        "schedule=2026-12-01T10:00:00Z/1%,+1h/5%,+1h/25%,+2h/100%");
+    REQUIRE(r.split.size() == 1);
+    CHECK(r.split[0].route == "gray");
+    CHECK(r.split[0].percent == 0.0);
+    REQUIRE(r.split[0].schedule);
+    const auto spaced = grayroute::parse_weight_schedule("2026-12-01T10:00:00Z 1%, +1h 5%, +1h 25%, +2h 100%",
+                                                         grayroute::ramp_shape::linear);
+    REQUIRE(r.split[0].schedule->steps().size() == spaced.steps().size());
+    for (std::size_t i = 0; i < spaced.steps().size(); ++i) {
+      CHECK(r.split[0].schedule->steps()[i].at_ms == spaced.steps()[i].at_ms);
+      CHECK(r.split[0].schedule->steps()[i].ppm == spaced.steps()[i].ppm);
+    }
+    CHECK(r.split[0].schedule->shape() == grayroute::ramp_shape::linear);
+    // A fixed share beside the scheduled one; steps by default.
+    const grayroute::rule_config two = grayroute::parse_rule("two split=beta:2.5,gray:schedule schedule=2026-12-01T10:00:00Z/1%");
+    REQUIRE(two.split.size() == 2);
+    CHECK(two.split[0].percent == 2.5);
+    CHECK(!two.split[0].schedule);
+    CHECK(two.split[1].schedule->shape() == grayroute::ramp_shape::steps);
+    // The parsed rule builds a policy that ramps on the clock.
+    policy_config c;
+    c.routes = {"production", "gray"};
+    c.clock_ms = &test_clock;
+    c.rules.push_back(r);
+    const policy p(c);
+    g_now = kStart + 2 * kHour;  // 25% now
+    int in = 0;
+    for (int u = 0; u < 1000; ++u) in += gray(p, "user-" + std::to_string(u)) ? 1 : 0;
+    CHECK(in > 200);
+    CHECK(in < 300);
+
+    for (const char* bad : {"r split=gray:schedule", "r split=gray:10 schedule=2026-12-01T10:00:00Z/1%",
+                            "r split=gray:schedule,beta:schedule schedule=2026-12-01T10:00:00Z/1%",
+                            "r split=gray:schedule schedule=2026-12-01T10:00:00Z/1% ramp=fast",
+                            "r split=gray:schedule schedule=2026-12-01T10:00:00Z/1% schedule=2026-12-01T10:00:00Z/2%",
+                            "r split=gray:schedule schedule=2026-12-01T10:00:00Z/x%"}) {
+      CAPTURE(bad);
+      CHECK_THROWS_AS((void)grayroute::parse_rule(bad), grayroute::config_error);
+    }
   }
 }

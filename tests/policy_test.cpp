@@ -571,7 +571,7 @@ TEST_SUITE("policy configuration errors") {
 
   TEST_CASE("spelling mistakes name the word") {
     CHECK(error_of([] { (void)parse_rule("r hots=a route=beta"); }) ==
-          "grayroute: rule \"r\": unknown word \"hots=a\" (host= path= list= client= header: cookie: arg: route= split= key= seed= fallback=)");
+          "grayroute: rule \"r\": unknown word \"hots=a\" (host= path= list= client= header: cookie: arg: route= split= key= seed= fallback= schedule= ramp=)");
     CHECK(error_of([] { (void)parse_rule("r route=a route=b"); }) ==
           "grayroute: rule \"r\": \"route=b\" repeats a word that may appear once");
     CHECK(error_of([] { (void)parse_rule("r route="); }) == "grayroute: rule \"r\": \"route=\" has no value");

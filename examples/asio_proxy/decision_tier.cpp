@@ -65,12 +65,6 @@ grayroute::decision_keys load_keys(const std::vector<std::string>& files) {
   return grayroute::parse_decision_keys(first + "\n" + second, files[0] + " + " + files[1]);
 }
 
-bool on_off(std::string_view word, std::string_view value) {
-  if (value.empty() || value == "on") return true;
-  if (value == "off") return false;
-  throw config_error("--pin-cookie: \"" + std::string(word) + "\": use on or off");
-}
-
 // "12.5%" from parts per million.
 std::string percent_text(std::uint32_t ppm) {
   std::string out = std::to_string(ppm / 10000);
@@ -97,65 +91,22 @@ std::string utc_text(std::int64_t unix_ms) {
 }  // namespace
 
 grayroute::set_cookie_config parse_pin_cookie(std::string_view text) {
-  grayroute::set_cookie_config c;
+  std::vector<std::string_view> words;  // the library's words (set_cookie.hpp), as nginx's grayroute_pin_cookie
   while (!(text = trim(text)).empty()) {
-    const std::size_t end = text.find_first_of(" \t");
-    const std::string_view word = text.substr(0, end);
-    text.remove_prefix(word.size());
-    const std::size_t eq = word.find('=');
-    const std::string_view name = word.substr(0, eq);
-    const std::string_view value = eq == std::string_view::npos ? std::string_view() : word.substr(eq + 1);
-    const std::string quoted = "--pin-cookie: \"" + std::string(word) + "\"";
-    if (name == "name") {
-      c.name = std::string(value);
-    } else if (name == "max_age" || name == "max-age") {
-      try {
-        std::size_t used = 0;
-        c.max_age = std::stoll(std::string(value), &used);
-        if (used != value.size()) throw config_error(quoted + ": not a number of seconds");
-      } catch (const std::logic_error&) {
-        throw config_error(quoted + ": not a number of seconds");
-      }
-    } else if (name == "domain") {
-      c.domain = std::string(value);
-    } else if (name == "path") {
-      c.path = std::string(value);
-    } else if (name == "secure") {
-      c.secure = on_off(word, value);
-    } else if (name == "httponly") {
-      c.http_only = on_off(word, value);
-    } else if (name == "samesite") {
-      if (value == "lax") c.same_site = grayroute::same_site::lax;
-      else if (value == "strict") c.same_site = grayroute::same_site::strict;
-      else if (value == "none") c.same_site = grayroute::same_site::none;
-      else if (value == "unset") c.same_site = grayroute::same_site::unset;
-      else throw config_error(quoted + ": samesite is lax, strict, none or unset");
-    } else {
-      throw config_error(quoted + ": not one of name= max_age= domain= path= secure httponly samesite=");
-    }
+    words.push_back(text.substr(0, text.find_first_of(" \t")));
+    text.remove_prefix(words.back().size());
   }
-  if (c.name.empty()) throw config_error("--pin-cookie: needs name=<cookie name>");
-  return c;
+  return grayroute::parse_set_cookie_words(words, "--pin-cookie");
 }
 
 std::vector<grayroute::key_source> with_pin_key(grayroute::policy_config& config, const std::string& pin_cookie) {
   using kind = grayroute::key_source::kind;
   const std::string pin = pin_cookie.empty() ? std::string() : parse_pin_cookie(pin_cookie).name;
+  if (!pin.empty()) grayroute::add_pin_key(config, pin);
   std::vector<grayroute::key_source> keys;
-  for (grayroute::rule_config& rule : config.rules) {
+  for (const grayroute::rule_config& rule : config.rules) {
     if (rule.split.empty()) continue;
-    auto& key = rule.key;
-    if (!pin.empty()) {
-      const auto is_pin = [&](const grayroute::key_source& k) { return k.source == kind::cookie && k.name == pin; };
-      const bool has_given = std::any_of(key.begin(), key.end(), [](const auto& k) { return k.source == kind::given; });
-      auto at = std::find_if(key.begin(), key.end(), is_pin);
-      if (at == key.end()) {
-        at = std::find_if(key.begin(), key.end(), [](const auto& k) { return k.source == kind::ip; });
-        if (key.empty()) at = key.insert(key.end(), grayroute::key_source{kind::ip, {}});
-        at = key.insert(at, grayroute::key_source{kind::cookie, pin});
-      }
-      if (!has_given) key.insert(at, grayroute::key_source{kind::given, {}});
-    }
+    const auto& key = rule.key;
     for (const grayroute::key_source& k : key) {
       if (k.source == kind::ip || k.source == kind::given) continue;
       const bool seen = std::any_of(keys.begin(), keys.end(),

@@ -131,6 +131,8 @@ struct main_state {
   // once the whole http block is known.
   std::vector<std::pair<std::string, conf_place>> named_upstreams;
   decide_state decide;  // tokens, the PROXY-protocol source, route health (ngx_http_grayroute_decide.hpp)
+  // Every location's policy (owned by its loc_state), for grayroute_status's ramps.
+  std::vector<const grayroute::policy*> policies;
 
   /// The list called `name` ("" for the unnamed one), created on first use.
   list_state& list(std::string_view name) {
@@ -215,10 +217,12 @@ struct request_ctx {
   route_id route;
   grayroute::route_reason reason;
   std::uint8_t client_ip_length;
+  bool pinned;  // the key was a fresh pin id, stored right after this struct (ngx_http_grayroute_pin.cpp)
   u_char client_ip[grayroute::ip_address::kMaxTextLength + 1];
   std::string_view rule;  // points into the location's policy, or into a trusted tier's token header
 };
 static_assert(grayroute::ip_address::kMaxTextLength < 256, "client_ip_length is one byte");
+static_assert(sizeof(request_ctx) <= 72, "request_ctx stays within its 72 bytes (see above)");
 
 inline main_state& main_of(ngx_conf_t* cf) {
   return *static_cast<main_conf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_grayroute_module))->state;

@@ -4,6 +4,7 @@
 //   ngx_http_grayroute_health.cpp  the routes' health in a shared-memory zone shared by all
 //                                  workers (grayroute_health), the log-phase handler that
 //                                  feeds it, and the Prometheus page (grayroute_metrics)
+//   ngx_http_grayroute_pin.cpp     pinning anonymous users (grayroute_pin_cookie)
 //   ngx_http_grayroute_token.cpp   decision tokens between tiers (grayroute_decision_key_file,
 //                                  $grayroute_decision) and the PROXY-protocol client address
 //                                  (grayroute_client_ip_headers proxy_protocol)
@@ -27,6 +28,8 @@
 #include <grayroute/decision_token.hpp>
 #include <grayroute/health_table.hpp>
 #include <grayroute/policy.hpp>
+#include <grayroute/random_id.hpp>
+#include <grayroute/set_cookie.hpp>
 #include <grayroute/route_health.hpp>
 #include <grayroute/route_table.hpp>
 
@@ -42,6 +45,9 @@ struct decide_state {
   std::optional<grayroute::decision_keys> keys;
   std::string token_header{grayroute::kDecisionHeader};
   std::int64_t token_ttl_s = 60;
+
+  // grayroute_pin_cookie (ngx_http_grayroute_pin.cpp): anonymous users' random key.
+  std::optional<grayroute::set_cookie_builder> pin;
 
   // grayroute_health: on with the library's defaults when not configured.
   grayroute::health_config health_config;
@@ -65,6 +71,10 @@ decide_state& decide_of(ngx_http_request_t* r);
 char* set_health(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);             // grayroute_health
 char* set_metrics(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);            // grayroute_metrics (location)
 char* set_decision_key_file(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);  // grayroute_decision_key_file
+char* set_pin_cookie(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);         // grayroute_pin_cookie
+
+/// From postconfiguration: the header filter that sets the pin cookie, when configured.
+ngx_int_t install_pin_filter(ngx_conf_t* cf, const decide_state& s) noexcept;
 
 /// When a location's policy is built: each of its routes' id in the health zone (index =
 /// the policy's route id), adding the names route_names does not have yet.

@@ -91,6 +91,7 @@ ngx_command_t kCommands[] = {
     {ngx_string("grayroute_metrics"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, set_metrics, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("grayroute_decision_key_file"), kHttpMain | NGX_CONF_1MORE, set_decision_key_file, NGX_HTTP_MAIN_CONF_OFFSET,
      0, nullptr},
+    {ngx_string("grayroute_pin_cookie"), kHttpMain | NGX_CONF_1MORE, set_pin_cookie, NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
     ngx_null_command,
 };
 
@@ -209,6 +210,7 @@ ngx_int_t postconfiguration(ngx_conf_t* cf) {
   try {
     main_state& m = main_of(cf);
     if (finish_decide_config(cf, m.decide, !m.named_upstreams.empty()) != NGX_OK) return NGX_ERROR;
+    if (install_pin_filter(cf, m.decide) != NGX_OK) return NGX_ERROR;  // ngx_http_grayroute_pin.cpp
     const auto* umcf = static_cast<ngx_http_upstream_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module));
     const auto* upstreams = static_cast<ngx_http_upstream_srv_conf_t**>(umcf->upstreams.elts);
     for (const auto& [name, place] : m.named_upstreams) {

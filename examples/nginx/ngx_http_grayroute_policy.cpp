@@ -123,8 +123,10 @@ void build(main_state& m, loc_state& l) {
   for (const auto& [rule, place] : l.rules) rules.push_back(rule);
   config.rules.insert(config.rules.begin(), rules.begin(), rules.end());
   if (l.default_route.set()) config.default_route = l.default_route.words.front();
+  if (m.decide.pin) grayroute::add_pin_key(config, m.decide.pin->name());  // grayroute_pin_cookie
 
   l.policy = std::make_unique<grayroute::policy>(config);
+  m.policies.push_back(l.policy.get());
   l.upstream_of = l.upstreams.set() ? resolve_upstreams(l.upstreams, routes) : routes;
   l.health_route = health_routes(m.decide, l.policy->routes());  // ngx_http_grayroute_health.cpp
 }

@@ -21,6 +21,30 @@ using grayroute::append_json_string;
 
 std::size_t static_entries(const list_state* l) { return l && l->static_store ? l->static_store->size() : 0; }
 
+// Every location's scheduled split shares: [{"rule":..,"route":..,"shape":..,"weight_ppm":..,
+// "next":{"at_ms":..,"weight_ppm":..} or null}, ...]; a rule inherited by several
+// locations is listed once per location.
+std::string ramps_json(const main_state& m) {
+  std::string out = "[";
+  for (const grayroute::policy* p : m.policies) {
+    const std::int64_t now_ms = p->clock_now_ms();
+    for (const auto& share : p->scheduled_shares()) {
+      const grayroute::ramp_status s = share.schedule->status(now_ms);
+      if (out.size() > 1) out += ',';
+      out += "{\"rule\":";
+      append_json_string(out, share.rule);
+      out += ",\"route\":";
+      append_json_string(out, p->route_name(share.route));
+      out += share.schedule->shape() == grayroute::ramp_shape::linear ? ",\"shape\":\"linear\"" : ",\"shape\":\"steps\"";
+      out += ",\"weight_ppm\":" + std::to_string(s.ppm) + ",\"next\":";
+      out += s.next ? "{\"at_ms\":" + std::to_string(s.next->at_ms) + ",\"weight_ppm\":" + std::to_string(s.next->ppm) + "}"
+                    : std::string("null");
+      out += '}';
+    }
+  }
+  return out + "]";
+}
+
 std::string status_json(const main_state& m) {
   const list_state* unnamed = m.find_list("");
   std::string out = "{\"module\":\"grayroute\",\"version\":\"" GRAYROUTE_VERSION_STRING "\",\"worker_pid\":";
@@ -45,6 +69,7 @@ std::string status_json(const main_state& m) {
     out += ",\"status\":\"ok\"";
   }
   out += ",\"health\":" + health_json(m.decide);  // ngx_http_grayroute_health.cpp
+  out += ",\"ramps\":" + ramps_json(m);
   // The unnamed list (grayroute_list, grayroute_list_file PATH, grayroute_redis ADDRESS) ...
   out += ",\"static_entries\":" + std::to_string(static_entries(unnamed));
   out += ",\"redis\":";

@@ -11,6 +11,7 @@ extern "C" {
 }
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "ngx_http_grayroute_conf.hpp"
@@ -22,9 +23,6 @@ const request_ctx* decide(ngx_http_request_t* r) noexcept {
   if (auto* ctx = static_cast<request_ctx*>(ngx_http_get_module_ctx(r, ngx_http_grayroute_module))) return ctx;
   const loc_state& l = *static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_http_grayroute_module))->state;
   if (!l.policy) return nullptr;
-
-  auto* ctx = static_cast<request_ctx*>(ngx_palloc(r->pool, sizeof(request_ctx)));
-  if (!ctx) return nullptr;
 
   // `grayroute_percent key=...`: the rollout key is an nginx complex value; empty
   // (no such cookie, say) falls back to the client address.
@@ -39,9 +37,23 @@ const request_ctx* decide(ngx_http_request_t* r) noexcept {
   // tier's token, then the routes' health (ngx_http_grayroute_decide.hpp).
   decide_state& extra = decide_of(r);
   const grayroute::ip_address peer = decision_peer(r, extra, l.policy->resolver());
-  const grayroute::request_view request(peer, to_view(r->headers_in.server), to_view(r->uri), to_view(r->args), key);
+  grayroute::request_view request(peer, to_view(r->headers_in.server), to_view(r->uri), to_view(r->args), key);
+  // grayroute_pin_cookie: a request without a rollout key gets a random one, kept after
+  // the context for the Set-Cookie (ngx_http_grayroute_pin.cpp).
+  std::optional<grayroute::anonymous_id> pin;
+  if (extra.pin && !l.policy->has_rollout_key(request, request_headers(r->headers_in.headers))) pin = grayroute::random_id();
+  const std::size_t pin_size = pin ? grayroute::anonymous_id::kLength : 0;
+  auto* ctx = static_cast<request_ctx*>(ngx_palloc(r->pool, sizeof(request_ctx) + pin_size));
+  if (!ctx) return nullptr;
+  ctx->pinned = pin.has_value();
+  if (pin) {
+    auto* stored = reinterpret_cast<char*>(ctx + 1);
+    ngx_memcpy(stored, pin->view().data(), pin_size);
+    request.key = std::string_view(stored, pin_size);
+  }
   grayroute::decision d = l.policy->decide(request, request_headers(r->headers_in.headers));
   honour_token(r, extra, *l.policy, peer, d);
+  if (d.reason == grayroute::route_reason::upstream) ctx->pinned = false;  // the tier in front decided: no new key
   guard_health(r, extra, l.health_route, d);
   ctx->route = d.route;
   ctx->reason = d.reason;

@@ -173,6 +173,36 @@ class policy {
     return d;
   }
 
+  /// Whether the request carries a key of any split rule's key list other than `ip`: a
+  /// header, cookie or argument it names, or (key source `given`) a non-empty
+  /// request.key. A gateway pinning anonymous users gives a request without one a random
+  /// id as request.key and sets it as the pin cookie (add_pin_key, random_id.hpp,
+  /// set_cookie.hpp). Never throws, never allocates.
+  template <class Headers>
+  bool has_rollout_key(const request_view& request, const Headers& headers) const noexcept {
+    fields f;
+    for (const auto& h : headers) {
+      const std::string_view name = detail::header_name(h);
+      if (!fields_index_.may_match(name.size())) continue;
+      const std::uint8_t id = fields_index_.find(name);
+      if (id == cookie_id_ && f.cookie_lines < kMaxCookieLines) f.add_cookie_line(detail::header_value(h));
+      if (id < kCookieLine && !f.has(id)) f.set(id, detail::header_value(h));
+    }
+    std::string_view query = request.query;
+    if (const std::size_t q = request.path.find('?'); q != std::string_view::npos && query.empty()) {
+      query = request.path.substr(q + 1);
+    }
+    for (const rule& r : rules_) {
+      if (r.action != action_kind::split) continue;
+      for (const key_compiled& k : r.key) {
+        if (k.source == key_source::kind::ip) break;  // nothing after it is read
+        const std::optional<std::string_view> value = key_value(k, f, request, query);
+        if (value && !value->empty()) return true;
+      }
+    }
+    return false;
+  }
+
   /// decide() for a request known only by its peer and headers (no host, path or query).
   template <class Headers>
   decision decide(const ip_address& peer, const Headers& headers) const noexcept {
@@ -399,21 +429,30 @@ class policy {
     return true;
   }
 
+  // A key source's value in the request; nullopt for `ip` (the caller's) and an absent field.
+  static std::optional<std::string_view> key_value(const key_compiled& k, const fields& f, const request_view& request,
+                                                   std::string_view query) noexcept {
+    switch (k.source) {
+      case key_source::kind::given: return request.key;
+      case key_source::kind::header:
+        if (f.has(k.slot)) return detail::trim_ows(f.at(k.slot));
+        return std::nullopt;
+      case key_source::kind::cookie: return f.cookie_value(k.name);
+      case key_source::kind::arg: return find_arg(query, k.name);
+      case key_source::kind::ip: return std::nullopt;
+    }
+    return std::nullopt;
+  }
+
   std::optional<route_id> split(const rule& r, const fields& f, const request_view& request, std::string_view query,
                                 const ip_address& client) const noexcept {
     std::uint32_t bucket = percentage_rollout::kFineBuckets;
     for (const key_compiled& k : r.key) {
-      std::optional<std::string_view> value;
-      switch (k.source) {
-        case key_source::kind::given: value = request.key; break;
-        case key_source::kind::header:
-          if (f.has(k.slot)) value = detail::trim_ows(f.at(k.slot));
-          break;
-        case key_source::kind::cookie: value = f.cookie_value(k.name); break;
-        case key_source::kind::arg: value = find_arg(query, k.name); break;
-        case key_source::kind::ip: bucket = percentage_rollout::fine_bucket(client, r.seed); break;
+      if (k.source == key_source::kind::ip) {
+        bucket = percentage_rollout::fine_bucket(client, r.seed);
+        break;
       }
-      if (k.source == key_source::kind::ip) break;
+      const std::optional<std::string_view> value = key_value(k, f, request, query);
       if (value && !value->empty()) {
         bucket = percentage_rollout::fine_bucket(*value, r.seed);
         break;

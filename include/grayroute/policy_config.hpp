@@ -155,6 +155,33 @@ struct policy_config {
   std::int64_t (*clock_ms)() noexcept = nullptr;
 };
 
+/// Pinning anonymous users (issue 13): every split rule's key list gets `cookie:<pin_cookie>`
+/// where it lists it, else before its `ip` (`ip` added when the list was empty), and
+/// `given` just before that cookie unless it has `given` already. A gateway then passes a
+/// fresh random id as the given key of a request that has no rollout key
+/// (policy::has_rollout_key) and sets it in the pin cookie, which later requests carry:
+/// the same key, so the same route.
+inline void add_pin_key(policy_config& config, const std::string& pin_cookie) {
+  using kind = key_source::kind;
+  for (rule_config& rule : config.rules) {
+    if (rule.split.empty()) continue;
+    std::vector<key_source>& key = rule.key;
+    bool has_given = false;
+    std::size_t pin = key.size();
+    for (std::size_t i = 0; i < key.size(); ++i) {
+      has_given = has_given || key[i].source == kind::given;
+      if (pin == key.size() && key[i].source == kind::cookie && key[i].name == pin_cookie) pin = i;
+    }
+    if (pin == key.size()) {  // not listed: before the client address
+      pin = 0;
+      while (pin < key.size() && key[pin].source != kind::ip) ++pin;
+      if (key.empty()) key.push_back({kind::ip, {}});
+      key.insert(key.begin() + static_cast<std::ptrdiff_t>(pin), key_source{kind::cookie, pin_cookie});
+    }
+    if (!has_given) key.insert(key.begin() + static_cast<std::ptrdiff_t>(pin), key_source{kind::given, {}});
+  }
+}
+
 GRAYROUTE_NAMESPACE_END
 
 #endif  // GRAYROUTE_POLICY_CONFIG_HPP

@@ -20,6 +20,11 @@
 //   key=header:X-User-Id,cookie:uid,ip   split key: the first source present (also arg:NAME, given)
 //   seed=N                               split seed (default 0)
 //   fallback=NAME                        where the rule's decisions go when their route is open
+//   split=gray:schedule schedule=2026-12-01T10:00:00Z/1%,+1h/5%,+1h/25% ramp=linear
+//                                        a ramp: the share written `schedule` takes its
+//                                        weight from the schedule (weight_schedule.hpp; the
+//                                        `<when>/<weight>` spelling has no spaces); ramp=steps
+//                                        (default) or linear
 // A rule with list= and neither route= nor split= sends the client where the list says.
 #ifndef GRAYROUTE_POLICY_SYNTAX_HPP
 #define GRAYROUTE_POLICY_SYNTAX_HPP
@@ -35,6 +40,7 @@
 #include "ip.hpp"
 #include "policy_config.hpp"
 #include "version.hpp"
+#include "weight_schedule.hpp"
 
 GRAYROUTE_NAMESPACE_BEGIN
 
@@ -166,6 +172,8 @@ template <class Words>
   const std::string what = "rule " + detail::quote_value(name);
   bool have_list = false, have_route = false, have_split = false, have_key = false, have_seed = false,
        have_fallback = false;
+  std::string_view schedule, ramp;  // split=ROUTE:schedule's weight
+  std::size_t scheduled = 0;        // 1 + the index of that share; 0: none
   auto once = [&](bool& seen, std::string_view word) {
     if (seen) detail::throw_config_error(what + ": " + detail::quote_value(word) + " repeats a word that may appear once");
     seen = true;
@@ -199,7 +207,18 @@ template <class Words>
       r.fallback = std::string(value);
     } else if (assignment && key == "split") {
       once(have_split, word);
-      r.split = parse_split(value);
+      for (const std::string_view share : detail::split_commas(value)) {
+        constexpr std::string_view kScheduled = ":schedule";
+        const bool timed = share.size() > kScheduled.size() && share.substr(share.size() - kScheduled.size()) == kScheduled;
+        if (timed && scheduled) detail::throw_config_error(what + ": " + detail::quote_value(word) + ": one share may be \"schedule\"");
+        if (timed) scheduled = r.split.size() + 1;
+        r.split.push_back(timed ? route_share{std::string(share.substr(0, share.size() - kScheduled.size()))}
+                                : parse_split(share).front());
+      }
+    } else if (assignment && (key == "schedule" || key == "ramp")) {
+      std::string_view& seen = key == "schedule" ? schedule : ramp;
+      if (!seen.empty()) detail::throw_config_error(what + ": " + detail::quote_value(word) + " repeats a word that may appear once");
+      seen = value;
     } else if (assignment && key == "key") {
       once(have_key, word);
       r.key = parse_key_list(value);
@@ -220,10 +239,19 @@ template <class Words>
       const std::string_view bare = !word.empty() && word.front() == '!' ? word.substr(1) : word;
       if (!detail::split_field(bare, kind, field_name)) {
         detail::throw_config_error(what + ": unknown word " + detail::quote_value(word) +
-                                   " (host= path= list= client= header: cookie: arg: route= split= key= seed= fallback=)");
+                                   " (host= path= list= client= header: cookie: arg: route= split= key= seed= fallback= schedule= ramp=)");
       }
       r.fields.push_back(parse_condition(word));
     }
+  }
+  if (scheduled || !schedule.empty() || !ramp.empty()) {
+    if (!scheduled || schedule.empty()) {
+      detail::throw_config_error(what + ": a ramp needs both split=ROUTE:schedule and schedule=STEPS");
+    }
+    if (!ramp.empty() && ramp != "steps" && ramp != "linear") {
+      detail::throw_config_error(what + ": ramp=" + std::string(ramp) + " is steps or linear");
+    }
+    r.split[scheduled - 1].schedule = parse_weight_schedule(schedule, ramp == "linear" ? ramp_shape::linear : ramp_shape::steps);
   }
   return r;
 }

@@ -26,6 +26,7 @@
 
 #include "config_error.hpp"
 #include "detail/ascii.hpp"
+#include "headers.hpp"
 #include "version.hpp"
 
 GRAYROUTE_NAMESPACE_BEGIN
@@ -143,6 +144,61 @@ class set_cookie_builder {
   std::string name_;
   std::string attributes_;
 };
+
+/// A cookie from words, as a gateway's configuration writes it (nginx's
+/// `grayroute_pin_cookie name=gr_uid max_age=600 path=/ secure httponly=off samesite=strict`):
+/// name= max_age= (seconds; 0 a session cookie) domain= path= secure httponly (bare, =on or
+/// =off) samesite=lax|strict|none|unset; what the words leave out keeps set_cookie_config's
+/// default. Throws config_error naming `what` and the word; the builder checks the values.
+template <class Words>
+[[nodiscard]] set_cookie_config parse_set_cookie_words(const Words& words, std::string_view what) {
+  set_cookie_config c;
+  for (const auto& item : words) {
+    const std::string_view word = detail::as_string_view(item);
+    const std::size_t eq = word.find('=');
+    const std::string_view name = word.substr(0, eq);
+    const std::string_view value = eq == std::string_view::npos ? std::string_view() : word.substr(eq + 1);
+    const std::string quoted = std::string(what) + ": " + detail::quote_value(word);
+    auto on_off = [&]() {
+      if (value.empty() || value == "on") return true;
+      if (value != "off") detail::throw_config_error(quoted + ": use on or off");
+      return false;
+    };
+    if (name == "name") {
+      c.name = std::string(value);
+    } else if (name == "max_age" || name == "max-age") {
+      std::int64_t seconds = 0;
+      for (char d : value) {
+        if (!detail::is_digit(d) || seconds > 99999999999LL) detail::throw_config_error(quoted + ": not a number of seconds");
+        seconds = seconds * 10 + (d - '0');
+      }
+      if (value.empty()) detail::throw_config_error(quoted + ": not a number of seconds");
+      c.max_age = seconds;
+    } else if (name == "domain") {
+      c.domain = std::string(value);
+    } else if (name == "path") {
+      c.path = std::string(value);
+    } else if (name == "secure") {
+      c.secure = on_off();
+    } else if (name == "httponly") {
+      c.http_only = on_off();
+    } else if (name == "samesite" && value == "lax") {
+      c.same_site = same_site::lax;
+    } else if (name == "samesite" && value == "strict") {
+      c.same_site = same_site::strict;
+    } else if (name == "samesite" && value == "none") {
+      c.same_site = same_site::none;
+    } else if (name == "samesite" && value == "unset") {
+      c.same_site = same_site::unset;
+    } else if (name == "samesite") {
+      detail::throw_config_error(quoted + ": samesite is lax, strict, none or unset");
+    } else {
+      detail::throw_config_error(quoted + ": not one of name= max_age= domain= path= secure httponly samesite=");
+    }
+  }
+  if (c.name.empty()) detail::throw_config_error(std::string(what) + ": needs name=<cookie name>");
+  return c;
+}
 
 GRAYROUTE_NAMESPACE_END
 

@@ -7,7 +7,9 @@
 //   std::uint32_t ppm = ramp.ppm_at(grayroute::unix_ms(std::chrono::system_clock::now()));
 //   bool gray = grayroute::percentage_rollout::fine_bucket(user, seed) < ppm;
 //
-// Text: steps separated by ',' (or the arrow "→"), each `<when> <weight>`. The first
+// Text: steps separated by ',' (or the arrow "→"), each `<when> <weight>` or, where a
+// space is awkward (an nginx directive's word), `<when>/<weight>`:
+// "2026-12-01T10:00:00Z/1%,+1h/5%,+1h/25%". The first
 // `when` is an RFC 3339 UTC date-time ("2026-12-01T10:00:00Z", fractional seconds to the
 // millisecond, 'T'/'Z' in either case, no numeric offset: a ramp's times are compared
 // across machines and a UTC-only rule leaves nothing to get wrong); a later one is the
@@ -241,8 +243,9 @@ constexpr std::optional<std::uint32_t> parse_ppm_percent(std::string_view text) 
     const std::string_view step = detail::trim_ows(text.substr(0, end));
     const std::string what = "weight schedule step " + std::to_string(steps.size() + 1) + " " + detail::quote_value(step);
     std::size_t space = 0;
-    while (space < step.size() && !detail::is_ows(step[space])) ++space;
-    const std::string_view when = step.substr(0, space), weight = detail::trim_ows(step.substr(space));
+    while (space < step.size() && !detail::is_ows(step[space]) && step[space] != '/') ++space;
+    const std::string_view when = step.substr(0, space);
+    const std::string_view weight = detail::trim_ows(step.substr(space < step.size() && step[space] == '/' ? space + 1 : space));
     ramp_step s;
     if (step.empty()) detail::throw_config_error(what + ": empty (a step is `<time> <weight>`)");
     if (steps.size() == weight_schedule::kMaxSteps) detail::throw_config_error(what + ": more than 1000 steps");

@@ -31,6 +31,12 @@ if(GRAYROUTE_BUILD_EXAMPLES AND GRAYROUTE_BUILD_NGINX_MODULE AND GRAYROUTE_NGINX
                      LIBRARIES Threads::Threads LABELS "server;no-sanitizer")
   target_compile_definitions(nginx_token_test PRIVATE "GRAYROUTE_NGINX_MODULE_PATH=\"${_module}\"")
   add_dependencies(nginx_token_test grayroute_nginx_module)
+  # Scheduled ramps and pinning of anonymous users (issue 13).
+  grayroute_add_test(nginx_consistency_test SOURCES integration/nginx_consistency_test.cpp
+                     LIBRARIES Threads::Threads LABELS "server;no-sanitizer")
+  target_compile_definitions(nginx_consistency_test PRIVATE "GRAYROUTE_NGINX_MODULE_PATH=\"${_module}\"")
+  add_dependencies(nginx_consistency_test grayroute_nginx_module)
+  set_tests_properties(nginx_consistency_test PROPERTIES TIMEOUT 120)
 
   if(_module_redis)
     grayroute_add_test(nginx_redis_test SOURCES integration/nginx_redis_test.cpp

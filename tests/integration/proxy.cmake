@@ -45,3 +45,12 @@ if(TARGET proxy_server_test AND GRAYROUTE_HAS_REDIS)
   add_dependencies(proxy_policy_test grayroute-proxy grayroute-backend)
   set_tests_properties(proxy_policy_test PROPERTIES TIMEOUT 120)
 endif()
+# Issue 13 across adapters: an nginx edge deciding, a grayroute-proxy inner tier obeying.
+if(TARGET nginx_token_test AND TARGET proxy_consistency_test)
+  grayroute_add_test(nginx_proxy_tier_test SOURCES integration/nginx_proxy_tier_test.cpp
+                     LIBRARIES Threads::Threads LABELS "server;no-sanitizer")
+  target_compile_definitions(nginx_proxy_tier_test PRIVATE "GRAYROUTE_NGINX_MODULE_PATH=\"${GRAYROUTE_NGINX_MODULE_FILE}\""
+                                                           GRAYROUTE_PROXY_BIN="$<TARGET_FILE:grayroute-proxy>")
+  add_dependencies(nginx_proxy_tier_test grayroute_nginx_module grayroute-proxy)
+  set_tests_properties(nginx_proxy_tier_test PROPERTIES TIMEOUT 120)
+endif()
