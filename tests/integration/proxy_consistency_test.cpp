@@ -414,7 +414,8 @@ TEST_SUITE("proxy consistency") {
       CHECK(cookie.find("Max-Age=3600") != std::string::npos);
       CHECK(cookie.find("SameSite=Strict") != std::string::npos);
       // The token it signs for the tier behind it: its route and rule, valid under the file's key.
-      const auto v = grayroute::verify_decision_token(echoed(anonymous.body, "Grayroute-Decision"),
+      const std::string token = echoed(anonymous.body, "Grayroute-Decision");  // the claims view it
+      const auto v = grayroute::verify_decision_token(token,
                                                       grayroute::parse_decision_keys(kKeyNew, "test"),
                                                       grayroute::route_table({"production", "gray"}), now());
       CHECK(v.status == grayroute::token_status::valid);
