@@ -194,6 +194,35 @@ TEST_SUITE("redis seed schema") {
     CHECK(gray(store, "10.0.195.79"));
     CHECK_FALSE(listed(store, "192.0.2.1"));
   }
+
+  TEST_CASE("the list and its status are published together: routed by it means synced, and synced means routed") {
+    // nginx's status page, read in the worker that had just routed a client by the
+    // Redis list, once said "never synced": the list was swapped in before the status.
+    // Here a reader polls both sides as the first load lands, many times over.
+    temp_dir dir;
+    redis_server server(dir);
+    redis_client redis(server.port());
+    redis.run({"SET", "10.0.0.1", "10.0.0.1"});
+    for (int round = 0; round < 40; ++round) {
+      CAPTURE(round);
+      redis_store store(config_for(server));
+      bool routed = false, synced = false;
+      for (const auto deadline = std::chrono::steady_clock::now() + 5s;
+           !(routed && synced) && std::chrono::steady_clock::now() < deadline;) {
+        const bool synced_before = store.status().synced_once;
+        routed = listed(store, "10.0.0.1");
+        const grayroute::redis_status after = store.status();
+        synced = after.synced_once;
+        if (synced_before) REQUIRE(routed);
+        if (routed) {
+          REQUIRE(after.synced_once);
+          REQUIRE(after.connected);
+          REQUIRE(after.problem().empty());
+        }
+      }
+      REQUIRE((routed && synced));
+    }
+  }
 }
 
 TEST_SUITE("redis set and hash schemas") {
