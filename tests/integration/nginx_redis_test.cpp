@@ -154,7 +154,12 @@ TEST_SUITE("nginx module with redis") {
     // New workers that never reached Redis route from the old workers' list.
     CHECK(consistently(nginx.port(), "this 8090\n", "127.0.0.2"));
     CHECK(consistently(nginx.port(), "this 8080\n", "127.0.0.3"));
-    CHECK(http_get(nginx.port(), "/grayroute").body.find("\"connected\":false") != std::string::npos);
+    const std::string page = http_get(nginx.port(), "/grayroute").body;
+    CAPTURE(page);
+    CHECK(page.find("\"connected\":false") != std::string::npos);
+    // Routed, but not by Redis: the page says so rather than "synced".
+    CHECK(page.find("\"reason\":\"redis: never synced, serving the snapshot file") != std::string::npos);
+    CHECK(page.find("\"from_snapshot\":true") != std::string::npos);
     CHECK(nginx.error_log().find("foobared") == std::string::npos);
   }
 

@@ -465,6 +465,7 @@ TEST_SUITE("redis failures") {
       CHECK(eventually([&] { return !store.status().last_error.empty(); }));
       CHECK_FALSE(listed(store, "10.0.0.1"));
       CHECK_FALSE(store.wait_until_synced(50ms));
+      CHECK_FALSE(store.status().from_snapshot);
       server.start();
       redis_client(server.port()).run({"SET", "10.0.0.1", "10.0.0.1"});
       CHECK(store.wait_until_synced(5s));
@@ -481,7 +482,17 @@ TEST_SUITE("redis failures") {
       server.stop();
       redis_store store(config);
       CHECK(eventually([&] { return gray(store, "10.0.0.7"); }));
-      CHECK_FALSE(store.status().synced_once);
+      // Routed by the list, and the status says where it came from.
+      grayroute::redis_status status = store.status();
+      CHECK_FALSE(status.synced_once);
+      CHECK(status.from_snapshot);
+      CHECK(status.problem().rfind("never synced, serving the snapshot file", 0) == 0);
+      CHECK(to_json(status).find("\"from_snapshot\":true") != std::string::npos);
+      server.start();
+      REQUIRE(store.wait_until_synced(5s));
+      status = store.status();
+      CHECK_FALSE(status.from_snapshot);
+      CHECK(status.problem().empty());
     }
   }
 

@@ -292,6 +292,7 @@ class redis_sync {
       serving_.store(true, std::memory_order_relaxed);
       status_.connected = true;
       status_.synced_once = true;
+      status_.from_snapshot = false;
       status_.last_sync = std::chrono::system_clock::now();
       ++status_.full_loads;
       status_.ignored = load.ignored;
@@ -577,6 +578,10 @@ class redis_sync {
       return;
     }
     store_.replace(list.entries);
+    {
+      std::lock_guard<std::mutex> lock(status_mutex_);
+      status_.from_snapshot = true;
+    }
     healthy();  // max_staleness counts from when the snapshot was loaded
   }
 
