@@ -279,10 +279,13 @@ bool redis_built_in() noexcept;
 void start_redis(ngx_cycle_t* cycle, main_state& m);
 /// Stops them (joins the sync threads, closes the connections).
 void stop_redis(ngx_cycle_t* cycle, main_state& m);
-/// "" while healthy, else why the list's Redis layer is degraded.
-std::string redis_problem(const list_state& l);
-/// The list's Redis status as a JSON value; "null" without Redis.
-std::string redis_status_json(const list_state& l);
+/// One reading of a list's Redis layer, so that a page's overall status and the list's
+/// own "health" never come from two different moments.
+struct redis_report {
+  std::string problem;      ///< "" while healthy or without Redis, else why it is degraded
+  std::string json = "null";  ///< the status as a JSON value; "null" without Redis
+};
+redis_report read_redis(const list_state& l);
 
 }  // namespace grayroute_nginx
 

@@ -16,7 +16,6 @@ namespace grayroute_nginx {
 bool redis_built_in() noexcept { return false; }
 void start_redis(ngx_cycle_t*, main_state&) {}
 void stop_redis(ngx_cycle_t*, main_state&) {}
-std::string redis_problem(const list_state&) { return {}; }
-std::string redis_status_json(const list_state&) { return "null"; }
+redis_report read_redis(const list_state&) { return {}; }
 
 }  // namespace grayroute_nginx

@@ -119,11 +119,10 @@ void stop_redis(ngx_cycle_t* cycle, main_state& m) {
   }
 }
 
-std::string redis_problem(const list_state& l) { return l.redis_store ? l.redis_store->status().problem() : std::string(); }
-
-std::string redis_status_json(const list_state& l) {
-  if (l.redis_store) return grayroute::to_json(l.redis_store->status());
-  return l.redis ? "{\"configured\":true,\"running\":false}" : "null";
+redis_report read_redis(const list_state& l) {
+  if (!l.redis_store) return {{}, l.redis ? "{\"configured\":true,\"running\":false}" : "null"};
+  const grayroute::redis_status status = l.redis_store->status();
+  return {status.problem(), grayroute::to_json(status)};
 }
 
 }  // namespace grayroute_nginx

@@ -9,6 +9,7 @@ extern "C" {
 #include <exception>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <grayroute/version.hpp>
 
@@ -56,9 +57,13 @@ std::string status_json(const main_state& m) {
   }
   out += "]";
   // "degraded" while a Redis list is failing or stale (never synced, disconnected, slow).
-  std::string problem;
+  std::vector<redis_report> redis;  // one reading per list, in m.lists's order
+  redis.reserve(m.lists.size());
+  std::string unnamed_redis = "null", problem;
   for (const auto& list : m.lists) {
-    const std::string why = redis_problem(*list);
+    redis.push_back(read_redis(*list));
+    if (list->name.empty()) unnamed_redis = redis.back().json;
+    const std::string& why = redis.back().problem;
     if (why.empty() || !problem.empty()) continue;
     problem = list->name.empty() ? "redis: " + why : "list " + list->name + ": redis: " + why;
   }
@@ -72,17 +77,17 @@ std::string status_json(const main_state& m) {
   out += ",\"ramps\":" + ramps_json(m);
   // The unnamed list (grayroute_list, grayroute_list_file PATH, grayroute_redis ADDRESS) ...
   out += ",\"static_entries\":" + std::to_string(static_entries(unnamed));
-  out += ",\"redis\":";
-  out += unnamed ? redis_status_json(*unnamed) : "null";
+  out += ",\"redis\":" + unnamed_redis;
   // ... and the named ones.
   out += ",\"lists\":{";
   bool first = true;
-  for (const auto& list : m.lists) {
-    if (list->name.empty()) continue;
+  for (std::size_t i = 0; i < m.lists.size(); ++i) {
+    const list_state& list = *m.lists[i];
+    if (list.name.empty()) continue;
     if (!first) out += ',';
     first = false;
-    append_json_string(out, list->name);
-    out += ":{\"static_entries\":" + std::to_string(static_entries(list.get())) + ",\"redis\":" + redis_status_json(*list) + "}";
+    append_json_string(out, list.name);
+    out += ":{\"static_entries\":" + std::to_string(static_entries(&list)) + ",\"redis\":" + redis[i].json + "}";
   }
   out += "}}\n";
   return out;

@@ -78,6 +78,9 @@ struct redis_config {
 struct redis_status {
   bool connected = false;    ///< both connections up and the list loaded (synced); last GET worked (direct)
   bool synced_once = false;  ///< a full load from Redis has completed at least once
+  /// Lookups answer from snapshot_file, read at start, until the first full load: routed
+  /// by the list, yet never synced. False once synced, or when there was no snapshot.
+  bool from_snapshot = false;
   std::chrono::system_clock::time_point last_sync{};  ///< epoch when never
   std::size_t entries = 0;
   std::uint64_t full_loads = 0;
@@ -106,7 +109,7 @@ struct redis_status {
     if (!serving) return "stale: no Redis for max_staleness, answering not listed";
     if (sync_mode == "direct") return connected || last_error.empty() ? "" : "last lookup failed: " + last_error;
     auto with_error = [this](std::string text) { return last_error.empty() ? text : text + ": " + last_error; };
-    if (!synced_once) return with_error("never synced");
+    if (!synced_once) return with_error(from_snapshot ? "never synced, serving the snapshot file" : "never synced");
     if (!connected) return with_error("disconnected, serving the last list");
     if (slow_load) return slow_load_detail;
     if (flapping) return with_error("connection flapping");
@@ -130,6 +133,7 @@ inline std::string to_string(const redis_status& status) {
   };
   std::string out = status.connected ? "redis connected" : "redis disconnected";
   out += status.synced_once ? ", synced " + std::to_string(seconds_since(status.last_sync)) + "s ago" : ", never synced";
+  if (status.from_snapshot) out += ", serving the snapshot file";
   out += ", " + std::to_string(status.entries) + " entries";
   if (status.ignored) out += " (" + std::to_string(status.ignored) + " ignored)";
   out += ", " + std::to_string(status.full_loads) + " full loads, " + std::to_string(status.invalidations) +
@@ -154,6 +158,8 @@ inline std::string to_json(const redis_status& status) {
   out += flag(status.connected);
   out += ",\"synced_once\":";
   out += flag(status.synced_once);
+  out += ",\"from_snapshot\":";
+  out += flag(status.from_snapshot);
   out += ",\"serving\":";
   out += flag(status.serving);
   out += ",\"mode\":";

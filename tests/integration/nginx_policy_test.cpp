@@ -33,6 +33,10 @@ struct example_gateway {
                        example::nginx_location() + "        location = /grayroute { grayroute_status; }\n");
     nginx.start();
     // The worker's Redis store syncs in the background: wait until a seed client is routed by it.
+    // The temp dir is new, so there is no snapshot file: routed by the seed list means
+    // loaded from Redis, and a worker publishes that list and its "synced" status in one
+    // step (the status subcase below checks exactly that; it once read "never synced"
+    // here, one run in ten under load, when the list was swapped in before the status).
     example::request probe{"www.example.com", "/", {{"X-Forwarded-For", example::seed_addresses().front()}}};
     synced = eventually([&] { return example::grayroute_header(example::send(nginx.port(), probe)) == "gray; reason=list; rule=seed"; },
                         std::chrono::seconds(10));
@@ -104,7 +108,8 @@ TEST_SUITE("nginx module policy") {
       CAPTURE(status.body);
       CHECK(status.body.find("\"status\":\"ok\"") != std::string::npos);
       CHECK(status.body.find("\"lists\":{\"qa\":{\"static_entries\":2,\"redis\":null},\"seed\":{\"static_entries\":0,"
-                             "\"redis\":{\"health\":\"ok\"") != std::string::npos);
+                             "\"redis\":{\"health\":\"ok\",\"problem\":\"\",\"connected\":true,\"synced_once\":true,"
+                             "\"from_snapshot\":false,") != std::string::npos);
       CHECK(status.body.find(example::kRedisPassword) == std::string::npos);
     }
     SUBCASE("every generated request decides as the library does") {

@@ -194,6 +194,35 @@ TEST_SUITE("redis seed schema") {
     CHECK(gray(store, "10.0.195.79"));
     CHECK_FALSE(listed(store, "192.0.2.1"));
   }
+
+  TEST_CASE("the list and its status are published together: routed by it means synced, and synced means routed") {
+    // nginx's status page, read in the worker that had just routed a client by the
+    // Redis list, once said "never synced": the list was swapped in before the status.
+    // Here a reader polls both sides as the first load lands, many times over.
+    temp_dir dir;
+    redis_server server(dir);
+    redis_client redis(server.port());
+    redis.run({"SET", "10.0.0.1", "10.0.0.1"});
+    for (int round = 0; round < 40; ++round) {
+      CAPTURE(round);
+      redis_store store(config_for(server));
+      bool routed = false, synced = false;
+      for (const auto deadline = std::chrono::steady_clock::now() + 5s;
+           !(routed && synced) && std::chrono::steady_clock::now() < deadline;) {
+        const bool synced_before = store.status().synced_once;
+        routed = listed(store, "10.0.0.1");
+        const grayroute::redis_status after = store.status();
+        synced = after.synced_once;
+        if (synced_before) REQUIRE(routed);
+        if (routed) {
+          REQUIRE(after.synced_once);
+          REQUIRE(after.connected);
+          REQUIRE(after.problem().empty());
+        }
+      }
+      REQUIRE((routed && synced));
+    }
+  }
 }
 
 TEST_SUITE("redis set and hash schemas") {
@@ -436,6 +465,7 @@ TEST_SUITE("redis failures") {
       CHECK(eventually([&] { return !store.status().last_error.empty(); }));
       CHECK_FALSE(listed(store, "10.0.0.1"));
       CHECK_FALSE(store.wait_until_synced(50ms));
+      CHECK_FALSE(store.status().from_snapshot);
       server.start();
       redis_client(server.port()).run({"SET", "10.0.0.1", "10.0.0.1"});
       CHECK(store.wait_until_synced(5s));
@@ -452,7 +482,17 @@ TEST_SUITE("redis failures") {
       server.stop();
       redis_store store(config);
       CHECK(eventually([&] { return gray(store, "10.0.0.7"); }));
-      CHECK_FALSE(store.status().synced_once);
+      // Routed by the list, and the status says where it came from.
+      grayroute::redis_status status = store.status();
+      CHECK_FALSE(status.synced_once);
+      CHECK(status.from_snapshot);
+      CHECK(status.problem().rfind("never synced, serving the snapshot file", 0) == 0);
+      CHECK(to_json(status).find("\"from_snapshot\":true") != std::string::npos);
+      server.start();
+      REQUIRE(store.wait_until_synced(5s));
+      status = store.status();
+      CHECK_FALSE(status.from_snapshot);
+      CHECK(status.problem().empty());
     }
   }
 

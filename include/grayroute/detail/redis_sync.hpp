@@ -279,14 +279,20 @@ class redis_sync {
       status_.slow_load = false;
     }
     if (!load.ok) return failed("full load: " + load.error);
-    store_.replace(std::move(load.list));
     aliases_.rebuild(load.entries, load.aliases);
     healthy();
-    serving_.store(true, std::memory_order_relaxed);
     {
+      // The list and the status that describes it change in one step: status_mutex_
+      // is held across the swap, so a caller routed by the new list that then asks
+      // status() finds it synced (nginx's status page, in the worker that just routed),
+      // and one that finds it synced is routed by it. status() may wait for the swap
+      // (no Redis I/O happens under the lock), never for Redis.
       std::lock_guard<std::mutex> lock(status_mutex_);
+      store_.replace(std::move(load.list));
+      serving_.store(true, std::memory_order_relaxed);
       status_.connected = true;
       status_.synced_once = true;
+      status_.from_snapshot = false;
       status_.last_sync = std::chrono::system_clock::now();
       ++status_.full_loads;
       status_.ignored = load.ignored;
@@ -572,6 +578,10 @@ class redis_sync {
       return;
     }
     store_.replace(list.entries);
+    {
+      std::lock_guard<std::mutex> lock(status_mutex_);
+      status_.from_snapshot = true;
+    }
     healthy();  // max_staleness counts from when the snapshot was loaded
   }
 
