@@ -17,6 +17,7 @@
 
 #include <grayroute/version.hpp>
 
+#include "../support/byte_upstream.hpp"
 #include "../support/proxy_fixture.hpp"
 
 using namespace grayroute::test;
@@ -276,6 +277,62 @@ TEST_SUITE("proxy route health in the policy file") {
     // The probe goes on after the reload (a new prober, the same counters).
     CHECK(eventually([&] { return check_metrics(dir, port, {R"(grayroute_probes_total{route="gray",result="failure"}>=4)"}).empty(); }));
     // Only one transition: the reload neither closed gray nor reported it again.
+    const std::string log = proxy.log();
+    CHECK(log.find("health: route gray closed -> open") == log.rfind("health: route gray closed -> open"));
+  }
+
+  // A request in flight across a reload (the race of a reload copying the counters): gray,
+  // a test upstream, holds a listed GET until the reload that adds beta (gray's route id
+  // changes) is in service, then closes without a response byte. The connect failure, the
+  // retry and production's answer are recorded after the reload through the policy the
+  // request started with; the new policy shares each remaining route's state by name, so
+  // its page counts them and its breaker is the one that failure opened.
+  TEST_CASE("a request in flight across a reload counts in the new policy, whose breaker it opened") {
+    temp_dir dir;
+    backend production(dir, "production"), beta(dir, "beta");
+    byte_upstream gray;  // answers nothing by itself: the test decides when and how
+    const int port = free_port();
+    auto at = [](int p) { return "\"127.0.0.1:" + std::to_string(p) + "\""; };
+    const std::string head = "listen = " + at(port) + "\n" +
+                             "[client_ip]\ntrusted_proxies = [\"127.0.0.1/32\"]\nheaders = [\"X-Forwarded-For\"]\n" +
+                             "[health]\nconnect_failures = 1\ncooldown = \"60s\"\n";
+    const std::string rules = "[[rules]]\nname = \"office\"\nclient = \"10.1.0.0/16\"\nroute = \"gray\"\n";
+    dir.write("policy.toml", head + "[routes]\nproduction = " + at(production.port()) + "\ngray = " + at(gray.port()) +
+                                 "\n" + rules);
+    config_proxy proxy(dir, dir.file("policy.toml"), port, {"--watch-interval", "0", "--access-log", "-"});
+    REQUIRE(eventually([&] { return proxy.log().find("  metrics: http://") != std::string::npos; }));
+
+    std::string in_flight;
+    std::thread client([&] { in_flight = served(ask_once(port, get_request("/", {kListed}))); });
+    const bool held = eventually([&] { return complete_requests(gray.received(0)) == 1; });
+    dir.write("policy.toml", head + "[routes]\nproduction = " + at(production.port()) + "\nbeta = " + at(beta.port()) +
+                                 "\ngray = " + at(gray.port()) + "\n" + rules);
+    proxy.proc().signal(SIGHUP);
+    const bool reloaded =
+        eventually([&] { return proxy.log().find("policy reloaded (SIGHUP): 3 routes") != std::string::npos; });
+    gray.close(0);  // only now: the outcome comes after the reload
+    client.join();
+    REQUIRE(held);
+    REQUIRE(reloaded);
+    CHECK(in_flight == "200 production (production; reason=fallback; rule=office)");
+    // The access-log line is written after the request is counted.
+    REQUIRE(eventually([&] {
+      return proxy.log().find("route=production reason=fallback original_route=gray status=200") != std::string::npos;
+    }));
+    REQUIRE(check_metrics(dir, port,
+                          {R"(grayroute_upstream_outcomes_total{route="gray",outcome="connect_failure"}=1)",
+                           R"(grayroute_fallback_retries_total{route="gray"}=1)",
+                           R"(grayroute_upstream_outcomes_total{route="production",outcome="success"}=1)",
+                           R"(grayroute_requests_total{route="production",reason="fallback",status_class="2xx"}=1)",
+                           R"(grayroute_breaker_state{route="gray",state="open"}=1)",
+                           R"(grayroute_breaker_transitions_total{route="gray",to="open"}=1)",
+                           R"(grayroute_breaker_state{route="beta",state="closed"}=1)",
+                           R"(grayroute_policy_reloads_total=2)"}) == "");
+    const std::string health = http_get(port, "/-/grayroute/health").body;
+    CHECK_MESSAGE(health.find(R"("gray":{"state":"open")") != std::string::npos, health);
+    // The new policy obeys that breaker: the next listed GET goes to production directly.
+    CHECK(served(ask_once(port, get_request("/", {kListed}))) == "200 production (production; reason=fallback; rule=office)");
+    CHECK(gray.connections() == 1);
     const std::string log = proxy.log();
     CHECK(log.find("health: route gray closed -> open") == log.rfind("health: route gray closed -> open"));
   }
