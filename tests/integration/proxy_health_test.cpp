@@ -10,11 +10,13 @@
 #include <csignal>
 
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <grayroute/decision_token.hpp>
 #include <grayroute/version.hpp>
 
 #include "../support/byte_upstream.hpp"
@@ -71,6 +73,15 @@ std::string listed_post(const std::string& path) {
 
 std::string count_of(const backend& b, const std::string& method) {
   return http_get(b.port(), "/-/requests?method=" + method).body;
+}
+
+// The value of header `name` as the backend's /echo saw it (its body: "Name: value\n" each).
+std::string echoed(const std::string& body, const std::string& name) {
+  const std::string key = "\n" + name + ": ";
+  const std::size_t at = body.find(key);
+  if (at == std::string::npos) return "";
+  const std::size_t from = at + key.size();
+  return body.substr(from, body.find('\n', from) - from);
 }
 
 }  // namespace
@@ -150,6 +161,31 @@ TEST_SUITE("proxy route health") {
     http_connection refused(s.port());
     CHECK(served(ask(refused, listed_post("/order"))) == "200 production (production; reason=fallback; rule=list)");
     CHECK(count_of(s.production, "POST") == "1\n");
+  }
+
+  // The retry is prepared for the server it goes to: an HTTP/1.0 GET without Host gets
+  // the authority of the upstream that receives it (production's, not gray's), and the
+  // decision token for the tier behind names the route that served (production, fallback).
+  TEST_CASE("a GET retried on production carries production's Host and a token of the fallback decision") {
+    temp_dir dir;
+    dir.write("k", "000102030405060708090a0b0c0d0e0f\n");
+    backend production(dir, "production");
+    byte_upstream gray([](const std::string&, int) { return upstream_reply{"", true}; });  // closes, no byte back
+    proxy p(dir, production.port(), gray.port(),
+            with_routing({"--health", "connect_failures=10", "--decision-key-file", dir.file("k")}));
+    const http_reply r = ask_once(p.port(), "GET /echo HTTP/1.0\r\nX-Forwarded-For: 10.1.2.3\r\n\r\n");
+    CHECK(served(r) == "200 production (production; reason=fallback; rule=list)");
+    REQUIRE(gray.connections() == 1);
+    const std::string sent_to_gray = gray.received(0);
+    CHECK(sent_to_gray.find("\r\nHost: 127.0.0.1:" + std::to_string(gray.port()) + "\r\n") != std::string::npos);
+    CHECK_MESSAGE(echoed(r.body, "Host") == "127.0.0.1:" + std::to_string(production.port()), r.body);
+    const std::string token = echoed(r.body, "Grayroute-Decision");
+    const auto v = grayroute::verify_decision_token(token, grayroute::parse_decision_keys("000102030405060708090a0b0c0d0e0f", "k"),
+                                                    grayroute::route_table(), static_cast<std::int64_t>(std::time(nullptr)));
+    REQUIRE_MESSAGE(v.status == grayroute::token_status::valid, token);
+    CHECK(v.claims.route == "production");
+    CHECK(v.claims.reason == grayroute::route_reason::fallback);
+    CHECK(v.claims.rule == "list");
   }
 
   TEST_CASE("gray answering 500 while production is healthy opens by error ratio") {
