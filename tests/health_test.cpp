@@ -399,6 +399,38 @@ TEST_SUITE("health") {
     CHECK(reported_b == 0);
   }
 
+  // A reload: the next table takes over the states of the routes it keeps, under new ids.
+  // The old table records after the new one exists (a request still in flight): the new
+  // table sees it, and the breaker it opens is the new table's too.
+  TEST_CASE("states one per route, taken over by the next table: late outcomes of the old one count") {
+    grayroute::route_health production, gray, beta;
+    std::vector<grayroute::route_health*> before = {&production, &gray};
+    std::vector<grayroute::route_health*> after = {&production, &beta, &gray};  // beta is new, gray is now route 2
+    health_config config;
+    config.consecutive_connect_failures = 2;
+    int reported_old = 0, reported_new = 0;
+    health_table old_table(config, before.data(), before.size(), [&](const health_event&) { ++reported_old; });
+    const milliseconds now{5000};
+    old_table.record(kGray, outcome::connect_failure, kLatency, now);
+    health_table new_table(config, after.data(), after.size(), [&](const health_event&) { ++reported_new; });
+    old_table.record(kGray, outcome::connect_failure, kLatency, now);  // late: after the reload
+    old_table.record(kProduction, outcome::success, kLatency, now);
+    const grayroute::route_id gray_now{2};
+    CHECK(new_table.state(gray_now, now) == breaker_state::open);
+    CHECK(new_table.admit(gray_now, now) == false);
+    CHECK(new_table.state(grayroute::route_id{1}, now) == breaker_state::closed);
+    CHECK(reported_old == 1);
+    CHECK(reported_new == 0);
+    const auto s = new_table.snapshot(gray_now, now);
+    CHECK(s.outcomes[static_cast<std::size_t>(outcome::connect_failure)] == 2);
+    CHECK(s.transitions[static_cast<std::size_t>(breaker_state::open)] == 1);
+    CHECK(new_table.snapshot(kProduction, now).outcomes[0] == 1);
+    CHECK(new_table.snapshot(grayroute::route_id{1}, now).window_requests == 0);
+    grayroute::route_health* missing[] = {&production, nullptr};
+    CHECK_THROWS_WITH_AS(health_table(config, missing, 2), "grayroute: health: no memory for the state of route 1",
+                         grayroute::config_error);
+  }
+
   TEST_CASE("the metrics page") {
     fixture f;
     f.health.record(kGray, outcome::success, microseconds(3000), f.now);

@@ -127,6 +127,20 @@ TEST_SUITE("proxy forwarding rules") {
     CHECK_FALSE(plan.keep_alive);
     CHECK(field(p.parser.get(), "Host") == "127.0.0.1:8080");
     CHECK(p.parser.get().version() == 11);
+    CHECK(plan.host_is_upstream);
+    // Retried on another server (the fallback route's): the Host names that one.
+    address_request(p.parser.get(), plan, "127.0.0.1:9090");
+    CHECK(field(p.parser.get(), "Host") == "127.0.0.1:9090");
+    CHECK(p.parser.get().count(http::field::host) == 1);
+
+    // A Host the client sent (or an absolute-form target's) is the client's: kept.
+    parsed q;
+    parse(q, "GET / HTTP/1.0\r\nHost: shop.example\r\n\r\n");
+    REQUIRE(q.ok);
+    const auto kept = plan_request(q.parser.get(), q.framing, client("192.0.2.1"), "192.0.2.1", "127.0.0.1:8080");
+    CHECK_FALSE(kept.host_is_upstream);
+    address_request(q.parser.get(), kept, "127.0.0.1:9090");
+    CHECK(field(q.parser.get(), "Host") == "shop.example");
   }
 
   TEST_CASE("equal repeated Content-Length values become one field") {

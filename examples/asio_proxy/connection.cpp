@@ -123,6 +123,10 @@ bool connection::fall_back() {
   decision_.route = *to;
   decision_.reason = grayroute::route_reason::fallback;
   pick_server();  // the fallback route's next server, round robin like any request's
+  // The header was prepared for the first route's server and decision: point it at this
+  // server (an HTTP/1.0 request's Host) and give the tier behind the decision it now gets.
+  address_request(request_->get(), plan_, server_->name);
+  context_.tier.forward(request_->get(), decision_, tier_, snapshot_->policy, std::time(nullptr));  // issue 13
   upstream_.reset();
   failure_ = failure::none;
   attempt_ = -1;  // the fallback's pooled connection may be stale too: it gets its fresh retry

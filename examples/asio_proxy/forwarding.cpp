@@ -181,7 +181,8 @@ request_plan plan_request(http::request_header<>& req, const request_framing& fr
     req.target(origin_form);
     req.set(http::field::host, host);
   } else if (req.count(http::field::host) == 0) {
-    req.set(http::field::host, bv(upstream_authority));
+    plan.host_is_upstream = true;
+    address_request(req, plan, upstream_authority);
   }
 
   strip_hop_by_hop(req);
@@ -209,6 +210,10 @@ request_plan plan_request(http::request_header<>& req, const request_framing& fr
   }
   req.version(11);
   return plan;
+}
+
+void address_request(http::request_header<>& req, const request_plan& plan, std::string_view upstream_authority) {
+  if (plan.host_is_upstream) req.set(http::field::host, bv(upstream_authority));
 }
 
 response_plan plan_response(http::response_header<>& res, const response_context& context,

@@ -52,9 +52,10 @@ struct request_framing {
 
 /// What the session needs to know after plan_request.
 struct request_plan {
-  bool keep_alive = false;       // the client's wish
-  bool expect_continue = false;  // answer "100 Continue" (HTTP/1.1 clients only)
-  bool upgrade = false;          // the client asked for a protocol upgrade
+  bool keep_alive = false;        // the client's wish
+  bool expect_continue = false;   // answer "100 Continue" (HTTP/1.1 clients only)
+  bool upgrade = false;           // the client asked for a protocol upgrade
+  bool host_is_upstream = false;  // an HTTP/1.0 request without Host: Host names the upstream
 };
 
 /// RFC 9112 framing and Host checks on a parsed header; nullopt when it may be forwarded.
@@ -67,6 +68,12 @@ struct request_plan {
 request_plan plan_request(http::request_header<>& req, const request_framing& framing,
                           const grayroute::decision& decision, std::string_view peer,
                           std::string_view upstream_authority);
+
+/// Points a planned request at `upstream_authority`, the server it is now sent to (a
+/// retry on the fallback route goes to another server than the one plan_request saw):
+/// a Host that plan_request took from the upstream names this one. Everything else
+/// plan_request did holds for any server.
+void address_request(http::request_header<>& req, const request_plan& plan, std::string_view upstream_authority);
 
 /// What the session needs to know after plan_response.
 struct response_plan {

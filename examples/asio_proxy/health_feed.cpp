@@ -56,57 +56,34 @@ std::string event_line(const grayroute::health_event& e, const grayroute::route_
 }
 
 health_feed::health_feed(const grayroute::route_table& routes, const grayroute::health_config& config,
-                         std::optional<grayroute::route_id> fallback)
+                         std::optional<grayroute::route_id> fallback, const health_feed* previous)
     : routes_(routes),
       fallback_(fallback),
-      states_(std::make_unique<grayroute::route_health[]>(routes.size())),
-      table_(config, states_.get(), routes.size(),
+      cells_(cells_for(routes, previous)),
+      table_(config, states_of(cells_).data(), routes.size(),
              [this](const grayroute::health_event& e) {
                // On the request path of the one request that made the change: one line, once.
                const std::string line = event_line(e, routes_) + "\n";
                std::fwrite(line.data(), 1, line.size(), stdout);
                std::fflush(stdout);
              },
-             fallback_.value_or(grayroute::kProduction)),
-      requests_(std::make_unique<std::atomic<std::uint64_t>[]>(routes.size() * kReasons * kStatusClasses)),
-      retries_(std::make_unique<std::atomic<std::uint64_t>[]>(routes.size())),
-      probes_(std::make_unique<std::atomic<std::uint64_t>[]>(routes.size() * 2)) {}
+             fallback_.value_or(grayroute::kProduction)) {}
 
-namespace {
-
-template <typename T, std::size_t N>
-void copy_atomics(std::atomic<T> (&to)[N], const std::atomic<T> (&from)[N]) noexcept {
-  for (std::size_t i = 0; i < N; ++i) to[i].store(from[i].load(std::memory_order_relaxed), std::memory_order_relaxed);
-}
-
-void copy_atomics(std::atomic<std::uint64_t>* to, const std::atomic<std::uint64_t>* from, std::size_t n) noexcept {
-  for (std::size_t i = 0; i < n; ++i) to[i].store(from[i].load(std::memory_order_relaxed), std::memory_order_relaxed);
-}
-
-}  // namespace
-
-// The library has no "move a route's state" call: route_health is an aggregate of
-// atomics whose words are self-contained (the breaker's `since` is a time of the shared
-// monotonic clock), so copying every word gives the new table the same state.
-void health_feed::carry_over(const health_feed& old) noexcept {
-  for (std::size_t r = 0; r < routes_.size(); ++r) {
-    const auto from = old.routes_.find(routes_.name(static_cast<grayroute::route_id>(r)));
-    if (!from) continue;
-    grayroute::route_health& to = states_[r];
-    const grayroute::route_health& was = old.states_[*from];
-    copy_atomics(to.window, was.window);
-    to.breaker.store(was.breaker.load(std::memory_order_acquire), std::memory_order_release);
-    to.connect_failures_in_row.store(was.connect_failures_in_row.load(std::memory_order_relaxed), std::memory_order_relaxed);
-    to.half_open_decisions.store(was.half_open_decisions.load(std::memory_order_relaxed), std::memory_order_relaxed);
-    copy_atomics(to.errors, was.errors);
-    copy_atomics(to.transitions, was.transitions);
-    copy_atomics(to.latency, was.latency);
-    to.latency_sum_us.store(was.latency_sum_us.load(std::memory_order_relaxed), std::memory_order_relaxed);
-    copy_atomics(&requests_[r * kReasons * kStatusClasses], &old.requests_[std::size_t{*from} * kReasons * kStatusClasses],
-                 kReasons * kStatusClasses);
-    copy_atomics(&retries_[r], &old.retries_[*from], 1);
-    copy_atomics(&probes_[r * 2], &old.probes_[std::size_t{*from} * 2], 2);
+health_feed::cells health_feed::cells_for(const grayroute::route_table& routes, const health_feed* previous) {
+  cells out;
+  out.reserve(routes.size());
+  for (std::size_t r = 0; r < routes.size(); ++r) {
+    const auto kept = previous ? previous->routes_.find(routes.name(static_cast<grayroute::route_id>(r))) : std::nullopt;
+    out.push_back(kept ? previous->cells_[*kept] : std::make_shared<route_cell>());
   }
+  return out;
+}
+
+std::vector<grayroute::route_health*> health_feed::states_of(const cells& c) {
+  std::vector<grayroute::route_health*> states;
+  states.reserve(c.size());
+  for (const auto& cell : c) states.push_back(&cell->health);
+  return states;
 }
 
 bool health_feed::same_as(const grayroute::route_table& routes, const std::string& other_words,
@@ -123,7 +100,7 @@ std::optional<grayroute::route_id> health_feed::retry_route(const grayroute::dec
   // The rule's fallback, else --fallback-route / `fallback`, else the first route (which
   // itself falls back only where one of those says so).
   const auto to = grayroute::fallback_for(d, fallback_);
-  if (to && d.route < routes_.size()) retries_[d.route].fetch_add(1, std::memory_order_relaxed);
+  if (to && d.route < routes_.size()) cells_[d.route]->retries.fetch_add(1, std::memory_order_relaxed);
   return to;
 }
 
@@ -131,11 +108,11 @@ void health_feed::count_request(const grayroute::decision& d, unsigned status) n
   if (d.route >= routes_.size()) return;
   const std::size_t status_class = status >= 100 && status < 600 ? status / 100 : 0;
   const std::size_t reason = static_cast<std::size_t>(d.reason) < kReasons ? static_cast<std::size_t>(d.reason) : 0;
-  requests_[(d.route * kReasons + reason) * kStatusClasses + status_class].fetch_add(1, std::memory_order_relaxed);
+  cells_[d.route]->requests[reason * kStatusClasses + status_class].fetch_add(1, std::memory_order_relaxed);
 }
 
 void health_feed::count_probe(grayroute::route_id route, bool ok) noexcept {
-  if (route < routes_.size()) probes_[std::size_t{route} * 2 + (ok ? 1u : 0u)].fetch_add(1, std::memory_order_relaxed);
+  if (route < routes_.size()) cells_[route]->probes[ok ? 1 : 0].fetch_add(1, std::memory_order_relaxed);
 }
 
 void health_feed::write_metrics(std::string& out, std::chrono::steady_clock::time_point now) const {
@@ -153,8 +130,7 @@ void health_feed::write_metrics(std::string& out, std::chrono::steady_clock::tim
   for (std::size_t r = 0; r < n; ++r) {
     for (std::size_t reason = 0; reason < kReasons; ++reason) {
       for (std::size_t c = 0; c < kStatusClasses; ++c) {
-        const std::uint64_t count =
-            requests_[(r * kReasons + reason) * kStatusClasses + c].load(std::memory_order_relaxed);
+        const std::uint64_t count = cells_[r]->requests[reason * kStatusClasses + c].load(std::memory_order_relaxed);
         if (count == 0) continue;  // a sparse family: only the combinations that happened
         out += "grayroute_requests_total";
         label("route", routes_.name(static_cast<grayroute::route_id>(r)), true);
@@ -170,7 +146,7 @@ void health_feed::write_metrics(std::string& out, std::chrono::steady_clock::tim
   for (std::size_t r = 0; r < n; ++r) {
     out += "grayroute_fallback_retries_total";
     label("route", routes_.name(static_cast<grayroute::route_id>(r)), true);
-    out += "} " + std::to_string(retries_[r].load(std::memory_order_relaxed)) + "\n";
+    out += "} " + std::to_string(cells_[r]->retries.load(std::memory_order_relaxed)) + "\n";
   }
   append_counter_header(out, "grayroute_probes_total", "Active health probes of the route, by result.");
   for (std::size_t r = 0; r < n; ++r) {
@@ -178,7 +154,7 @@ void health_feed::write_metrics(std::string& out, std::chrono::steady_clock::tim
       out += "grayroute_probes_total";
       label("route", routes_.name(static_cast<grayroute::route_id>(r)), true);
       label("result", ok ? "success" : "failure", false);
-      out += "} " + std::to_string(probes_[r * 2 + static_cast<std::size_t>(ok)].load(std::memory_order_relaxed)) + "\n";
+      out += "} " + std::to_string(cells_[r]->probes[static_cast<std::size_t>(ok)].load(std::memory_order_relaxed)) + "\n";
     }
   }
 }

@@ -10,8 +10,13 @@
 //
 // A feed belongs to a policy snapshot (live_policy.hpp). A reload that keeps the routes,
 // the health settings and the fallback keeps the feed itself; otherwise the new policy
-// gets a new feed that carries over, by route name, the state and counters of every
-// route it still has (carry_over), so a reload never closes an open breaker.
+// gets a new feed that SHARES, by route name, the state and counters of every route it
+// still has (one cell per route, held by every feed that has the route). Not a copy:
+// requests still in flight on the old policy record their outcomes and counts through
+// the old feed after the reload, and a copy taken at the reload would lose them (and
+// could show a breaker closed that they opened). So a reload loses no count and never
+// closes an open breaker; a route the new policy drops keeps its cell only as long as
+// the old policy lives (a later policy that brings it back starts it afresh).
 //
 // Everything here is lock-free on the request path: the table is atomics, the counters
 // are relaxed atomic adds into arrays sized at start-up. A breaker change is logged once,
@@ -37,16 +42,12 @@ namespace grayroute_proxy {
 class health_feed {
  public:
   /// `config`: parse_health's (disabled: counted only, never falls back, never
-  /// retries). `fallback`: nullopt for the first route. Throws config_error.
+  /// retries). `fallback`: nullopt for the first route. `previous` (a reload): the feed
+  /// whose route cells this one shares for the routes it has by name. Throws config_error.
   health_feed(const grayroute::route_table& routes, const grayroute::health_config& config,
-              std::optional<grayroute::route_id> fallback);
+              std::optional<grayroute::route_id> fallback, const health_feed* previous = nullptr);
   health_feed(const health_feed&) = delete;
   health_feed& operator=(const health_feed&) = delete;
-
-  /// Takes over the state and counters of every route of `old` that this feed has by
-  /// name (a reload). On the control thread, before the feed serves; outcomes `old`
-  /// records meanwhile (requests of the old policy still in flight) stay there.
-  void carry_over(const health_feed& old) noexcept;
 
   /// Whether a reload may keep this feed for a policy with these routes and settings.
   bool same_as(const grayroute::route_table& routes, const std::string& words,
@@ -98,13 +99,22 @@ class health_feed {
   static constexpr std::size_t kReasons = 8;       // grayroute::route_reason's enumerators
   static constexpr std::size_t kStatusClasses = 6;  // none, 1xx .. 5xx
 
+  // One route's health and this file's counters of it, shared by every feed that has the
+  // route (see the top of the file).
+  struct route_cell {
+    grayroute::route_health health;
+    std::atomic<std::uint64_t> requests[kReasons * kStatusClasses] = {};  // [reason][status class]
+    std::atomic<std::uint64_t> retries{0};      // attempts on this route that went to the fallback
+    std::atomic<std::uint64_t> probes[2] = {};  // failed, ok
+  };
+  using cells = std::vector<std::shared_ptr<route_cell>>;
+  static cells cells_for(const grayroute::route_table& routes, const health_feed* previous);
+  static std::vector<grayroute::route_health*> states_of(const cells& c);
+
   grayroute::route_table routes_;
   std::optional<grayroute::route_id> fallback_;  // nullopt: the library's default (the first route)
-  std::unique_ptr<grayroute::route_health[]> states_;  // ours, so that carry_over can read them
-  grayroute::health_table table_;
-  std::unique_ptr<std::atomic<std::uint64_t>[]> requests_;  // [route][reason][status class]
-  std::unique_ptr<std::atomic<std::uint64_t>[]> retries_;   // [route the attempt failed on]
-  std::unique_ptr<std::atomic<std::uint64_t>[]> probes_;    // [route][failed, ok]
+  cells cells_;                                  // by route id
+  grayroute::health_table table_;                // over the cells' health
 };
 
 /// Prints one health_event as a log line: "health: route gray closed -> open

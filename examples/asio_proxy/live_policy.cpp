@@ -202,7 +202,8 @@ live_policy::build_result live_policy::build(proxy_policy spec) const {
 }
 
 // #12: the routes' health for `next`: the previous feed when the routes and the health
-// settings are the same, else a new one carrying over the routes that remain.
+// settings are the same, else a new one sharing the cells of the routes that remain
+// (never a copy: requests of the previous policy still in flight record into them).
 void live_policy::build_health(const proxy_policy& spec, policy_snapshot& next, const policy_snapshot* previous) {
   const grayroute::route_table& routes = next.policy.routes();
   std::optional<grayroute::route_id> fallback;
@@ -221,12 +222,11 @@ void live_policy::build_health(const proxy_policy& spec, policy_snapshot& next, 
     return;
   }
   try {
-    next.health = std::make_shared<health_feed>(routes, spec.health, fallback);
+    next.health = std::make_shared<health_feed>(routes, spec.health, fallback, previous ? previous->health.get() : nullptr);
   } catch (const grayroute::config_error& e) {
     throw policy_error("health \"" + spec.health_words + "\": " + without_library_prefix(e.what()));
   }
   next.health->words = spec.health_words;
-  if (previous && previous->health) next.health->carry_over(*previous->health);
 }
 
 live_policy::reload_counts live_policy::counts() const {

@@ -17,7 +17,8 @@
 //
 // #12: a snapshot also carries the routes' health (health_feed.hpp) and its probes: a
 // reload keeps the feed when routes and health settings are unchanged, else the new
-// feed carries over each remaining route's state by name; on_reload restarts the probes.
+// feed shares each remaining route's state and counters by name (so what the old
+// policy's requests still in flight record is not lost); on_reload restarts the probes.
 #ifndef GRAYROUTE_PROXY_LIVE_POLICY_HPP
 #define GRAYROUTE_PROXY_LIVE_POLICY_HPP
 
@@ -76,7 +77,7 @@ struct policy_snapshot {
   std::string source;     // the policy file, or "flags"
   std::string client_ip;  // how the client is found, for the startup log
   std::vector<grayroute::key_source> rollout_keys;  // issue 13: the splits' key sources (with_pin_key)
-  // #12: the routes' health (kept or carried over by name across reloads) and the probes.
+  // #12: the routes' health (kept, or its routes' cells shared by name, across reloads) and the probes.
   std::shared_ptr<health_feed> health;
   std::vector<probe_spec> probes;  // routes resolved
 };

@@ -1,5 +1,6 @@
 // Per-route health for one process: the configuration, the state-change callback and
-// the route_health states (owned, or in memory the caller shares), and the decision side:
+// the route_health states (owned, or in memory the caller shares: one array, or one state
+// per route that the next table of a reload takes over), and the decision side:
 // apply_health() sends a decision whose route is open to its fallback route.
 //
 //   grayroute::health_table health(grayroute::health_config{}, policy.routes().size(),
@@ -117,11 +118,27 @@ class health_table {
     init(config, states, routes, std::move(on_change), baseline);
   }
 
+  /// Uses `*states[i]` as route i's state: each in caller memory that outlives the table,
+  /// any of them possibly another table's too. This is how a reload keeps a route's
+  /// health: the new table gets the states of the routes it keeps (by name, whatever
+  /// their new ids), so an outcome the old table records later - a request still in
+  /// flight, a probe finishing - lands in the state both read: no count is lost and a
+  /// breaker stays one breaker (its transitions are CASes on the one word, so each is
+  /// still reported once, by the table whose outcome made it). A copy of the states
+  /// would lose every late outcome. `states` itself is copied.
+  ///
+  ///   std::vector<route_health*> kept = {cells["production"]->health, cells["gray"]->health};
+  ///   health_table next(config, kept.data(), kept.size());
+  health_table(const health_config& config, route_health* const* states, std::size_t routes,
+               event_handler on_change = {}, route_id baseline = kProduction) {
+    init(config, states, routes, std::move(on_change), baseline);
+  }
+
   /// Counts one outcome of a request sent to `route` and moves the breaker when a
   /// threshold is reached. Never throws, never allocates; an unknown route is ignored.
   void record(route_id route, outcome o, std::chrono::microseconds latency, std::chrono::milliseconds now) noexcept {
     if (route >= size_) return;
-    route_health& h = states_[route];
+    route_health& h = at(route);
     const bool error = o != outcome::success;
     count_in_window(h, error, now);
     if (error) h.errors[static_cast<std::size_t>(o) - 1].fetch_add(1, std::memory_order_relaxed);
@@ -167,7 +184,7 @@ class health_table {
   /// round(100 / probe_percent), by a counter shared by all threads using the state.
   bool admit(route_id route, std::chrono::milliseconds now) noexcept {
     if (route >= size_ || !config_.enabled) return true;
-    route_health& h = states_[route];
+    route_health& h = at(route);
     std::uint64_t word = h.breaker.load(std::memory_order_acquire);
     switch (detail::breaker_word::state(word)) {
       case breaker_state::closed: return true;
@@ -187,10 +204,10 @@ class health_table {
   /// The breaker state now, moving open to half_open when the cool-down has passed.
   breaker_state state(route_id route, std::chrono::milliseconds now) noexcept {
     if (route >= size_) return breaker_state::closed;
-    std::uint64_t word = states_[route].breaker.load(std::memory_order_acquire);
+    std::uint64_t word = at(route).breaker.load(std::memory_order_acquire);
     if (config_.enabled && detail::breaker_word::state(word) == breaker_state::open && cooled_down(word, now)) {
       advance_to_half_open(route, word, now);
-      word = states_[route].breaker.load(std::memory_order_acquire);
+      word = at(route).breaker.load(std::memory_order_acquire);
     }
     return detail::breaker_word::state(word);
   }
@@ -204,7 +221,7 @@ class health_table {
   health_snapshot snapshot(route_id route, std::chrono::milliseconds now) const noexcept {
     health_snapshot s;
     if (route >= size_) return s;
-    const route_health& h = states_[route];
+    const route_health& h = at(route);
     const std::uint64_t word = h.breaker.load(std::memory_order_acquire);
     s.state = detail::breaker_word::state(word);
     s.since = std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(detail::breaker_word::since_ms(word)));
@@ -236,15 +253,31 @@ class health_table {
 
   void init(const health_config& config, route_health* states, std::size_t routes, event_handler on_change,
             route_id baseline) {
-    config.validate();
     if (states == nullptr && routes != 0) detail::throw_config_error("health: no memory for the route states");
+    index_ = std::make_unique<route_health*[]>(routes);
+    for (std::size_t r = 0; r < routes; ++r) index_[r] = states + r;
+    init_index(config, routes, std::move(on_change), baseline);
+  }
+
+  void init(const health_config& config, route_health* const* states, std::size_t routes, event_handler on_change,
+            route_id baseline) {
+    if (states == nullptr && routes != 0) detail::throw_config_error("health: no memory for the route states");
+    index_ = std::make_unique<route_health*[]>(routes);
+    for (std::size_t r = 0; r < routes; ++r) {
+      if (states[r] == nullptr) detail::throw_config_error("health: no memory for the state of route " + std::to_string(r));
+      index_[r] = states[r];
+    }
+    init_index(config, routes, std::move(on_change), baseline);
+  }
+
+  void init_index(const health_config& config, std::size_t routes, event_handler on_change, route_id baseline) {
+    config.validate();
     if (routes > 0xffff) detail::throw_config_error("health: " + std::to_string(routes) + " routes is too many");
     if (baseline >= routes && routes != 0) {
       detail::throw_config_error("health: baseline route " + std::to_string(baseline) + " is not one of the " +
                                  std::to_string(routes) + " routes");
     }
     config_ = config;
-    states_ = states;
     size_ = routes;
     on_change_ = std::move(on_change);
     baseline_ = baseline;
@@ -304,14 +337,14 @@ class health_table {
     const std::uint32_t threshold = config_.consecutive_connect_failures;
     if (o == outcome::connect_failure && threshold != 0 && run >= threshold) {
       const bool baseline_failing =
-          relative && states_[baseline_].connect_failures_in_row.load(std::memory_order_relaxed) >= threshold;
+          relative && at(baseline_).connect_failures_in_row.load(std::memory_order_relaxed) >= threshold;
       if (!baseline_failing) {
         change(route, word, breaker_state::open, health_cause::connect_failures, now);
         return;
       }
     }
     if (config_.error_ratio <= 0.0) return;
-    const window_sum w = sum_window(states_[route], now);
+    const window_sum w = sum_window(at(route), now);
     if (w.requests < config_.min_requests || w.ratio() < config_.error_ratio) return;
     if (relative && w.ratio() - baseline_ratio(now) < config_.relative_margin) return;
     change(route, word, breaker_state::open, health_cause::error_ratio, now);
@@ -319,13 +352,13 @@ class health_table {
 
   // The baseline's ratio; 0 when its window is too small to say (gray is then judged alone).
   double baseline_ratio(std::chrono::milliseconds now) const noexcept {
-    const window_sum b = sum_window(states_[baseline_], now);
+    const window_sum b = sum_window(at(baseline_), now);
     return b.requests < config_.min_requests ? 0.0 : b.ratio();
   }
 
   void count_probe_success(route_id route, std::uint64_t word, std::chrono::milliseconds now) noexcept {
     using b = detail::breaker_word;
-    route_health& h = states_[route];
+    route_health& h = at(route);
     while (b::state(word) == breaker_state::half_open) {
       const std::uint32_t probes = b::probes(word) + 1;
       if (probes >= config_.probe_successes) {
@@ -343,7 +376,7 @@ class health_table {
   bool change(route_id route, std::uint64_t word, breaker_state to, health_cause cause, std::chrono::milliseconds now,
               std::uint32_t probes = 0) noexcept {
     using b = detail::breaker_word;
-    route_health& h = states_[route];
+    route_health& h = at(route);
     if (!h.breaker.compare_exchange_strong(word, b::make(to, 0, ms_of(now)), std::memory_order_acq_rel,
                                            std::memory_order_acquire)) {
       return false;
@@ -372,8 +405,12 @@ class health_table {
     return true;
   }
 
+  route_health& at(route_id route) const noexcept { return *index_[route]; }
+
   std::unique_ptr<route_health[]> owned_;
-  route_health* states_ = nullptr;
+  // Route id -> its state: one array for every constructor, so a route's state can sit
+  // anywhere (contiguous, in a zone, or one allocation per route shared across tables).
+  std::unique_ptr<route_health*[]> index_;
   std::size_t size_ = 0;
   health_config config_;
   event_handler on_change_;
