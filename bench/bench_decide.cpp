@@ -133,6 +133,7 @@ void run_decide(benchmark::State& state, const std::vector<request>& requests) {
     gray += router.decide(peer, requests[i++ & (kTableSize - 1)].headers).route;
   }
   benchmark::DoNotOptimize(gray);
+  grayroute::bench::count_huge_pages(state);
   state.SetItemsProcessed(state.iterations());
 }
 
@@ -209,6 +210,8 @@ void BM_DecideParts_LookupChained(benchmark::State& state) {
     benchmark::DoNotOptimize(found);
     i += 1 + (found >> 8);  // always 1, but only known once the lookup is done
   }
+  grayroute::bench::count_huge_pages(state);
+  state.counters["bytes_per_host"] = static_cast<double>(store.memory_bytes()) / kHosts;
   state.SetItemsProcessed(state.iterations());
 }
 
