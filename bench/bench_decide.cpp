@@ -19,6 +19,9 @@ using grayroute::ip_address;
 using grayroute::bench::kTableSize;
 
 constexpr std::size_t kHosts = 1000000;
+// Requests (or clients) taken over and over, a power of two: kTableSize, every client
+// cold; kHotClients, the working set of real traffic (the lookup target's "hot").
+constexpr std::size_t kHotClients = 1 << 16;
 
 // One request as a gateway sees it: a few ordinary headers and X-Forwarded-For with
 // three hops, the client first and two of our proxies after it.
@@ -125,23 +128,38 @@ void BM_Resolve_Xff3Hops_Naive(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
-void run_decide(benchmark::State& state, const std::vector<request>& requests) {
+void run_decide(benchmark::State& state, const std::vector<request>& requests, std::size_t cycle = kTableSize) {
   const grayroute::router<grayroute::memory_store> router(data().store, config());
   const ip_address peer = data().peer;
   std::size_t i = 0, gray = 0;
   for (auto _ : state) {
-    gray += router.decide(peer, requests[i++ & (kTableSize - 1)].headers).route;
+    gray += router.decide(peer, requests[i++ & (cycle - 1)].headers).route;
   }
   benchmark::DoNotOptimize(gray);
   grayroute::bench::count_huge_pages(state);
   state.SetItemsProcessed(state.iterations());
 }
 
-void run_decide_naive(benchmark::State& state, const std::vector<request>& requests) {
+// The decision with nothing listed (the store's tables are tiny, in L1): what it
+// costs besides the list lookup's miss.
+void BM_DecideParts_DecideEmptyStore(benchmark::State& state) {
+  const grayroute::memory_store empty;
+  const grayroute::router<grayroute::memory_store> router(empty, config());
+  const auto& requests = half_listed();
+  const ip_address peer = data().peer;
+  std::size_t i = 0, gray = 0;
+  for (auto _ : state) {
+    gray += router.decide(peer, requests[i++ & (kTableSize - 1)].headers).route;
+  }
+  benchmark::DoNotOptimize(gray);
+  state.SetItemsProcessed(state.iterations());
+}
+
+void run_decide_naive(benchmark::State& state, const std::vector<request>& requests, std::size_t cycle = kTableSize) {
   const auto& listed = data().listed_text;
   std::size_t i = 0, gray = 0;
   for (auto _ : state) {
-    gray += listed.count(naive_client(requests[i++ & (kTableSize - 1)]));
+    gray += listed.count(naive_client(requests[i++ & (cycle - 1)]));
   }
   benchmark::DoNotOptimize(gray);
   state.SetItemsProcessed(state.iterations());
@@ -200,12 +218,12 @@ void BM_DecideParts_Lookup(benchmark::State& state) {
 // The same lookups one after another, each waiting for the one before (as one
 // request's lookup cannot overlap the next request's): the latency a decision pays
 // for a cold entry, where BM_DecideParts_Lookup lets the CPU overlap the misses.
-void BM_DecideParts_LookupChained(benchmark::State& state) {
+void lookup_chained(benchmark::State& state, std::size_t cycle) {
   const auto& clients = half_listed_parts().clients;
   const auto& store = data().store;
   std::size_t i = 0;
   for (auto _ : state) {
-    const auto route = store.lookup(clients[i & (kTableSize - 1)]);
+    const auto route = store.lookup(clients[i & (cycle - 1)]);
     std::size_t found = route.has_value();
     benchmark::DoNotOptimize(found);
     i += 1 + (found >> 8);  // always 1, but only known once the lookup is done
@@ -214,6 +232,9 @@ void BM_DecideParts_LookupChained(benchmark::State& state) {
   state.counters["bytes_per_host"] = static_cast<double>(store.memory_bytes()) / kHosts;
   state.SetItemsProcessed(state.iterations());
 }
+
+void BM_DecideParts_LookupChained(benchmark::State& state) { lookup_chained(state, kTableSize); }
+void BM_DecideParts_LookupChained_Hot(benchmark::State& state) { lookup_chained(state, kHotClients); }
 
 void BM_DecideParts_RolloutHash(benchmark::State& state) {
   const auto& clients = half_listed_parts().clients;
@@ -228,6 +249,8 @@ void BM_DecideParts_RolloutHash(benchmark::State& state) {
 
 void BM_Decide_HalfListed(benchmark::State& state) { run_decide(state, half_listed()); }
 void BM_Decide_HalfListed_Naive(benchmark::State& state) { run_decide_naive(state, half_listed()); }
+void BM_Decide_HalfListed_Hot(benchmark::State& state) { run_decide(state, half_listed(), kHotClients); }
+void BM_Decide_HalfListed_Hot_Naive(benchmark::State& state) { run_decide_naive(state, half_listed(), kHotClients); }
 void BM_Decide_1PctListed(benchmark::State& state) { run_decide(state, one_pct_listed()); }
 void BM_Decide_1PctListed_Naive(benchmark::State& state) { run_decide_naive(state, one_pct_listed()); }
 
@@ -236,9 +259,13 @@ BENCHMARK(BM_Resolve_Xff3Hops_Naive);
 BENCHMARK(BM_DecideParts_ParseHops);
 BENCHMARK(BM_DecideParts_Lookup);
 BENCHMARK(BM_DecideParts_LookupChained);
+BENCHMARK(BM_DecideParts_LookupChained_Hot);
 BENCHMARK(BM_DecideParts_RolloutHash);
+BENCHMARK(BM_DecideParts_DecideEmptyStore);
 BENCHMARK(BM_Decide_HalfListed);
 BENCHMARK(BM_Decide_HalfListed_Naive);
+BENCHMARK(BM_Decide_HalfListed_Hot);
+BENCHMARK(BM_Decide_HalfListed_Hot_Naive);
 BENCHMARK(BM_Decide_1PctListed);
 BENCHMARK(BM_Decide_1PctListed_Naive);
 
