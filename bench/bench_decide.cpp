@@ -19,6 +19,9 @@ using grayroute::ip_address;
 using grayroute::bench::kTableSize;
 
 constexpr std::size_t kHosts = 1000000;
+// Requests (or clients) taken over and over, a power of two: kTableSize, every client
+// cold; kHotClients, the working set of real traffic (the lookup target's "hot").
+constexpr std::size_t kHotClients = 1 << 16;
 
 // One request as a gateway sees it: a few ordinary headers and X-Forwarded-For with
 // three hops, the client first and two of our proxies after it.
@@ -103,30 +106,56 @@ std::string naive_client(const request& r) {
   return "10.0.0.3";
 }
 
-void BM_Resolve_Xff3Hops(benchmark::State& state) {
+// Requests cycled over `cycle` (a power of two): kTableSize, every request's text cold
+// in memory; kParsedRequests, text in cache, as in a gateway that has just parsed the
+// request it asks about (its bytes are in L1/L2 then, whatever the client).
+constexpr std::size_t kParsedRequests = 1 << 10;
+
+void resolve(benchmark::State& state, std::size_t cycle) {
   const grayroute::client_ip_resolver resolver(config().client_ip);
   const auto& requests = half_listed();
   const ip_address peer = data().peer;
   std::size_t i = 0;
   for (auto _ : state) {
-    auto who = resolver.resolve(peer, requests[i++ & (kTableSize - 1)].headers);
+    auto who = resolver.resolve(peer, requests[i++ & (cycle - 1)].headers);
     benchmark::DoNotOptimize(who);
   }
   state.SetItemsProcessed(state.iterations());
 }
 
-void BM_Resolve_Xff3Hops_Naive(benchmark::State& state) {
+void resolve_naive(benchmark::State& state, std::size_t cycle) {
   const auto& requests = half_listed();
   std::size_t i = 0;
   for (auto _ : state) {
-    auto who = naive_client(requests[i++ & (kTableSize - 1)]);
+    auto who = naive_client(requests[i++ & (cycle - 1)]);
     benchmark::DoNotOptimize(who);
   }
   state.SetItemsProcessed(state.iterations());
 }
 
-void run_decide(benchmark::State& state, const std::vector<request>& requests) {
+void BM_Resolve_Xff3Hops(benchmark::State& state) { resolve(state, kTableSize); }
+void BM_Resolve_Xff3Hops_Naive(benchmark::State& state) { resolve_naive(state, kTableSize); }
+void BM_Resolve_Xff3Hops_Parsed(benchmark::State& state) { resolve(state, kParsedRequests); }
+void BM_Resolve_Xff3Hops_Parsed_Naive(benchmark::State& state) { resolve_naive(state, kParsedRequests); }
+
+void run_decide(benchmark::State& state, const std::vector<request>& requests, std::size_t cycle = kTableSize) {
   const grayroute::router<grayroute::memory_store> router(data().store, config());
+  const ip_address peer = data().peer;
+  std::size_t i = 0, gray = 0;
+  for (auto _ : state) {
+    gray += router.decide(peer, requests[i++ & (cycle - 1)].headers).route;
+  }
+  benchmark::DoNotOptimize(gray);
+  grayroute::bench::count_huge_pages(state);
+  state.SetItemsProcessed(state.iterations());
+}
+
+// The decision with nothing listed (the store's tables are tiny, in L1): what it
+// costs besides the list lookup's miss.
+void BM_DecideParts_DecideEmptyStore(benchmark::State& state) {
+  const grayroute::memory_store empty;
+  const grayroute::router<grayroute::memory_store> router(empty, config());
+  const auto& requests = half_listed();
   const ip_address peer = data().peer;
   std::size_t i = 0, gray = 0;
   for (auto _ : state) {
@@ -136,11 +165,11 @@ void run_decide(benchmark::State& state, const std::vector<request>& requests) {
   state.SetItemsProcessed(state.iterations());
 }
 
-void run_decide_naive(benchmark::State& state, const std::vector<request>& requests) {
+void run_decide_naive(benchmark::State& state, const std::vector<request>& requests, std::size_t cycle = kTableSize) {
   const auto& listed = data().listed_text;
   std::size_t i = 0, gray = 0;
   for (auto _ : state) {
-    gray += listed.count(naive_client(requests[i++ & (kTableSize - 1)]));
+    gray += listed.count(naive_client(requests[i++ & (cycle - 1)]));
   }
   benchmark::DoNotOptimize(gray);
   state.SetItemsProcessed(state.iterations());
@@ -199,18 +228,23 @@ void BM_DecideParts_Lookup(benchmark::State& state) {
 // The same lookups one after another, each waiting for the one before (as one
 // request's lookup cannot overlap the next request's): the latency a decision pays
 // for a cold entry, where BM_DecideParts_Lookup lets the CPU overlap the misses.
-void BM_DecideParts_LookupChained(benchmark::State& state) {
+void lookup_chained(benchmark::State& state, std::size_t cycle) {
   const auto& clients = half_listed_parts().clients;
   const auto& store = data().store;
   std::size_t i = 0;
   for (auto _ : state) {
-    const auto route = store.lookup(clients[i & (kTableSize - 1)]);
+    const auto route = store.lookup(clients[i & (cycle - 1)]);
     std::size_t found = route.has_value();
     benchmark::DoNotOptimize(found);
     i += 1 + (found >> 8);  // always 1, but only known once the lookup is done
   }
+  grayroute::bench::count_huge_pages(state);
+  state.counters["bytes_per_host"] = static_cast<double>(store.memory_bytes()) / kHosts;
   state.SetItemsProcessed(state.iterations());
 }
+
+void BM_DecideParts_LookupChained(benchmark::State& state) { lookup_chained(state, kTableSize); }
+void BM_DecideParts_LookupChained_Hot(benchmark::State& state) { lookup_chained(state, kHotClients); }
 
 void BM_DecideParts_RolloutHash(benchmark::State& state) {
   const auto& clients = half_listed_parts().clients;
@@ -225,17 +259,25 @@ void BM_DecideParts_RolloutHash(benchmark::State& state) {
 
 void BM_Decide_HalfListed(benchmark::State& state) { run_decide(state, half_listed()); }
 void BM_Decide_HalfListed_Naive(benchmark::State& state) { run_decide_naive(state, half_listed()); }
+void BM_Decide_HalfListed_Hot(benchmark::State& state) { run_decide(state, half_listed(), kHotClients); }
+void BM_Decide_HalfListed_Hot_Naive(benchmark::State& state) { run_decide_naive(state, half_listed(), kHotClients); }
 void BM_Decide_1PctListed(benchmark::State& state) { run_decide(state, one_pct_listed()); }
 void BM_Decide_1PctListed_Naive(benchmark::State& state) { run_decide_naive(state, one_pct_listed()); }
 
 BENCHMARK(BM_Resolve_Xff3Hops);
 BENCHMARK(BM_Resolve_Xff3Hops_Naive);
+BENCHMARK(BM_Resolve_Xff3Hops_Parsed);
+BENCHMARK(BM_Resolve_Xff3Hops_Parsed_Naive);
 BENCHMARK(BM_DecideParts_ParseHops);
 BENCHMARK(BM_DecideParts_Lookup);
 BENCHMARK(BM_DecideParts_LookupChained);
+BENCHMARK(BM_DecideParts_LookupChained_Hot);
 BENCHMARK(BM_DecideParts_RolloutHash);
+BENCHMARK(BM_DecideParts_DecideEmptyStore);
 BENCHMARK(BM_Decide_HalfListed);
 BENCHMARK(BM_Decide_HalfListed_Naive);
+BENCHMARK(BM_Decide_HalfListed_Hot);
+BENCHMARK(BM_Decide_HalfListed_Hot_Naive);
 BENCHMARK(BM_Decide_1PctListed);
 BENCHMARK(BM_Decide_1PctListed_Naive);
 

@@ -49,6 +49,7 @@ void store_lookups(benchmark::State& state, bool hot, contents c) {
                          : c == contents::networks ? gb::kLookupNetworks
                                                    : gb::kLookupHosts + gb::kLookupNetworks;
   state.counters["bytes_per_entry"] = static_cast<double>(store->memory_bytes()) / entries;
+  gb::count_huge_pages(state);
   gb::run_probes(state, gb::probes(hot), [&](std::uint32_t v) { return code_of(store->lookup(ip_address::v4(v))); });
 }
 

@@ -3,10 +3,12 @@
 #ifndef GRAYROUTE_BENCH_INPUTS_HPP
 #define GRAYROUTE_BENCH_INPUTS_HPP
 
+#include <benchmark/benchmark.h>
 #include <grayroute/ip.hpp>
 
 #include <algorithm>
 #include <cstdint>
+#include <fstream>
 #include <random>
 #include <string>
 #include <unordered_set>
@@ -79,6 +81,41 @@ inline std::vector<std::uint32_t> queries(const std::vector<std::uint32_t>& list
   }
   std::shuffle(out.begin(), out.end(), rng);
   return out;
+}
+
+/// The process's mappings advised for transparent huge pages (the store's large
+/// tables, which are mapped outside the heap on Linux) and how much of them the
+/// kernel backs with 2 MiB pages, from /proc/self/smaps; zeros elsewhere.
+struct huge_pages {
+  std::size_t advised_bytes = 0;
+  std::size_t huge_bytes = 0;
+};
+
+inline huge_pages huge_pages_in_use() {
+  huge_pages out;
+  std::ifstream smaps("/proc/self/smaps");
+  std::size_t size = 0, huge = 0;
+  for (std::string field; smaps >> field;) {
+    std::size_t kib = 0;
+    if (field == "Size:") {
+      smaps >> size;
+    } else if (field == "AnonHugePages:") {
+      smaps >> huge;
+    } else if (field == "THPeligible:" && smaps >> kib && kib == 1) {  // a flag, not kB
+      out.advised_bytes += size << 10;
+      out.huge_bytes += huge << 10;
+    }
+    smaps.ignore(1 << 12, '\n');
+  }
+  return out;
+}
+
+/// Counters for a benchmark over a store: how much of its advised memory is on
+/// huge pages (1: all of it), and how many bytes that is.
+inline void count_huge_pages(benchmark::State& state) {
+  const huge_pages h = huge_pages_in_use();
+  state.counters["huge_page_share"] = h.advised_bytes == 0 ? 0.0 : static_cast<double>(h.huge_bytes) / static_cast<double>(h.advised_bytes);
+  state.counters["huge_page_MiB"] = static_cast<double>(h.huge_bytes) / (1 << 20);
 }
 
 }  // namespace grayroute::bench

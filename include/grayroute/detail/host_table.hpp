@@ -38,6 +38,11 @@
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+#define GRAYROUTE_HUGE_PAGES 1
+#else
+#define GRAYROUTE_HUGE_PAGES 0
+#endif
 
 #include "reader_gate.hpp"  // GRAYROUTE_TSAN
 
@@ -74,21 +79,33 @@ constexpr std::uint64_t mix64(std::uint64_t x) noexcept {
 
 /// An array of zeroed atomics; large ones are asked for on 2 MiB pages, because the
 /// tables are probed at random and TLB misses would otherwise dominate.
+///
+/// On Linux a large array is its own mapping, 2 MiB-aligned and advised
+/// (MADV_HUGEPAGE) before its first touch: memory the heap hands back after a free
+/// is already mapped in 4 KiB pages, and advice given then only takes effect when
+/// khugepaged gets round to it (16 MiB per 10 s by default). Where that fails, or
+/// elsewhere, it is an ordinary aligned allocation: huge pages are a speed-up, never
+/// a requirement.
 template <class T>
 class atomic_array {
  public:
   explicit atomic_array(std::size_t count) : count_(count) {
     const std::size_t bytes = count * sizeof(std::atomic<T>);
-    data_ = static_cast<std::atomic<T>*>(::operator new(bytes, std::align_val_t(alignment_for(bytes))));
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (bytes >= kHugePage) ::madvise(static_cast<void*>(data_), bytes, MADV_HUGEPAGE);
-#endif
+    data_ = static_cast<std::atomic<T>*>(map_huge(bytes));
+    mapped_ = data_ != nullptr;
+    if (!mapped_) data_ = static_cast<std::atomic<T>*>(::operator new(bytes, std::align_val_t(alignment_for(bytes))));
     for (std::size_t i = 0; i < count; ++i) new (&data_[i]) std::atomic<T>(T{});
   }
   atomic_array(const atomic_array&) = delete;
   atomic_array& operator=(const atomic_array&) = delete;
   ~atomic_array() {
-    ::operator delete(static_cast<void*>(data_), std::align_val_t(alignment_for(count_ * sizeof(std::atomic<T>))));
+#if GRAYROUTE_HUGE_PAGES
+    if (mapped_) {
+      ::munmap(static_cast<void*>(data_), bytes());
+      return;
+    }
+#endif
+    ::operator delete(static_cast<void*>(data_), std::align_val_t(alignment_for(bytes())));
   }
 
   std::atomic<T>& operator[](std::size_t i) noexcept { return data_[i]; }
@@ -100,8 +117,29 @@ class atomic_array {
   static constexpr std::size_t kHugePage = std::size_t{2} << 20;
   static constexpr std::size_t alignment_for(std::size_t bytes) { return bytes >= kHugePage ? kHugePage : 64; }
 
+  // A fresh 2 MiB-aligned mapping of `bytes` advised for huge pages, or null.
+  static void* map_huge([[maybe_unused]] std::size_t bytes) noexcept {
+#if GRAYROUTE_HUGE_PAGES
+    if (bytes < kHugePage) return nullptr;
+    // Map one huge page more than needed and cut the unaligned ends off.
+    const std::size_t span = bytes + kHugePage;
+    void* raw = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return nullptr;
+    unsigned char* const first = static_cast<unsigned char*>(raw);
+    const std::size_t head = (kHugePage - reinterpret_cast<std::uintptr_t>(first) % kHugePage) % kHugePage;
+    unsigned char* const data = first + head;
+    if (head != 0) ::munmap(first, head);
+    ::munmap(data + bytes, kHugePage - head);  // a multiple of 4 KiB, never 0
+    ::madvise(data, bytes, MADV_HUGEPAGE);  // refused (THP off, old kernel): 4 KiB pages
+    return data;
+#else
+    return nullptr;
+#endif
+  }
+
   std::atomic<T>* data_;
   std::size_t count_;
+  bool mapped_ = false;
 };
 
 /// Smallest power-of-two exponent whose table keeps `entries` at or under half full.
