@@ -60,9 +60,13 @@ stop_scratch() {
 }
 
 # A loopback port nothing listens on: random candidates, each checked by connecting.
+# Candidates lie below the kernel's ephemeral range, so no client socket of another test
+# can hold one as its source port (a bind over it fails even with SO_REUSEADDR).
 free_port() {
-  local p
-  for p in $(shuf -i 20000-60000 -n 50); do
+  local p low=32768
+  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  [ "$low" -gt 11000 ] || low=32768
+  for p in $(shuf -i 10000-$((low - 1)) -n 50); do
     (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
   done
   echo "no free port found" >&2
