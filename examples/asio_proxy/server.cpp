@@ -195,6 +195,8 @@ void server::accept() {
 // The reserve goes first, so that while accepting is paused the connections already
 // open have descriptors to spare. Accepting resumes only once the reserve is held
 // again: until then the table is still full, and accepting would take what is left.
+// (Linux's accept() takes a descriptor before it looks at the queue, so the attempt
+// right after the connection that took the last one fails at once, queue empty or not.)
 void server::pause_accepting(const boost::system::error_code& why) {
   release_reserve();
   report_accept_failure(why, true);
