@@ -211,6 +211,10 @@ void connection::set_error_response() {
   if (failure_ == failure::timeout) {
     set_local_response(http::status::gateway_timeout,
                        "504 Gateway Timeout: the " + route + " upstream " + name + " did not answer\n");
+  } else if (failure_ == failure::out_of_descriptors) {
+    set_local_response(http::status::service_unavailable, "503 Service Unavailable: no socket for the " + route +
+                                                              " upstream " + name + " (" + error_.message() + ")\n");
+    local_.set(http::field::retry_after, "1");
   } else {
     set_local_response(http::status::bad_gateway, "502 Bad Gateway: the " + route + " upstream " + name +
                                                       (failure_ == failure::connect ? " is unreachable (" : " failed (") +
@@ -365,8 +369,14 @@ void connection::loop(beast::error_code ec, std::size_t) {
           BOOST_ASIO_CORO_YIELD upstream_->stream.async_connect(
               pool_->endpoint(), [self = shared_from_this()](beast::error_code e) { self->loop(e); });
           if (ec) {
-            failure_ = failure::connect;
             error_ = ec;
+            if (out_of_descriptors(ec)) {
+              // No socket to be had here: our shortage, not the upstream's failure (no
+              // health report, no fallback, which would need a socket too).
+              failure_ = failure::out_of_descriptors;
+              break;
+            }
+            failure_ = failure::connect;
             report(ec == beast::error::timeout ? grayroute::outcome::timeout : grayroute::outcome::connect_failure);
             if (fall_back()) continue;  // nothing was sent: any method may go elsewhere
             break;

@@ -41,7 +41,7 @@ class connection : public session, public std::enable_shared_from_this<connectio
   void drain() noexcept override;
 
  private:
-  enum class failure { none, client, client_bad_body, connect, upstream, upstream_cut, timeout };
+  enum class failure { none, client, client_bad_body, connect, out_of_descriptors, upstream, upstream_cut, timeout };
 
   void loop(boost::beast::error_code ec = {}, std::size_t = 0);
   void read_preface();

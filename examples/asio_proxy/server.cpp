@@ -1,6 +1,9 @@
 // The acceptor, the worker threads and the signals; see server.hpp.
 #include "server.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -29,6 +32,12 @@ std::string text_of(const tcp::endpoint& e) {
 }
 
 }  // namespace
+
+bool out_of_descriptors(const boost::system::error_code& ec) noexcept {
+  const int code = ec.value();
+  return ec.category() == boost::system::system_category() &&
+         (code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM);
+}
 
 int serve(const proxy_options& o) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -104,6 +113,7 @@ void worker::drain() {
 }
 
 server::server(const proxy_context& context, live_policy& live) : context_(context), live_(live) {
+  reserve_.fill(-1);
   acceptor_.open(context.listen.protocol());
   acceptor_.set_option(tcp::acceptor::reuse_address(true));
   acceptor_.bind(context.listen);
@@ -112,6 +122,33 @@ server::server(const proxy_context& context, live_policy& live) : context_(conte
   signals_.add(SIGTERM);
   signals_.add(SIGHUP);
   for (unsigned i = 0; i < context.options.threads; ++i) workers_.push_back(std::make_unique<worker>(context));
+  take_reserve();
+}
+
+server::~server() { release_reserve(); }
+
+// /dev/null is only something to hold a descriptor with. Failing for any reason other
+// than a full table (no /dev/null in a chroot) means running without a reserve.
+// Returns the error of a full table (EMFILE, ENFILE), else none.
+boost::system::error_code server::take_reserve() {
+  for (int& fd : reserve_) {
+    if (fd >= 0) continue;
+    fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      const int error = errno;
+      release_reserve();
+      if (error == EMFILE || error == ENFILE) return {error, boost::system::system_category()};
+      return {};
+    }
+  }
+  return {};
+}
+
+void server::release_reserve() noexcept {
+  for (int& fd : reserve_) {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
 }
 
 void server::run() {
@@ -141,33 +178,46 @@ void server::accept() {
     if (ec == asio::error::operation_aborted || stopping_) return;
     if (ec) {
       // Out of file descriptors (or memory): accepting again at once fails again at
-      // once. As nginx does, stop accepting for kAcceptPause — the connections already
-      // open go on being served — and say so at most once a second, with a count.
-      // Other errors (ECONNABORTED...) concern one connection: accept the next at once.
-      const int code = ec.value();
-      const bool out_of_resources = ec.category() == boost::system::system_category() &&
-                                    (code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM);
-      ++accept_failures_;
-      const auto now = std::chrono::steady_clock::now();
-      if (now - accept_logged_ >= std::chrono::seconds(1)) {
-        std::fprintf(stderr, "accept: %s (%llu failure%s since the last report)%s\n", ec.message().c_str(),
-                     static_cast<unsigned long long>(accept_failures_), accept_failures_ == 1 ? "" : "s",
-                     out_of_resources ? "; pausing accepting for 500 ms" : "");
-        accept_failures_ = 0;
-        accept_logged_ = now;
-      }
-      if (!out_of_resources) return accept();
-      accept_timer_.expires_after(kAcceptPause);
-      accept_timer_.async_wait([this](boost::system::error_code e) {
-        if (!e && !stopping_) accept();
-      });
-      return;
+      // once. As nginx does, stop accepting for a while; the connections already open
+      // go on being served. Other errors (ECONNABORTED...) concern one connection:
+      // accept the next at once.
+      if (out_of_descriptors(ec)) return pause_accepting(ec);
+      report_accept_failure(ec, false);
+      return accept();
     }
     worker& w = *workers_[next_worker_];
     next_worker_ = (next_worker_ + 1) % workers_.size();
     asio::post(w.io(), [&w, s = std::move(socket)]() mutable { start_connection(w, std::move(s)); });
     accept();
   });
+}
+
+// The reserve goes first, so that while accepting is paused the connections already
+// open have descriptors to spare. Accepting resumes only once the reserve is held
+// again: until then the table is still full, and accepting would take what is left.
+// (Linux's accept() takes a descriptor before it looks at the queue, so the attempt
+// right after the connection that took the last one fails at once, queue empty or not.)
+void server::pause_accepting(const boost::system::error_code& why) {
+  release_reserve();
+  report_accept_failure(why, true);
+  accept_timer_.expires_after(kAcceptPause);
+  accept_timer_.async_wait([this](boost::system::error_code e) {
+    if (e || stopping_) return;
+    if (const auto full = take_reserve()) return pause_accepting(full);
+    accept();
+  });
+}
+
+// At most one line a second, with the count of failures since the last one.
+void server::report_accept_failure(const boost::system::error_code& ec, bool pausing) {
+  ++accept_failures_;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - accept_logged_ < std::chrono::seconds(1)) return;
+  std::fprintf(stderr, "accept: %s (%llu failure%s since the last report)%s\n", ec.message().c_str(),
+               static_cast<unsigned long long>(accept_failures_), accept_failures_ == 1 ? "" : "s",
+               pausing ? "; pausing accepting for 500 ms" : "");
+  accept_failures_ = 0;
+  accept_logged_ = now;
 }
 
 void server::wait_for_signal() {

@@ -4,6 +4,7 @@
 #ifndef GRAYROUTE_PROXY_SERVER_HPP
 #define GRAYROUTE_PROXY_SERVER_HPP
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -18,6 +19,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/system/error_code.hpp>
 
 #include "access_log.hpp"
 #include "decision_tier.hpp"
@@ -83,19 +85,34 @@ class worker {
 /// Starts serving a new client socket on `w` (defined in connection.cpp).
 void start_connection(worker& w, tcp_socket socket);
 
+/// EMFILE, ENFILE, ENOBUFS, ENOMEM: the process (or the system) has no descriptor or
+/// buffer to spare, which says nothing about the peer.
+bool out_of_descriptors(const boost::system::error_code& ec) noexcept;
+
 class server {
  public:
   /// How long accepting stops after accept() fails (EMFILE...), as nginx's 500 ms.
   static constexpr std::chrono::milliseconds kAcceptPause{500};
+  /// Descriptors held while accepting and let go when accept() runs out: accepting
+  /// alone would fill the table, leaving the connections already open none for a new
+  /// upstream socket, a list-file reload or a Redis reconnect.
+  static constexpr std::size_t kReserveDescriptors = 8;
 
   /// Binds the listening socket (throws on failure).
   server(const proxy_context& context, live_policy& live);
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
 
   /// Serves until SIGINT/SIGTERM and the drain are over.
   void run();
 
  private:
   void accept();
+  void pause_accepting(const boost::system::error_code& why);
+  void report_accept_failure(const boost::system::error_code& ec, bool pausing);
+  boost::system::error_code take_reserve();
+  void release_reserve() noexcept;
   void wait_for_signal();
   void watch_files();
   void shut_down(int signal_number);
@@ -110,6 +127,7 @@ class server {
   boost::asio::steady_timer accept_timer_{control_};  // the pause after a failed accept
   std::chrono::steady_clock::time_point accept_logged_;
   std::uint64_t accept_failures_ = 0;
+  std::array<int, kReserveDescriptors> reserve_;  // -1: not held
   std::vector<std::unique_ptr<worker>> workers_;
   std::vector<std::thread> threads_;
   std::size_t next_worker_ = 0, running_workers_ = 0;

@@ -335,49 +335,136 @@ TEST_SUITE("proxy hostile input") {
     CHECK(c.read_response().status == 502);
   }
 
-  // Under AddressSanitizer this case failed once in three CI runs (the already-open
-  // connection got no answer once descriptors ran out); it holds in every release run.
-  // Skipped there until the cause is found (left open in the closing note), not retried.
+  // The proxy under `ulimit -n 48`, one connection served (and kept) and `idle` more
+  // opened, then 80 more connections than it has descriptors for, until it says it
+  // pauses accepting.
+  struct exhausted_proxy {
+    explicit exhausted_proxy(const temp_dir& dir, const byte_upstream& up)
+        : port(free_port()),
+          proxy({"/bin/sh", "-c", "ulimit -n 48 && exec \"$0\" \"$@\"", GRAYROUTE_PROXY_BIN, "--listen",
+                 "127.0.0.1:" + std::to_string(port), "--production", "127.0.0.1:" + std::to_string(up.port()),
+                 "--gray", "127.0.0.1:" + std::to_string(up.port()), "--access-log", "-"},
+                dir.file("proxy.log")) {}
+
+    // False when something on the way failed (the caller REQUIREs it).
+    bool exhaust(std::size_t idle = 0) {
+      if (!wait_for_port(port)) return false;
+      served = std::make_unique<http_connection>(port);
+      if (!served->send(get_request("/")) || served->read_response().status != 200) return false;
+      while (opened.size() < idle) opened.push_back(std::make_unique<http_connection>(port));
+      for (int i = 0; i < 80; ++i) flood.push_back(std::make_unique<http_connection>(port));
+      return eventually([&] { return proxy.log().find("pausing accepting") != std::string::npos; });
+    }
+
+    // Once the flood is gone, new connections are accepted and served again.
+    bool recovers() {
+      flood.clear();
+      return eventually([&] {
+        http_connection c(port);
+        return c.connected() && c.send(get_request("/")) && c.read_response().status == 200;
+      });
+    }
+
+    int port;
+    process proxy;
+    std::unique_ptr<http_connection> served;
+    std::vector<std::unique_ptr<http_connection>> opened, flood;
+  };
+
+  // Under UBSan the runtime itself needs two descriptors (a pipe, to probe memory) the
+  // first time it checks an object's dynamic type, and a failed probe is a fatal report.
+  // The reserve the proxy lets go when accepting runs out is what leaves them (and the
+  // upstream sockets) free; only the instant between the accept that takes the last
+  // descriptor and the failed one that lets the reserve go is left without any.
 #if defined(__SANITIZE_ADDRESS__)
-  constexpr bool kSkipUnderSanitizer = true;
+  constexpr bool kSanitized = true;
 #else
-  constexpr bool kSkipUnderSanitizer = false;
+  constexpr bool kSanitized = false;
 #endif
-  TEST_CASE("out of file descriptors: accepting pauses, the log says so a few times, open connections are served" *
-            doctest::skip(kSkipUnderSanitizer)) {
+  TEST_CASE("out of file descriptors: accepting pauses, the log says so a few times, open connections are served") {
     temp_dir dir;
     byte_upstream up(always(ok_response("ok")));
-    const int port = free_port();
-    // A low descriptor limit for the proxy alone, set by the shell that execs it.
-    process proxy({"/bin/sh", "-c", "ulimit -n 48 && exec \"$0\" \"$@\"", GRAYROUTE_PROXY_BIN, "--listen",
-                   "127.0.0.1:" + std::to_string(port), "--production", "127.0.0.1:" + std::to_string(up.port()),
-                   "--gray", "127.0.0.1:" + std::to_string(up.port()), "--access-log", "off"},
-                  dir.file("proxy.log"));
-    REQUIRE(wait_for_port(port));
-    INFO("proxy log:\n" << proxy.log());
-    http_connection served(port);
-    REQUIRE(served.send(get_request("/")));
-    REQUIRE(served.read_response().status == 200);
-
-    std::vector<std::unique_ptr<http_connection>> flood;
-    for (int i = 0; i < 80; ++i) flood.push_back(std::make_unique<http_connection>(port));
-    REQUIRE(eventually([&] { return proxy.log().find("pausing accepting") != std::string::npos; }));
-    const long before = cpu_ticks(proxy.pid());
+    exhausted_proxy p(dir, up);
+    INFO("proxy log:\n" << p.proxy.log());
+    REQUIRE(p.exhaust());
+    const long before = cpu_ticks(p.proxy.pid());
     const auto window = std::chrono::seconds(1);
     std::this_thread::sleep_for(window);  // a measurement window, not a wait for an event
-    const long used = cpu_ticks(proxy.pid()) - before;
+    const long used = cpu_ticks(p.proxy.pid()) - before;
     CHECK(used < sysconf(_SC_CLK_TCK) / 4);  // under a quarter of a core, not a spin
     std::size_t lines = 0;
-    for (std::size_t at = 0; (at = proxy.log().find("accept:", at)) != std::string::npos; ++at) ++lines;
+    const std::string log = p.proxy.log();
+    for (std::size_t at = 0; (at = log.find("accept:", at)) != std::string::npos; ++at) ++lines;
     CHECK(lines <= 5);
-    // The connection already open is still served.
-    REQUIRE(served.send(get_request("/")));
-    CHECK(served.read_response().status == 200);
-    flood.clear();
-    CHECK(eventually([&] {
-      http_connection c(port);
-      return c.connected() && c.send(get_request("/")) && c.read_response().status == 200;
-    }));
+    // The connection already open is still served (on its pooled upstream connection).
+    REQUIRE(p.served->send(get_request("/")));
+    CHECK(p.served->read_response().status == 200);
+    CHECK(p.recovers());
+  }
+
+  TEST_CASE("out of file descriptors: an open connection's request that needs a new upstream socket gets one") {
+    temp_dir dir;
+    // The upstream closes after every response: each request needs a socket of its own.
+    byte_upstream up([](const std::string&, int) {
+      return upstream_reply{ok_response("ok", "Connection: close\r\n"), true};
+    });
+    exhausted_proxy p(dir, up);
+    INFO("proxy log:\n" << p.proxy.log());
+    REQUIRE(p.exhaust());
+    const std::size_t upstream_before = up.connections();
+    for (int i = 0; i < 3; ++i) {
+      REQUIRE(p.served->send(get_request("/")));
+      const auto r = p.served->read_response();
+      CHECK(r.status == 200);
+      CHECK(r.body == "ok");
+    }
+    CHECK(up.connections() == upstream_before + 3);
+    CHECK(p.recovers());
+  }
+
+  // Not under the sanitizers: this one leaves the proxy no descriptor at all, and the
+  // UBSan runtime cannot check a type for the first time without two (see above).
+  TEST_CASE("out of file descriptors: with none left for an upstream socket the answer is an immediate 503" *
+            doctest::skip(kSanitized)) {
+    temp_dir dir;
+    // "/hold" is never answered: each such request keeps its upstream socket. Nothing is
+    // pooled, so every request needs a socket of its own.
+    byte_upstream up([](const std::string& received, int) {
+      const bool hold = received.find("GET /hold ") != std::string::npos;
+      return upstream_reply{hold ? std::string() : ok_response("ok", "Connection: close\r\n"), !hold};
+    });
+    exhausted_proxy p(dir, up);
+    INFO("proxy log:\n" << p.proxy.log());
+    // More held requests than the 8 descriptors the proxy lets go when accepting runs out.
+    constexpr std::size_t kHeld = 12;
+    REQUIRE(p.exhaust(kHeld + 1));
+    auto refused = [&] {
+      const std::string log = p.proxy.log();
+      std::size_t n = 0;
+      for (std::size_t at = 0; (at = log.find(" status=503 ", at)) != std::string::npos; ++at) ++n;
+      return n;
+    };
+    for (std::size_t i = 0; i < kHeld; ++i) {
+      // One at a time: each either holds an upstream socket or was refused one.
+      const std::size_t done = up.connections() + refused();
+      REQUIRE(p.opened[i]->send(get_request("/hold")));
+      REQUIRE(eventually([&] { return up.connections() + refused() > done; }));
+    }
+    CHECK(refused() > 0);
+    REQUIRE(p.opened[kHeld]->send(get_request("/")));
+    const auto r = p.opened[kHeld]->read_response();
+    CHECK(r.status == 503);
+    CHECK(header(r.headers, "Retry-After") == "1");
+    CHECK(r.body.find("Too many open files") != std::string::npos);
+    // The proxy's own shortage is not the upstream's failure: the route stays closed.
+    REQUIRE(p.served->send(get_request("/-/grayroute/health")));
+    const std::string health = p.served->read_response().body;
+    CAPTURE(health);
+    CHECK(health.find("\"production\":{\"state\":\"closed\"") != std::string::npos);
+    for (std::size_t i = 0; i < up.connections(); ++i) {  // the held requests are answered at last
+      if (up.received(i).find("GET /hold ") != std::string::npos) up.send(i, ok_response("late", "Connection: close\r\n"));
+    }
+    CHECK(p.recovers());
   }
 }
 
