@@ -62,7 +62,7 @@ int serve(const proxy_options& o) {
       std::vector<std::vector<tcp::endpoint>> servers;
       for (const auto& route : s->servers) {
         servers.emplace_back();
-        for (const upstream_server& server : route) servers.back().push_back(server.endpoint);
+        for (const upstream_server& member : route) servers.back().push_back(member.endpoint);
       }
       probes = std::make_unique<prober>(s->health, s->probes, std::move(servers));
     };
