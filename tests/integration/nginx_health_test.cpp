@@ -344,7 +344,9 @@ TEST_SUITE("nginx route health") {
     CHECK(m.at(state("beta", "open")) == 1);
     CHECK(m.at(state("gray", "closed")) == 1);
     CHECK(m.at(requests("production", "fallback", "2xx")) == 1);
-    CHECK(http_get(s.front, "/-/grayroute/status").body.find("{\"route\":\"beta\",\"state\":\"open\"") != std::string::npos);
+    const std::string status = http_get(s.front, "/-/grayroute/status").body;
+    CHECK(status.find("\"routes\":[\"production\",\"gray\",\"beta\"]") != std::string::npos);
+    CHECK(status.find("{\"route\":\"beta\",\"state\":\"open\"") != std::string::npos);
   }
 
   TEST_CASE("a rule's fallback= names where its decisions go when their route is open") {
