@@ -309,6 +309,32 @@ TEST_SUITE("nginx route health") {
     CHECK(count_of(nginx.error_log(), "route \"gray\" closed -> open (connect_failures)") == 1);
   }
 
+  TEST_CASE("a request that sends no response header has its outcome counted once it is finished") {
+    health_setup s;  // nothing listens on s.gray: refused; the error_page location closes the connection
+    nginx_server nginx(s.dir, "grayroute_list 127.0.0.2;\ngrayroute_health cooldown=60s;\n"
+                       "upstream graybox { server 127.0.0.1:" + std::to_string(s.gray) + "; }\n"
+                       "server { listen 127.0.0.1:" + std::to_string(s.front) + R"( reuseport;
+  location / { grayroute_route client1 graybox; proxy_pass http://$grayroute_upstream; error_page 502 = @closed; }
+  location @closed { return 444; }
+  location = /-/grayroute/metrics { grayroute_metrics; }
+})",
+                       "");
+    REQUIRE(wait_for_port(s.front));
+    // No header goes out, so the log phase records the outcome, after the connection is
+    // closed: each step waits for the page to show the previous one.
+    for (int i = 1; i <= 3; ++i) {
+      CHECK(http_get(s.front, "/", {}, std::chrono::seconds(5), "127.0.0.2").status == 0);
+      CHECK(eventually([&] { return s.metrics().at(outcomes("gray", "connect_failure")) == i; }));
+    }
+    const http_reply r = http_get(s.front, "/", {}, std::chrono::seconds(5), "127.0.0.2");
+    CHECK(r.status == 200);
+    CHECK(r.body == "this 8080\n");
+    const auto m = s.metrics();
+    CHECK(m.at(outcomes("gray", "connect_failure")) == 3);  // once each, not by the header filter too
+    CHECK(m.at(state("gray", "open")) == 1);
+    CHECK(m.at(outcomes("production", "success")) == 1);
+  }
+
   TEST_CASE("a gray that accepts but never answers is counted as timeouts (504 made by nginx)") {
     health_setup s;
     // A listening socket nobody accepts from: the kernel completes the handshake, nginx
