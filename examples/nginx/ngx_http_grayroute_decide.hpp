@@ -2,8 +2,9 @@
 // module's parts call (ngx_http_grayroute_conf.hpp lists them). Each concern lives in its
 // own file:
 //   ngx_http_grayroute_health.cpp  the routes' health in a shared-memory zone shared by all
-//                                  workers (grayroute_health), the log-phase handler that
-//                                  feeds it, and the Prometheus page (grayroute_metrics)
+//                                  workers (grayroute_health), the header filter and the
+//                                  log-phase handler that feed it, and the Prometheus page
+//                                  (grayroute_metrics)
 //   ngx_http_grayroute_pin.cpp     pinning anonymous users (grayroute_pin_cookie)
 //   ngx_http_grayroute_token.cpp   decision tokens between tiers (grayroute_decision_key_file,
 //                                  $grayroute_decision) and the PROXY-protocol client address
@@ -82,7 +83,8 @@ std::vector<grayroute::route_id> health_routes(decide_state& s, const grayroute:
 
 /// From postconfiguration, once every location is merged: the route table, the
 /// shared-memory zone (a default one when routing is configured without
-/// grayroute_health) and the log-phase handler. `routing` says whether any location routes.
+/// grayroute_health), the header filter and the log-phase handler that record outcomes.
+/// `routing` says whether any location routes.
 ngx_int_t finish_decide_config(ngx_conf_t* cf, decide_state& s, bool routing);
 
 /// The routes' breakers for grayroute_status: [{"route":..,"state":..,"window_outcomes":..,
@@ -102,10 +104,10 @@ grayroute::ip_address decision_peer(const ngx_http_request_t* r, const decide_st
 void honour_token(const ngx_http_request_t* r, const decide_state& s, const grayroute::policy& policy,
                   const grayroute::ip_address& peer, grayroute::decision& d) noexcept;
 
-/// Sends a decision for an open route to the location's first route (reason `fallback`;
-/// the policy has no per-rule fallback) and notes the route so the log phase records the
-/// outcome of the upstream attempt that follows. `health_route`: the location's
-/// loc_state::health_route.
+/// Sends a decision for an open route to the deciding rule's fallback= route, else to the
+/// location's first route (reason `fallback`), and notes the route so the outcome of the
+/// upstream attempts that follow is recorded when the response header goes out.
+/// `health_route`: the location's loc_state::health_route.
 void guard_health(ngx_http_request_t* r, decide_state& s, const std::vector<grayroute::route_id>& health_route,
                   grayroute::decision& d) noexcept;
 

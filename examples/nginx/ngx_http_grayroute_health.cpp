@@ -10,15 +10,20 @@
 // master, when the zone is ready; workers inherit it), with the same configuration.
 //
 // Feeding: a decision made by the module (guard_health) leaves a note in the request's
-// pool cleanup list - found again in the log phase even after an internal redirect
-// (error_page), which resets module contexts; ngx_http_realip_module finds its context
-// the same way. The log-phase handler reads the upstream attempts that followed the
-// decision from r->upstream_states (what $upstream_status and $upstream_response_time
-// print), the last attempt of that group being the route's outcome:
+// pool cleanup list - found again after an internal redirect (error_page), which resets
+// module contexts; ngx_http_realip_module finds its context the same way. The upstream
+// attempts that followed the decision are in r->upstream_states (what $upstream_status and
+// $upstream_header_time print), the last attempt of that group being the route's outcome:
 //   a response (header received): its status, 5xx an error;
 //   504 without a response: timeout (nginx's proxy_connect_timeout / proxy_read_timeout);
 //   502 without a response: connect_failure (refused, reset, no live upstreams).
-// A request the client abandoned (no status) is not counted.
+// It is recorded when the request's response header goes out (a header filter), before
+// the client can have any byte of the response: the next request a client sends after a
+// response, to either worker, is decided with that response's outcome counted. The log
+// phase records only what no response header carried (a request that sent none); a note
+// is counted and recorded once. A request the client abandoned (no status) has no outcome.
+// What goes wrong after the header (a body cut short) is not an outcome, as for nginx's
+// own max_fails.
 //
 // A breaker change is logged once, by the worker whose compare-and-swap made it, at
 // `warn`, with the figures that made it.
@@ -150,18 +155,22 @@ ngx_int_t init_zone(ngx_shm_zone_t* zone, void* old_data) {
   return NGX_OK;
 }
 
-// ---- the log phase -------------------------------------------------------------------
+// ---- recording: the response header, else the log phase ----------------------------
 
-// What guard_health leaves in the request pool for the log phase: one allocation of 40
-// bytes holding its own link in the pool's cleanup list (the request pool is 4k by default
-// and a second allocation was measured to spill it into another block more often).
+// What guard_health leaves in the request pool: one allocation of 40 bytes holding its own
+// link in the pool's cleanup list (the request pool is 4k by default and a second
+// allocation was measured to spill it into another block more often).
 struct routed_note {
   ngx_pool_cleanup_t link;      // handler routed_marker, data this note
   ngx_http_request_t* request;  // the (sub)request whose upstream attempts follow
   std::uint32_t first_state;    // r->upstream_states->nelts when the decision was made
   grayroute::route_id route;
   grayroute::route_reason reason;
+  std::uint8_t done;            // kCounted | kRecorded: each is done once, header or log phase
 };
+static_assert(sizeof(routed_note) <= 40, "routed_note stays within its 40 bytes (see above)");
+constexpr std::uint8_t kCounted = 1;   // grayroute_requests_total has the request
+constexpr std::uint8_t kRecorded = 2;  // the route's health has the outcome
 
 void routed_marker(void*) {}  // identifies the notes among the pool's cleanups
 
@@ -170,6 +179,10 @@ struct route_outcome {
   std::chrono::microseconds latency;
 };
 
+// The outcome of the route's attempts, once the last one has a status: its response's
+// (header received) or the 502/504 nginx made of it. The latency runs to each attempt's
+// response header (or to its failure), as grayroute-proxy measures it, so it is the same
+// whether the outcome is recorded from the header filter or from the log phase.
 std::optional<route_outcome> outcome_of(const routed_note& note) noexcept {
   const ngx_array_t* array = note.request->upstream_states;
   if (!array) return std::nullopt;
@@ -180,13 +193,18 @@ std::optional<route_outcome> outcome_of(const routed_note& note) noexcept {
   while (i < array->nelts && states[i].peer == nullptr) ++i;
   const ngx_http_upstream_state_t* last = nullptr;
   ngx_msec_t total = 0;
+  constexpr auto kUnset = static_cast<ngx_msec_t>(-1);
   for (; i < array->nelts && states[i].peer != nullptr; ++i) {
     last = &states[i];
-    if (last->response_time != static_cast<ngx_msec_t>(-1)) total += last->response_time;
+    if (last->header_time != kUnset) {
+      total += last->header_time;
+    } else if (last->response_time != kUnset) {
+      total += last->response_time;
+    }
   }
   if (!last || last->status == 0) return std::nullopt;
   grayroute::outcome what = grayroute::outcome_of_status(static_cast<unsigned>(last->status));
-  if (last->header_time == static_cast<ngx_msec_t>(-1)) {
+  if (last->header_time == kUnset) {
     if (last->status == NGX_HTTP_GATEWAY_TIME_OUT) what = grayroute::outcome::timeout;
     if (last->status == NGX_HTTP_BAD_GATEWAY) what = grayroute::outcome::connect_failure;
   }
@@ -201,15 +219,44 @@ void count_request(const decide_state& s, const routed_note& note) noexcept {
   s.request_counts[(note.route * kReasons + reason) * kStatusClasses + status_class].fetch_add(1, std::memory_order_relaxed);
 }
 
+// Counts and records what is known of each note not done yet: of `only`'s notes (its
+// response header is going out), or of every note (nullptr: the log phase).
+void settle_notes(const decide_state& s, ngx_http_request_t* r, const ngx_http_request_t* only) noexcept {
+  for (ngx_pool_cleanup_t* c = r->pool->cleanup; c; c = c->next) {
+    if (c->handler != routed_marker) continue;
+    auto& note = *static_cast<routed_note*>(c->data);
+    if ((only && note.request != only) || note.done == (kCounted | kRecorded)) continue;
+    if (!(note.done & kCounted)) {
+      count_request(s, note);
+      note.done |= kCounted;
+    }
+    if (!(note.done & kRecorded)) {
+      if (const auto o = outcome_of(note)) {
+        s.health->record(note.route, o->what, o->latency, now_ms());
+        note.done |= kRecorded;
+      }
+    }
+  }
+}
+
+ngx_http_output_header_filter_pt next_header_filter = nullptr;
+
+// Before the response header leaves: what the client is about to get is its outcome's
+// consequence, so a client (or another worker) that has the response has the outcome
+// counted too. Stock nginx's max_fails is as early: peer.free in upstream finalize, before
+// the error page or the response is sent.
+ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
+  const decide_state& s = decide_of(r);
+  if (s.health) settle_notes(s, r, r);
+  return next_header_filter(r);
+}
+
+// What no response header carried: a request that sent none (an error_page to a location
+// that answers `return 444`, for one) still has its route's outcome recorded here, and a
+// request the client abandoned (no status) is counted under status class none.
 ngx_int_t log_handler(ngx_http_request_t* r) {
   const decide_state& s = decide_of(r);
-  if (!s.health) return NGX_OK;
-  for (const ngx_pool_cleanup_t* c = r->pool->cleanup; c; c = c->next) {
-    if (c->handler != routed_marker) continue;
-    const auto& note = *static_cast<const routed_note*>(c->data);
-    count_request(s, note);
-    if (const auto o = outcome_of(note)) s.health->record(note.route, o->what, o->latency, now_ms());
-  }
+  if (s.health) settle_notes(s, r, nullptr);
   return NGX_OK;
 }
 
@@ -337,6 +384,8 @@ ngx_int_t finish_decide_config(ngx_conf_t* cf, decide_state& s, bool routing) {
   auto* handler = static_cast<ngx_http_handler_pt*>(ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers));
   if (!handler) return NGX_ERROR;
   *handler = log_handler;
+  next_header_filter = ngx_http_top_header_filter;
+  ngx_http_top_header_filter = header_filter;
   return NGX_OK;
 }
 
@@ -379,6 +428,7 @@ void guard_health(ngx_http_request_t* r, decide_state& s, const std::vector<gray
   note->first_state = r->upstream_states ? static_cast<std::uint32_t>(r->upstream_states->nelts) : 0;
   note->route = shared.route;
   note->reason = d.reason;
+  note->done = 0;
   r->pool->cleanup = &note->link;
 }
 

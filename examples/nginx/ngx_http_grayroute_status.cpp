@@ -50,10 +50,13 @@ std::string status_json(const main_state& m) {
   const list_state* unnamed = m.find_list("");
   std::string out = "{\"module\":\"grayroute\",\"version\":\"" GRAYROUTE_VERSION_STRING "\",\"worker_pid\":";
   out += std::to_string(static_cast<long>(ngx_pid));
+  // Every route the configuration names, each once: the http block's grayroute_routes,
+  // then those its locations add (decide_state::route_names, as "health" lists them).
+  const std::vector<std::string>& routes = m.decide.routes ? m.decide.routes->names() : m.routes;
   out += ",\"routes\":[";
-  for (std::size_t i = 0; i < m.routes.size(); ++i) {
+  for (std::size_t i = 0; i < routes.size(); ++i) {
     if (i) out += ',';
-    append_json_string(out, m.routes[i]);
+    append_json_string(out, routes[i]);
   }
   out += "]";
   // "degraded" while a Redis list is failing or stale (never synced, disconnected, slow).

@@ -111,6 +111,12 @@ TEST_SUITE("nginx module policy") {
                              "\"redis\":{\"health\":\"ok\",\"problem\":\"\",\"connected\":true,\"synced_once\":true,"
                              "\"from_snapshot\":false,") != std::string::npos);
       CHECK(status.body.find(example::kRedisPassword) == std::string::npos);
+      // Every route the configuration names, each once: the http block's two, then the
+      // location's beta; each with its breaker (health is on by default).
+      CHECK(status.body.find("\"routes\":[\"production\",\"gray\",\"beta\"]") != std::string::npos);
+      CHECK(status.body.find("\"health\":[{\"route\":\"production\",\"state\":\"closed\",") != std::string::npos);
+      CHECK(status.body.find("{\"route\":\"gray\",\"state\":\"closed\",") != std::string::npos);
+      CHECK(status.body.find("{\"route\":\"beta\",\"state\":\"closed\",") != std::string::npos);
     }
     SUBCASE("every generated request decides as the library does") {
       const example::oracle oracle;
