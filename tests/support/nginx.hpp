@@ -69,13 +69,9 @@ class nginx_server {
       : nginx_server(dir, http_extra, locations, options{}) {}
   nginx_server(const temp_dir& dir, const std::string& http_extra, const std::string& locations, options opts)
       : dir_(dir), options_(std::move(opts)), port_(free_port()) {
-    // Distinct: free_port() may return a port it has just returned, and nginx would merge
-    // two servers listening on one address into virtual servers of one socket, silently.
-    for (const auto& body : options_.backends) {
-      int port = free_port();
-      for (int tries = 0; tries < 100 && (port == port_ || used_by_backend(port)); ++tries) port = free_port();
-      backends_.push_back({body, port});
-    }
+    // Distinct (free_port never repeats itself): nginx would merge two servers listening
+    // on one address into virtual servers of one socket, silently.
+    for (const auto& body : options_.backends) backends_.push_back({body, free_port()});
     write_config(http_extra, locations);
     if (options_.start) start();
   }
@@ -193,13 +189,6 @@ class nginx_server {
   }
 
  private:
-  bool used_by_backend(int port) const {
-    for (const auto& b : backends_) {
-      if (b.port == port) return true;
-    }
-    return false;
-  }
-
   const temp_dir& dir_;
   options options_;
   int port_;

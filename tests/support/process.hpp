@@ -25,6 +25,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -100,21 +102,30 @@ class temp_dir {
   std::string path_;
 };
 
-/// A loopback TCP port that was free a moment ago (bind to 0, read, close).
+/// A loopback TCP port that was free a moment ago (bind to 0, read, close), never one
+/// this process has had before: the kernel may hand the same port to two binds in a row,
+/// and two servers of one test given one port would answer each other's requests.
 inline int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+  static std::mutex given_mutex;
+  static std::set<int> given;
+  for (int tries = 0; tries < 1000; ++tries) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      ::close(fd);
+      throw std::runtime_error("bind failed");
+    }
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
     ::close(fd);
-    throw std::runtime_error("bind failed");
+    const int port = ntohs(addr.sin_port);
+    const std::lock_guard<std::mutex> lock(given_mutex);
+    if (given.insert(port).second) return port;
   }
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  throw std::runtime_error("free_port: no port this process has not had already");
 }
 
 /// True once something accepts TCP connections on 127.0.0.1:port.
