@@ -78,15 +78,34 @@ class nginx_server {
 
   ~nginx_server() { stop(); }
 
+  /// Starts nginx and waits until it has bound every port (it writes its pid file only
+  /// then): a port that answers is not proof enough, another test's server may hold it.
+  /// The front port was only free when picked: if another process took it meanwhile,
+  /// it is picked again (3 tries); a taken port the test wrote itself fails the start.
   void start() {
-    process_ = process({"nginx", "-p", prefix(), "-c", conf_path()}, dir_.file("nginx.stdout"));
-    if (!wait_for_port(port_)) throw std::runtime_error("nginx did not start:\n" + error_log());
+    for (int attempt = 1;; ++attempt) {
+      ::unlink(dir_.file("nginx.pid").c_str());
+      ::unlink(dir_.file("nginx.stdout").c_str());
+      process_ = process({"nginx", "-p", prefix(), "-c", conf_path()}, dir_.file("nginx.stdout"));
+      const bool bound = eventually([&] { return !read_proc_file(dir_.file("nginx.pid")).empty() || !process_.running(); },
+                                    std::chrono::seconds(15));
+      if (bound && process_.running() && wait_for_port(port_)) return;
+      process_.stop();
+      const std::string said = read_proc_file(dir_.file("nginx.stdout")) + error_log();
+      const bool front_taken =
+          said.find("127.0.0.1:" + std::to_string(port_) + " failed (98: Address already in use)") != std::string::npos;
+      if (!front_taken || attempt == 3) throw std::runtime_error("nginx did not start:\n" + said);
+      port_ = free_port();
+      write_config(http_extra_, locations_);
+    }
   }
 
   void stop() { process_.stop(); }
 
   /// Rewrites nginx.conf; takes effect at the next reload().
   void write_config(const std::string& http_extra, const std::string& locations) {
+    http_extra_ = http_extra;
+    locations_ = locations;
     std::ostringstream c;
     c << "load_module " << GRAYROUTE_NGINX_MODULE_PATH << ";\n"
       << "daemon off;\nmaster_process on;\n"
@@ -193,6 +212,7 @@ class nginx_server {
   options options_;
   int port_;
   std::vector<backend> backends_;
+  std::string http_extra_, locations_;  // what the last write_config wrote, to write again on a new port
   process process_;
 };
 
