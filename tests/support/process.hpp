@@ -10,6 +10,7 @@
 #define GRAYROUTE_TESTS_SUPPORT_PROCESS_HPP
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -149,6 +150,36 @@ inline bool wait_for_port(int port, std::chrono::milliseconds timeout = std::chr
   return false;
 }
 
+/// True when process `pid` itself holds a socket listening on 127.0.0.1:port (by
+/// /proc/net/tcp and the process's descriptors): a port that merely answers may be
+/// another test's server that took it between free_port() and our bind.
+inline bool listens_on(pid_t pid, int port) {
+  char local[32];
+  std::snprintf(local, sizeof local, "0100007F:%04X", static_cast<unsigned>(port));
+  std::vector<std::string> inodes;
+  std::istringstream table(read_proc_file("/proc/net/tcp"));
+  for (std::string line; std::getline(table, line);) {
+    std::istringstream fields(line);
+    std::string slot, address, remote, state, queues, timer, retransmits, uid, timeout, inode;
+    fields >> slot >> address >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >> inode;
+    if (address == local && state == "0A") inodes.push_back("socket:[" + inode + "]");
+  }
+  if (inodes.empty()) return false;
+  const std::string fd_dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* dir = ::opendir(fd_dir.c_str());
+  if (!dir) return false;
+  bool found = false;
+  while (dirent* entry = ::readdir(dir)) {
+    char target[64];
+    const ssize_t n = ::readlink((fd_dir + "/" + entry->d_name).c_str(), target, sizeof target - 1);
+    if (n <= 0) continue;
+    target[n] = '\0';
+    for (const auto& inode : inodes) found = found || inode == target;
+  }
+  ::closedir(dir);
+  return found;
+}
+
 /// Polls `done` every few ms until it holds or `timeout` passes.
 template <class Predicate>
 bool eventually(Predicate done, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
@@ -275,14 +306,28 @@ class redis_server {
     start();
   }
 
-  /// (Re)starts on the same port, as after a crash or a restart.
+  /// (Re)starts on the same port, as after a crash or a restart. Started means this
+  /// redis-server listens there itself; on the first start a port another process took
+  /// meanwhile is picked again (3 tries).
   void start() {
-    std::vector<std::string> argv = {"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
-                                     "--dir", dir_.path(), "--save", "", "--appendonly", "no", "--daemonize", "no"};
-    if (!options_.password.empty()) argv.insert(argv.end(), {"--requirepass", options_.password});
-    if (options_.persistence) argv.insert(argv.end(), {"--save", "1 1"});
-    process_ = process(argv, dir_.file("redis-" + std::to_string(port_) + ".log"));
-    if (!wait_for_port(port_)) throw std::runtime_error("redis-server did not start: " + process_.log());
+    for (int attempt = 1;; ++attempt) {
+      std::vector<std::string> argv = {"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
+                                       "--dir", dir_.path(), "--save", "", "--appendonly", "no", "--daemonize", "no"};
+      if (!options_.password.empty()) argv.insert(argv.end(), {"--requirepass", options_.password});
+      if (options_.persistence) argv.insert(argv.end(), {"--save", "1 1"});
+      process_ = process(argv, dir_.file("redis-" + std::to_string(port_) + ".log"));
+      eventually([&] { return listens_on(process_.pid(), port_) || !process_.running(); }, std::chrono::seconds(10));
+      if (listens_on(process_.pid(), port_)) {
+        started_ = true;
+        return;
+      }
+      const std::string said = process_.log();
+      process_.stop();
+      if (started_ || attempt == 3 || said.find("Address already in use") == std::string::npos) {
+        throw std::runtime_error("redis-server did not start: " + said);
+      }
+      port_ = free_port();
+    }
   }
 
   void stop() { process_.stop(); }
@@ -315,6 +360,7 @@ class redis_server {
   const temp_dir& dir_;
   options options_;
   int port_;
+  bool started_ = false;  // once it has served, a restart keeps its port
   process process_;
 };
 

@@ -40,16 +40,35 @@ inline std::string header(const std::string& headers, const std::string& name) {
 /// Resident and peak memory of a process, in KiB (VmRSS / VmHWM).
 inline long memory_kib(pid_t pid, const char* field = "VmRSS") { return proc_status_field(pid, field); }
 
+/// Starts `launch(port)` until the process it starts listens on the port itself (a port
+/// that merely answers may be another test's server, which took it after free_port());
+/// when `may_move`, a port found taken is picked again (3 tries). `port` ends as used.
+template <class Launch>
+process start_owning_port(int& port, bool may_move, const char* what, Launch launch) {
+  for (int attempt = 1;; ++attempt) {
+    process p = launch(port);
+    eventually([&] { return listens_on(p.pid(), port) || !p.running(); }, std::chrono::seconds(10));
+    if (listens_on(p.pid(), port)) return p;
+    const std::string said = p.log();
+    p.stop();
+    if (!may_move || attempt == 3 || port_open(port) == false) {
+      throw std::runtime_error(std::string(what) + " did not start: " + said);
+    }
+    port = free_port();
+  }
+}
+
 /// grayroute-backend: answers with its name; see examples/asio_proxy/backend.cpp.
 class backend {
  public:
   /// `args`: more flags (`--status 500`).
   backend(const temp_dir& dir, const std::string& name, int port = 0, const std::vector<std::string>& args = {})
       : port_(port ? port : free_port()) {
-    std::vector<std::string> argv = {GRAYROUTE_BACKEND_BIN, "--name", name, "--listen", "127.0.0.1:" + std::to_string(port_)};
-    argv.insert(argv.end(), args.begin(), args.end());
-    process_ = process(argv, dir.file(name + "-" + std::to_string(port_) + ".log"));
-    if (!wait_for_port(port_)) throw std::runtime_error("grayroute-backend did not start: " + process_.log());
+    process_ = start_owning_port(port_, !port, "grayroute-backend", [&](int p) {
+      std::vector<std::string> argv = {GRAYROUTE_BACKEND_BIN, "--name", name, "--listen", "127.0.0.1:" + std::to_string(p)};
+      argv.insert(argv.end(), args.begin(), args.end());
+      return process(argv, dir.file(name + "-" + std::to_string(p) + ".log"));
+    });
   }
   int port() const { return port_; }
   void stop() { process_.stop(); }
@@ -65,15 +84,16 @@ class backend {
 class proxy {
  public:
   proxy(const temp_dir& dir, int production_port, int gray_port, const std::vector<std::string>& args)
-      : port_(free_port()), log_path_(dir.file("proxy-" + std::to_string(port_) + ".log")) {
-    std::vector<std::string> argv = {GRAYROUTE_PROXY_BIN,
-                                     "--listen", "127.0.0.1:" + std::to_string(port_),
-                                     "--production", "127.0.0.1:" + std::to_string(production_port),
-                                     "--gray", "127.0.0.1:" + std::to_string(gray_port),
-                                     "--threads", "1"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    process_ = process(argv, log_path_);
-    if (!wait_for_port(port_)) throw std::runtime_error("grayroute-proxy did not start: " + process_.log());
+      : port_(free_port()) {
+    process_ = start_owning_port(port_, true, "grayroute-proxy", [&](int p) {
+      std::vector<std::string> argv = {GRAYROUTE_PROXY_BIN,
+                                       "--listen", "127.0.0.1:" + std::to_string(p),
+                                       "--production", "127.0.0.1:" + std::to_string(production_port),
+                                       "--gray", "127.0.0.1:" + std::to_string(gray_port),
+                                       "--threads", "1"};
+      argv.insert(argv.end(), args.begin(), args.end());
+      return process(argv, dir.file("proxy-" + std::to_string(p) + ".log"));
+    });
   }
   int port() const { return port_; }
   pid_t pid() const { return process_.pid(); }
@@ -82,7 +102,6 @@ class proxy {
 
  private:
   int port_;
-  std::string log_path_;
   process process_;
 };
 
